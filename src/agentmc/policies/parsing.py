@@ -1,0 +1,59 @@
+r"""Turn a model's free-text reply into one environment action.
+
+Models wrap actions in prose, quotes, prompts and thoughts. ``parse_action``
+takes the first line that looks like an action, after an ``Action:`` marker
+when one is present (ReAct style), and strips prompt markers, list bullets,
+quotes, backticks and trailing punctuation. A reply with nothing usable is
+returned as-is with ``parsed=False``: the environment then answers with its own
+feedback, and the rollout counts it.
+
+Example:
+    >>> parse_action("Thought: I need planks first.\nAction: get 2 oak logs.")
+    ('get 2 oak logs', True)
+    >>> parse_action('> "craft 4 oak planks using 1 oak log"')
+    ('craft 4 oak planks using 1 oak log', True)
+    >>> parse_action("   ")
+    ('', False)
+"""
+
+from __future__ import annotations
+
+import re
+
+_ACTION_MARKER = re.compile(r"^\s*(?:\*\*)?action(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.IGNORECASE)
+_THOUGHT_MARKER = re.compile(r"^\s*(?:\*\*)?(?:thought|think|reasoning)(?:\*\*)?\s*[:：]", re.I)
+_LEADING_NOISE = re.compile(r"^(?:>+|[-*•]\s+|\d+[.)]\s+|\$\s+)+\s*")
+_QUOTES = "\"'`“”‘’"
+_TRAILING = ".!;,:。"
+
+
+def _clean(line: str) -> str:
+    line = _LEADING_NOISE.sub("", line.strip())
+    line = line.strip().strip(_QUOTES).strip()
+    line = line.rstrip(_TRAILING).strip().strip(_QUOTES).strip()
+    return re.sub(r"\s+", " ", line)
+
+
+def parse_action(reply: str) -> tuple[str, bool]:
+    """Extract the action from a reply.
+
+    Args:
+        reply: Raw model output.
+
+    Returns:
+        ``(action, parsed)``: the cleaned action and whether one was found. When
+        nothing is found, ``action`` is the stripped reply (possibly empty).
+    """
+    lines = [line for line in reply.replace("\r", "").split("\n") if line.strip()]
+    for line in lines:  # an explicit "Action:" wins over everything else
+        if _ACTION_MARKER.match(line):
+            action = _clean(_ACTION_MARKER.sub("", line, count=1))
+            if action:
+                return action, True
+    for line in lines:
+        if _THOUGHT_MARKER.match(line):
+            continue
+        action = _clean(line)
+        if action and not action.startswith("```"):
+            return action, True
+    return reply.strip(), False

@@ -1,0 +1,159 @@
+"""The plain agent loop: one policy, one environment, one episode.
+
+``act`` asks the policy for one reply to the conversation so far and parses
+the action out of it; ``arollout`` alternates ``act`` and ``env.step`` until
+the episode terminates or is truncated, and returns a :class:`Trajectory`.
+This module and :mod:`agentmc.steer` are the only places where environments
+and policies meet.
+
+A policy call that fails for good (``PolicyError`` after its retries) ends the
+episode: the trajectory is returned with ``error`` set, so a run records the
+failure and goes on with other tasks.
+
+Example:
+    >>> import numpy as np
+    >>> from agentmc.envs import make
+    >>> from agentmc.policies.expert import NoisyExpertPolicy
+    >>> env = make("textcraft", task_id="0")
+    >>> trajectory = rollout(env, NoisyExpertPolicy(), np.random.default_rng(0))
+    >>> trajectory.n_steps > 0
+    True
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agentmc.data.trajectory import Trajectory, Turn
+from agentmc.envs.core import StepResult, TextEnv, valid_actions
+from agentmc.errors import PolicyError
+from agentmc.policies.core import Policy
+from agentmc.policies.parsing import parse_action
+from agentmc.seeding import draw_seed
+from agentmc.types import Message, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAction:
+    """One decision of the agent: its reply, the parsed action and what it cost."""
+
+    reply: str
+    action: str
+    parsed: bool
+    usage: Usage
+    logprob: float | None = None
+
+
+async def act(
+    policy: Policy,
+    messages: Sequence[Message],
+    rng: np.random.Generator,
+    *,
+    temperature: float = 1.0,
+    candidates: Sequence[str] | None = None,
+) -> AgentAction:
+    """Sample one reply from ``policy`` and parse the action out of it.
+
+    Raises:
+        PolicyError: The policy call failed for good.
+    """
+    completions = await policy.complete(
+        messages, n=1, temperature=temperature, seed=draw_seed(rng), candidates=candidates
+    )
+    if not completions:
+        raise PolicyError(f"policy {policy.name!r} returned no completion")
+    usage = Usage()
+    for completion in completions:
+        usage = usage + completion.usage
+    first = completions[0]
+    action, parsed = parse_action(first.text)
+    return AgentAction(first.text, action, parsed, usage, first.logprob)
+
+
+def make_turn(decision: AgentAction, result: StepResult) -> Turn:
+    """Combine an agent decision and the environment's answer into a :class:`Turn`."""
+    return Turn(
+        reply=decision.reply,
+        action=decision.action,
+        observation=result.observation,
+        reward=float(result.reward),
+        terminated=bool(result.terminated),
+        truncated=bool(result.truncated),
+        parsed=decision.parsed,
+        usage=decision.usage,
+    )
+
+
+def is_success(result: StepResult) -> bool:
+    """The environment's verdict on a final step (``info["success"]`` when present)."""
+    if "success" in result.info:
+        return bool(result.info["success"])
+    return bool(result.terminated and result.reward > 0)
+
+
+async def arollout(
+    env: TextEnv,
+    policy: Policy,
+    rng: np.random.Generator,
+    *,
+    temperature: float = 1.0,
+    max_steps: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Trajectory:
+    """Play one episode.
+
+    Args:
+        env: The task to play (reset here).
+        policy: The agent.
+        rng: Source of the environment seed and of every policy seed.
+        temperature: Sampling temperature passed to the policy.
+        max_steps: Extra step cap on top of the environment's own (reported as truncation).
+        meta: JSON-safe details stored with the trajectory.
+
+    Returns:
+        The trajectory; ``error`` is set if a policy call failed for good.
+    """
+    seed = draw_seed(rng)
+    task, _ = env.reset(seed=seed)
+    messages: tuple[Message, ...] = (Message("user", task),)
+    turns: list[Turn] = []
+    success = False
+    error = None
+    while True:
+        try:
+            decision = await act(
+                policy, messages, rng, temperature=temperature, candidates=valid_actions(env)
+            )
+        except PolicyError as failure:
+            error = str(failure)
+            break
+        result = env.step(decision.action)
+        if max_steps is not None and len(turns) + 1 >= max_steps and not result.terminated:
+            result = result._replace(truncated=True)
+        turns.append(make_turn(decision, result))
+        messages += (Message("assistant", decision.reply), Message("user", result.observation))
+        if result.terminated or result.truncated:
+            success = is_success(result)
+            break
+    return Trajectory(
+        env_id=env.env_id,
+        task_id=env.task_id,
+        task=task,
+        turns=tuple(turns),
+        policy=policy.name,
+        synthetic=policy.synthetic,
+        success=success,
+        seed=seed,
+        error=error,
+        meta=dict(meta or {}),
+    )
+
+
+def rollout(env: TextEnv, policy: Policy, rng: np.random.Generator, **kwargs: Any) -> Trajectory:
+    """Synchronous :func:`arollout` (starts an event loop)."""
+    return asyncio.run(arollout(env, policy, rng, **kwargs))
