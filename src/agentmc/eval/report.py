@@ -1,0 +1,392 @@
+"""Markdown and self-contained HTML reports with plots.
+
+``write_report(out_dir, report)`` writes ``report.md``, ``report.html`` (PNG
+plots embedded as data URIs, so it opens in a browser with no network and no
+neighbouring files) and the PNGs themselves. Plots, each drawn only when the
+data for it exists:
+
+- success vs K per method family (with 95% intervals);
+- success vs policy calls per task (the cost frontier);
+- ESS / K over steps for SMC methods;
+- critic calibration (reliability diagram);
+- a per-task win/loss grid (tasks x methods).
+
+Every table states the split and the selection mode of each method; results of
+synthetic stand-in policies are labelled as such.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentmc.errors import require
+from agentmc.eval.summary import Comparison, MethodSummary, Row
+
+SELECTION_MEANING = {
+    "reward": "the environment's true final reward picks the answer (simulator planning; "
+    "comparable to pass@K, not deployable)",
+    "weight": "sampled from the final SMC weights (deployable: no true reward used)",
+    "critic": "highest critic value (deployable: no true reward used)",
+    "first": "the first sample (deployable)",
+    "none": "a single run, nothing to select",
+}
+
+
+@dataclass
+class Report:
+    """Everything a report shows."""
+
+    title: str
+    summaries: list[MethodSummary]
+    comparisons: list[Comparison]
+    rows: list[Row]
+    details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    ess: dict[str, list[list[float]]] = field(default_factory=dict)
+    calibration: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unknown"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def summary_table(summaries: Sequence[MethodSummary]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the main comparison table."""
+    header = [
+        "method",
+        "selection",
+        "split",
+        "tasks",
+        "success % [95% CI]",
+        "mean return",
+        "steps to success",
+        "calls/task",
+        "tokens/task",
+        "cost/task $",
+        "wall s/task",
+        "cost/success $",
+        "failed",
+    ]
+    body = []
+    for s in summaries:
+        label = s.method + (" (synthetic)" if s.synthetic else "")
+        body.append(
+            [
+                label,
+                s.selection,
+                s.split,
+                str(s.n_tasks),
+                s.success.format(percent=True, digits=1),
+                s.mean_return.format(),
+                _fmt(s.steps_to_success.value, 1),
+                _fmt(s.calls.value, 1),
+                _fmt(s.tokens.value, 0),
+                _fmt(s.cost.value, 4),
+                _fmt(s.wall_s.value, 2),
+                _fmt(s.cost_per_success, 4),
+                str(s.failures),
+            ]
+        )
+    return header, body
+
+
+def comparison_table(comparisons: Sequence[Comparison]) -> tuple[list[str], list[list[str]]]:
+    header = ["A vs B", "tasks", "success diff A-B (pp) [95% CI]", "only A", "only B", "McNemar p"]
+    body = [
+        [
+            f"{c.a} vs {c.b}",
+            str(c.n_tasks),
+            c.difference.format(percent=True, digits=1),
+            str(c.test.only_a),
+            str(c.test.only_b),
+            f"{c.test.p_value:.3g}",
+        ]
+        for c in comparisons
+    ]
+    return header, body
+
+
+def _markdown_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+# -- plots --------------------------------------------------------------------------------
+
+
+def _family(method: str) -> tuple[str, float | None]:
+    """Split "amc-k8" into ("amc", 8.0); methods without K give (name, None)."""
+    name, _, k = method.rpartition("-k")
+    if name and k.isdigit():
+        return name, float(k)
+    return method, None
+
+
+def _plot_success_vs_k(plt, summaries, path: Path) -> bool:
+    families: dict[str, list[tuple[float, MethodSummary]]] = {}
+    for s in summaries:
+        family, k = _family(s.method)
+        families.setdefault(family, []).append((1.0 if k is None else k, s))
+    if not any(len(v) > 1 for v in families.values()):
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family, points in families.items():
+        points.sort(key=lambda p: p[0])
+        ks = [p[0] for p in points]
+        values = [100 * p[1].success.value for p in points]
+        lows = [100 * (p[1].success.value - p[1].success.low) for p in points]
+        highs = [100 * (p[1].success.high - p[1].success.value) for p in points]
+        errors = np.nan_to_num(np.array([lows, highs]))
+        ax.errorbar(ks, values, yerr=errors, marker="o", capsize=3, label=family)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("K (particles / samples)")
+    ax.set_ylabel("success % (95% CI)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_cost(plt, summaries, path: Path) -> bool:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in summaries:
+        ax.errorbar(
+            s.calls.value,
+            100 * s.success.value,
+            yerr=np.nan_to_num(
+                [
+                    [100 * (s.success.value - s.success.low)],
+                    [100 * (s.success.high - s.success.value)],
+                ]
+            ),
+            marker="o",
+            capsize=3,
+            label=f"{s.method} ({s.selection})",
+        )
+    ax.set_xlabel("policy calls per task")
+    ax.set_ylabel("success % (95% CI)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_ess(plt, ess: dict[str, list[list[float]]], path: Path) -> bool:
+    if not ess:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, traces in ess.items():
+        length = max(len(t) for t in traces)
+        grid = np.full((len(traces), length), np.nan)
+        for i, trace in enumerate(traces):
+            grid[i, : len(trace)] = trace
+        ax.plot(np.arange(1, length + 1), np.nanmean(grid, axis=0), marker=".", label=method)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean ESS / K (before resampling)")
+    ax.set_ylim(0, 1.05)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_calibration(plt, calibration, path: Path) -> bool:
+    if calibration is None or len(calibration[0]) == 0:
+        return False
+    predicted, outcome = (np.asarray(x, dtype=float) for x in calibration)
+    edges = np.linspace(predicted.min(), predicted.max() + 1e-9, 11)
+    index = np.clip(np.digitize(predicted, edges) - 1, 0, 9)
+    xs, ys, ns = [], [], []
+    for b in range(10):
+        mask = index == b
+        if mask.any():
+            xs.append(predicted[mask].mean())
+            ys.append(outcome[mask].mean())
+            ns.append(int(mask.sum()))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    low, high = min(edges[0], 0.0), max(edges[-1], 1.0)
+    ax.plot([low, high], [low, high], "--", color="grey", label="perfect")
+    ax.scatter(xs, ys, s=[10 + 3 * n for n in ns], label="bins (size = count)")
+    ax.set_xlabel("critic value")
+    ax.set_ylabel("observed outcome")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _plot_grid(plt, rows: Sequence[Row], methods: list[str], path: Path) -> bool:
+    from agentmc.data.store import natural_key
+
+    tasks = sorted({str(r["task_id"]) for r in rows}, key=natural_key)
+    if not tasks or not methods:
+        return False
+    grid = np.full((len(methods), len(tasks)), np.nan)
+    for r in rows:
+        if r["method"] in methods:
+            grid[methods.index(r["method"]), tasks.index(str(r["task_id"]))] = float(r["success"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(tasks) + 2), 0.45 * len(methods) + 1.2))
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="lightgrey")
+    ax.imshow(
+        np.ma.masked_invalid(grid),
+        aspect="auto",
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    ax.set_yticks(range(len(methods)), methods)
+    step = max(1, len(tasks) // 25)
+    ax.set_xticks(range(0, len(tasks), step), tasks[::step], rotation=90, fontsize=6)
+    ax.set_xlabel("task (green = solved, red = failed, grey = not run)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def draw_plots(out_dir: Path, report: Report) -> list[tuple[str, Path]]:
+    """Write the PNG plots; returns (caption, path) for each plot drawn."""
+    matplotlib = require("matplotlib", "report")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [s.method for s in report.summaries]
+    wanted = [
+        (
+            "Success vs K",
+            "success_vs_k.png",
+            lambda p: _plot_success_vs_k(plt, report.summaries, p),
+        ),
+        ("Success vs cost", "success_vs_cost.png", lambda p: _plot_cost(plt, report.summaries, p)),
+        ("ESS over steps", "ess.png", lambda p: _plot_ess(plt, report.ess, p)),
+        (
+            "Critic calibration",
+            "calibration.png",
+            lambda p: _plot_calibration(plt, report.calibration, p),
+        ),
+        (
+            "Per-task wins and losses",
+            "tasks.png",
+            lambda p: _plot_grid(plt, report.rows, methods, p),
+        ),
+    ]
+    drawn = []
+    for caption, name, draw in wanted:
+        path = out_dir / name
+        if draw(path):
+            drawn.append((caption, path))
+    return drawn
+
+
+# -- documents ----------------------------------------------------------------------------
+
+
+def _selection_lines(summaries: Sequence[MethodSummary]) -> list[str]:
+    modes = sorted({s.selection for s in summaries})
+    return [f"- `{m}`: {SELECTION_MEANING.get(m, m)}" for m in modes]
+
+
+def write_report(out_dir: str | Path, report: Report) -> tuple[Path, Path]:
+    """Write ``report.md``, ``report.html`` and the plots into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = draw_plots(out_dir, report)
+    header, body = summary_table(report.summaries)
+    cheader, cbody = comparison_table(report.comparisons)
+    details = [f"- **{k}**: {v}" for k, v in report.details.items()]
+    synthetic = any(s.synthetic for s in report.summaries)
+
+    md = [f"# {report.title}", ""]
+    if synthetic:
+        md += ["> Results marked *(synthetic)* come from a stand-in policy, not a real LLM.", ""]
+    md += details + ["", "## Results", "", _markdown_table(header, body), ""]
+    md += ["Selection modes:", *_selection_lines(report.summaries), ""]
+    if cbody:
+        md += ["## Paired comparisons (same tasks)", "", _markdown_table(cheader, cbody), ""]
+    if report.notes:
+        md += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
+    for caption, path in plots:
+        md += [f"## {caption}", "", f"![{caption}]({path.name})", ""]
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+
+    figures = "".join(
+        f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' "
+        f"src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'/>"
+        for caption, path in plots
+    )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:0.85em}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%}.warn{background:#fff3cd;padding:0.5em 1em}"
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}"
+        f"</title><style>{style}</style></head><body><h1>{html.escape(report.title)}</h1>"
+    ]
+    if synthetic:
+        parts.append(
+            "<p class='warn'>Results marked <em>(synthetic)</em> come from a stand-in "
+            "policy, not a real LLM.</p>"
+        )
+    parts.append(
+        "<ul>"
+        + "".join(
+            f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
+            for k, v in report.details.items()
+        )
+        + "</ul>"
+    )
+    parts.append("<h2>Results</h2>" + _html_table(header, body))
+    parts.append(
+        "<p>Selection modes:</p><ul>"
+        + "".join(
+            f"<li><code>{html.escape(m)}</code>: {html.escape(SELECTION_MEANING.get(m, m))}</li>"
+            for m in sorted({s.selection for s in report.summaries})
+        )
+        + "</ul>"
+    )
+    if cbody:
+        parts.append("<h2>Paired comparisons (same tasks)</h2>" + _html_table(cheader, cbody))
+    if report.notes:
+        parts.append(
+            "<h2>Notes</h2><ul>"
+            + "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+            + "</ul>"
+        )
+    parts.append(figures + "</body></html>")
+    html_path = out_dir / "report.html"
+    html_path.write_text("".join(parts), encoding="utf-8")
+    return md_path, html_path

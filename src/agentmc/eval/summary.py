@@ -1,0 +1,122 @@
+"""Per-method summaries of an evaluation: the numbers every report shows.
+
+An evaluation produces one *result row* per (method, task): a flat dict with
+at least ``method``, ``selection``, ``split``, ``task_id``, ``success``,
+``return``, ``steps``, ``calls``, ``tokens``, ``cost`` (``None`` when
+unknown) and ``wall_s``. ``summarize`` turns rows into one
+:class:`MethodSummary` per method, with bootstrap intervals; ``compare`` pairs
+two methods on their common tasks.
+
+Example:
+    >>> rows = [{"method": "single", "selection": "none", "split": "test", "task_id": str(i),
+    ...          "success": i % 2 == 0, "return": float(i % 2 == 0), "steps": 5, "calls": 5,
+    ...          "tokens": 0, "cost": 0.0, "wall_s": 0.1} for i in range(10)]
+    >>> summarize(rows, np.random.default_rng(0))[0].success.value
+    0.5
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agentmc.eval.metrics import (
+    Estimate,
+    McNemar,
+    bootstrap_mean,
+    cost_per_success,
+    mcnemar,
+    paired_difference,
+)
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """Aggregates of one method over its tasks."""
+
+    method: str
+    selection: str
+    split: str
+    n_tasks: int
+    success: Estimate
+    mean_return: Estimate
+    steps_to_success: Estimate
+    calls: Estimate
+    tokens: Estimate
+    cost: Estimate
+    wall_s: Estimate
+    cost_per_success: float
+    failures: int
+    synthetic: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            out[name] = value.as_dict() if isinstance(value, Estimate) else value
+        return out
+
+
+def _column(rows: Sequence[Row], key: str) -> np.ndarray:
+    return np.array([math.nan if r.get(key) is None else float(r[key]) for r in rows])
+
+
+def summarize(rows: Sequence[Row], rng: np.random.Generator) -> list[MethodSummary]:
+    """One summary per method, in order of first appearance."""
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[row["method"]].append(row)
+    out = []
+    for method, group in groups.items():
+        success = _column(group, "success")
+        steps = _column(group, "steps")
+        costs = [r.get("cost") for r in group]
+        total_cost = None if any(c is None for c in costs) else float(sum(costs))
+        out.append(
+            MethodSummary(
+                method=method,
+                selection=str(group[0].get("selection", "none")),
+                split=str(group[0].get("split", "?")),
+                n_tasks=len(group),
+                success=bootstrap_mean(success, rng),
+                mean_return=bootstrap_mean(_column(group, "return"), rng),
+                steps_to_success=bootstrap_mean(steps[success > 0], rng),
+                calls=bootstrap_mean(_column(group, "calls"), rng),
+                tokens=bootstrap_mean(_column(group, "tokens"), rng),
+                cost=bootstrap_mean(_column(group, "cost"), rng),
+                wall_s=bootstrap_mean(_column(group, "wall_s"), rng),
+                cost_per_success=cost_per_success(total_cost, int(success.sum())),
+                failures=sum(1 for r in group if r.get("error")),
+                synthetic=any(bool(r.get("synthetic")) for r in group),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Method ``a`` against method ``b`` on the tasks both ran."""
+
+    a: str
+    b: str
+    n_tasks: int
+    difference: Estimate
+    test: McNemar
+
+
+def compare(rows: Sequence[Row], a: str, b: str, rng: np.random.Generator) -> Comparison:
+    """Paired comparison of success between two methods on their common tasks."""
+    by_task: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in rows:
+        if row["method"] in (a, b):
+            by_task[str(row["task_id"])][row["method"]] = float(row["success"])
+    common = sorted(t for t, m in by_task.items() if a in m and b in m)
+    xa = np.array([by_task[t][a] for t in common])
+    xb = np.array([by_task[t][b] for t in common])
+    return Comparison(a, b, len(common), paired_difference(xa, xb, rng), mcnemar(xa, xb))
