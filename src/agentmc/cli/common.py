@@ -8,20 +8,180 @@ which the dispatcher prints as one line.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import io
+import sys
 from collections.abc import Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import tyro
+
+from agentmc.errors import ConfigError
 
 T = TypeVar("T")
 
 
+def _one_line(text: str) -> str:
+    """Condense tyro's boxed error message into one line."""
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = " ".join(raw.strip().strip("╭╮╰╯│─ ").split())
+        if line.startswith(("Argument helptext", "For full helptext")):
+            break
+        if line and set(line) != {"-"} and line not in ("Value error", "Got errors:"):
+            lines.append(line)
+    # drop a heading that a later line repeats ("Unrecognized options" / "...: --x")
+    kept = [a for i, a in enumerate(lines) if not any(b.startswith(a) for b in lines[i + 1 :])]
+    return "; ".join(dict.fromkeys(kept))
+
+
 def parse(config_type: type[T], name: str, argv: Sequence[str], description: str = "") -> T:
-    """Parse ``argv`` into ``config_type`` for the subcommand ``agentmc NAME``."""
-    return tyro.cli(
-        config_type,
-        args=list(argv),
-        prog=f"agentmc {name}",
-        description=description or (config_type.__doc__ or "").strip().splitlines()[0],
-        config=(tyro.conf.FlagConversionOff,),
-    )
+    """Parse ``argv`` into ``config_type`` for the subcommand ``agentmc NAME``.
+
+    ``--help`` prints as usual. A flag error becomes a one-line
+    :class:`~agentmc.errors.ConfigError` instead of tyro's multi-line box.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return tyro.cli(
+                config_type,
+                args=list(argv),
+                prog=f"agentmc {name}",
+                description=description or (config_type.__doc__ or "").strip().splitlines()[0],
+                config=(tyro.conf.OmitArgPrefixes,),
+            )
+    except SystemExit as stop:
+        if stop.code in (0, None):
+            sys.stdout.write(out.getvalue())
+            sys.stdout.write(err.getvalue())
+            raise
+        message = _one_line(err.getvalue() + out.getvalue()) or "invalid arguments"
+        raise ConfigError(f"{message} (see `agentmc {name} --help`)") from None
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Which environment and which of its tasks a command runs on."""
+
+    env: str = "textcraft"
+    """Environment id (see ``agentmc tasks``)."""
+    split: Literal["train", "validation", "test", "all"] = "test"
+    """Task split."""
+    n_tasks: int | None = None
+    """Use only the first N tasks of the split (default: all)."""
+    task_ids: tuple[str, ...] = ()
+    """Explicit task ids (overrides --split and --n-tasks)."""
+    goals_csv: Path | None = None
+    """TextCraft: id -> goal table (tab-separated `item<TAB>depth`, row i = task i)."""
+    split_csv: Path | None = None
+    """TextCraft: file with the ids of --split, one per line (with --goals-csv)."""
+    max_steps: int | None = None
+    """Step cap per episode (default: the environment's own, 20 for TextCraft)."""
+    reward: Literal["sparse", "dense"] = "sparse"
+    """Reward: 1 on success only, or shaped progress reward (where supported)."""
+
+    def __post_init__(self) -> None:
+        if self.n_tasks is not None and self.n_tasks < 1:
+            raise ConfigError(f"--n-tasks must be at least 1, got {self.n_tasks}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.split_csv is not None and self.goals_csv is None:
+            raise ConfigError("--split-csv needs --goals-csv (the table its ids refer to)")
+
+    @functools.cached_property
+    def _env_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.goals_csv is not None:
+            from agentmc.envs.textcraft import TaskTable
+
+            splits = {self.split: self.split_csv} if self.split_csv is not None else {}
+            kwargs["tasks"] = TaskTable.from_csv(self.goals_csv, split_files=splits)
+        return kwargs
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``agentmc.envs.make`` / ``task_ids`` (files read once)."""
+        return dict(self._env_kwargs)
+
+    def select(self) -> list[str]:
+        """The task ids to run, in order."""
+        from agentmc.envs import task_ids
+
+        if self.task_ids:
+            ids = list(self.task_ids)
+            known = set(task_ids(self.env, "all", **self.env_kwargs()))
+            unknown = [t for t in ids if t not in known]
+            if unknown:
+                from agentmc.errors import UnknownNameError
+
+                raise UnknownNameError(
+                    f"unknown {self.env} task id(s) {', '.join(unknown)}; "
+                    f"see `agentmc tasks --tasks.env {self.env} --show ids`"
+                )
+            return ids
+        ids = task_ids(self.env, self.split, **self.env_kwargs())
+        return ids if self.n_tasks is None else ids[: self.n_tasks]
+
+    def make(self, task_id: str):
+        """A fresh environment for one task."""
+        from agentmc.envs import make
+
+        kwargs = self.env_kwargs()
+        if self.max_steps is not None:
+            kwargs["max_steps"] = self.max_steps
+        if self.reward != "sparse":
+            kwargs["reward"] = self.reward
+        return make(self.env, task_id=task_id, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe settings recorded with a run."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """Which agent acts. API keys are read from the environment, never from flags."""
+
+    policy: str = "noisy-expert"
+    """Policy spec: `noisy-expert` (synthetic), `local` / `local:choose` / `local:generate`
+    (embedded SmolLM2-135M), `openai:MODEL` (any OpenAI-compatible server)."""
+    base_url: str | None = None
+    """Server URL for `openai:` policies (vLLM, llama.cpp, Ollama, ...)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key for `openai:` policies."""
+    temperature: float = 1.0
+    """Sampling temperature."""
+    concurrency: int = 16
+    """Maximum policy requests in flight."""
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
+        if self.concurrency < 1:
+            raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+
+    def make(self):
+        """Build the policy object."""
+        from agentmc.policies import make_policy
+
+        return make_policy(
+            self.policy,
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            concurrency=self.concurrency,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe settings recorded with a run (the key's *variable name* only)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def success_summary(records: Sequence[dict[str, Any]]) -> str:
+    """Running summary for progress bars: solved / finished."""
+    solved = sum(bool(r.get("success")) for r in records)
+    return f"solved {solved}/{len(records)}"
