@@ -1,0 +1,221 @@
+"""Environments by name: ``make("textcraft", task_id="17")`` and task lists per split.
+
+Each environment registers a *factory* (``factory(task_id=..., **options) ->
+TextEnv``) and a *task lister* (``lister(split, **options) -> list[str]``).
+Either may be given as a lazy ``"module:attribute"`` string, so an optional
+environment (ScienceWorld, an HTTP server) registers without importing its
+extras; the import happens on first use, and a missing extra surfaces as
+:class:`~agentmc.errors.MissingExtraError` naming what to install.
+
+Splits are ``train``, ``validation`` and ``test``; ``all`` lists every task.
+Unknown environment ids, task ids and splits raise
+:class:`~agentmc.errors.UnknownNameError` with the valid names.
+
+Example:
+    >>> env = make("textcraft", task_id="17", max_steps=20)
+    >>> env.env_id, env.task_id
+    ('textcraft', '17')
+    >>> "textcraft" in env_ids() and len(task_ids("textcraft", "test")) > 0
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentmc.envs.core import TextEnv
+from agentmc.errors import ConfigError, MissingExtraError, UnknownNameError
+
+__all__ = ["EnvSpec", "env_ids", "make", "register", "spec", "task_ids", "SPLITS"]
+
+SPLITS = ("train", "validation", "test", "all")
+
+Factory = Callable[..., TextEnv]
+TaskLister = Callable[..., list[str]]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered environment.
+
+    Attributes:
+        env_id: Name used with :func:`make`.
+        factory: Callable or lazy ``"module:attribute"`` string.
+        task_lister: Callable or lazy ``"module:attribute"`` string.
+        description: One line for listings.
+    """
+
+    env_id: str
+    factory: Factory | str
+    task_lister: TaskLister | str
+    description: str = ""
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(
+    env_id: str,
+    factory: Factory | str,
+    task_lister: TaskLister | str,
+    *,
+    description: str,
+    overwrite: bool = False,
+) -> EnvSpec:
+    """Register an environment.
+
+    Args:
+        env_id: Name, e.g. ``"textcraft"``.
+        factory: ``factory(task_id=..., **options) -> TextEnv`` or ``"module:attr"``.
+        task_lister: ``lister(split, **options) -> list[str]`` or ``"module:attr"``.
+        description: One line shown in listings.
+        overwrite: Replace an existing registration instead of failing.
+
+    Returns:
+        The stored spec.
+
+    Raises:
+        ConfigError: If ``env_id`` is taken (and ``overwrite`` is false) or malformed.
+    """
+    if not isinstance(env_id, str) or not env_id.strip() or env_id != env_id.strip():
+        raise ConfigError(f"register: env_id={env_id!r} must be a non-empty name without spaces")
+    for label, target in (("factory", factory), ("task_lister", task_lister)):
+        if isinstance(target, str) and target.count(":") != 1:
+            raise ConfigError(f"register({env_id!r}): {label}={target!r} must be 'module:attr'")
+        if not isinstance(target, str) and not callable(target):
+            raise ConfigError(f"register({env_id!r}): {label} must be callable or 'module:attr'")
+    if env_id in _REGISTRY and not overwrite:
+        raise ConfigError(f"environment {env_id!r} is already registered (pass overwrite=True)")
+    entry = EnvSpec(env_id, factory, task_lister, description)
+    _REGISTRY[env_id] = entry
+    return entry
+
+
+def env_ids() -> list[str]:
+    """Registered environment names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def spec(env_id: str) -> EnvSpec:
+    """The registration of ``env_id``.
+
+    Raises:
+        UnknownNameError: If it is not registered.
+    """
+    try:
+        return _REGISTRY[env_id]
+    except (KeyError, TypeError):
+        raise UnknownNameError(
+            f"unknown environment {env_id!r}: choose one of {', '.join(env_ids())}"
+        ) from None
+
+
+def _resolve(env_id: str, target: Callable[..., Any] | str) -> Callable[..., Any]:
+    if not isinstance(target, str):
+        return target
+    module_name, attribute = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except MissingExtraError:
+        raise
+    except ImportError as error:
+        raise MissingExtraError(
+            f"environment {env_id!r} cannot be loaded: {error} (install its extra)"
+        ) from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigError(f"environment {env_id!r}: {module_name} has no {attribute!r}") from None
+
+
+def _call(env_id: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``function``, turning unexpected keyword arguments into a ConfigError."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return function(*args, **kwargs)
+    parameters = signature.parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        accepted = {
+            p.name
+            for p in parameters
+            if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        }
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ConfigError(
+                f"environment {env_id!r}: unknown option(s) {unknown}; "
+                f"accepted: {', '.join(sorted(accepted - {'task_id', 'split'})) or 'none'}"
+            )
+    return function(*args, **kwargs)
+
+
+def make(env_id: str, *, task_id: str | int, **kwargs: Any) -> TextEnv:
+    """Create the environment ``env_id`` playing ``task_id``.
+
+    Args:
+        env_id: A registered name (see :func:`env_ids`).
+        task_id: One of ``task_ids(env_id, "all")``.
+        **kwargs: Environment options (e.g. ``max_steps``, ``reward``, ``tasks``).
+
+    Raises:
+        UnknownNameError: Unknown environment or task id.
+        ConfigError: Unknown or invalid option.
+        MissingExtraError: The environment's optional dependencies are missing.
+    """
+    entry = spec(env_id)
+    factory = _resolve(env_id, entry.factory)
+    return _call(env_id, factory, task_id=str(task_id), **kwargs)
+
+
+def task_ids(env_id: str, split: str = "all", **kwargs: Any) -> list[str]:
+    """Task ids of ``split`` (``train``, ``validation``, ``test`` or ``all``).
+
+    Args:
+        env_id: A registered name.
+        split: Which split.
+        **kwargs: Options that select the task set (e.g. ``tasks=TaskTable``).
+
+    Raises:
+        UnknownNameError: Unknown environment or split.
+    """
+    entry = spec(env_id)
+    if split not in SPLITS:
+        raise UnknownNameError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    lister = _resolve(env_id, entry.task_lister)
+    return list(_call(env_id, lister, split, **kwargs))
+
+
+def unknown_task(env_id: str, task_id: object, valid: list[str]) -> UnknownNameError:
+    """The error for a task id not in ``valid``: how many exist, and their range or examples."""
+    if not valid:
+        return UnknownNameError(f"unknown {env_id} task id {task_id!r}: there are no tasks")
+    if all(v.isdigit() for v in valid):
+        numbers = sorted(int(v) for v in valid)
+        if numbers == list(range(numbers[0], numbers[-1] + 1)):
+            where = f"ids {numbers[0]}..{numbers[-1]}"
+        else:
+            where = "e.g. " + ", ".join(str(n) for n in numbers[:5])
+    else:
+        where = "e.g. " + ", ".join(sorted(valid)[:5])
+    return UnknownNameError(
+        f"unknown {env_id} task id {str(task_id)[:40]!r}: {len(valid)} tasks exist ({where})"
+    )
+
+
+register(
+    "textcraft",
+    "agentmc.envs.textcraft.env:make_textcraft",
+    "agentmc.envs.textcraft.tasks:list_task_ids",
+    description="Craft a Minecraft item from a recipe list (built in; sparse or dense reward)",
+)
+register(
+    "guess-number",
+    "agentmc.envs.toy.guess_number:make_guess_number",
+    "agentmc.envs.toy.guess_number:list_task_ids",
+    description="Toy: find a secret number from higher/lower hints (tests and docs)",
+)
