@@ -47,7 +47,7 @@ def write_result(name: str, metrics: dict, units: dict, config: dict) -> Path:
         "units": units,
         "config": config,
         "machine": machine(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     print(json.dumps(metrics, indent=2))
