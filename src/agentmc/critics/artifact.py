@@ -1,0 +1,287 @@
+"""Critic artifacts: a directory with ``critic.json`` and the model files.
+
+``save(critic, path)`` writes::
+
+    path/
+      critic.json     format version, backend, config, env id, package version,
+                      training-data fingerprint, metrics, sha256 of every file
+      model files     backend-specific (numpy .npz, safetensors, adapter configs)
+
+``load(path, env_id=...)`` checks everything before building the critic: the
+format version, the environment (a critic trained on one environment is
+refused for another), and the sha256 of every model file (a corrupt or
+truncated artifact is refused with a one-line :class:`DataError`, never a
+traceback from deep inside a model loader).
+
+No backend uses pickle: linear models are stored as numpy arrays (``.npz``
+loaded with ``allow_pickle=False``) and neural ones as safetensors, so loading
+an artifact from elsewhere cannot run code.
+
+The training-data fingerprint (:func:`fingerprint`) is the sha256 over the
+sorted canonical JSON of the training trajectories: two critics trained on the
+same trajectories, in any order, record the same fingerprint.
+
+Example:
+    >>> import tempfile
+    >>> from agentmc.critics.hashed import HashedCritic, HashedConfig  # doctest: +SKIP
+    >>> critic = HashedCritic.train(train, val, HashedConfig(), rng)   # doctest: +SKIP
+    >>> save(critic, tempfile.mkdtemp() + "/critic")                   # doctest: +SKIP
+    >>> load(path, env_id="textcraft").values(histories)               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agentmc.critics.core import History
+from agentmc.errors import DataError, UnknownNameError
+from agentmc.types import FloatArray
+
+if TYPE_CHECKING:
+    from agentmc.data.trajectory import Trajectory
+
+#: Version of the artifact layout; bumped when an old reader could misread a new artifact.
+FORMAT_VERSION = 1
+META_FILE = "critic.json"
+
+#: backend name -> "module:Class" of a :class:`TrainableCritic`, imported on use.
+BACKENDS: dict[str, str] = {
+    "hashed": "agentmc.critics.hashed:HashedCritic",
+    "embedding": "agentmc.critics.embedding:EmbeddingCritic",
+    "lora": "agentmc.critics.lora:LoraCritic",
+}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a trained critic comes from.
+
+    Attributes:
+        env_id: Environment of the training trajectories.
+        target: What it predicts (``"return"``, ``"success"``, ``"td"``).
+        last_turns: Window N of turns the critic reads.
+        data_fingerprint: :func:`fingerprint` of the training trajectories.
+        n_trajectories: Training trajectories (train and validation together).
+        n_examples: Training states (train split only).
+        metrics: Validation metrics measured at training time.
+        synthetic_data: True if the training trajectories came from a stand-in policy.
+    """
+
+    env_id: str
+    target: str
+    last_turns: int
+    data_fingerprint: str
+    n_trajectories: int = 0
+    n_examples: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    synthetic_data: bool = False
+
+
+class TrainableCritic(Protocol):
+    """What a backend implements to be trained, saved and loaded."""
+
+    name: str
+    provenance: Provenance
+
+    def values(self, histories: Sequence[History]) -> FloatArray: ...
+
+    def config_dict(self) -> dict[str, Any]:
+        """The backend config, JSON-safe (recorded in ``critic.json``)."""
+        ...
+
+    def libraries(self) -> dict[str, str]:
+        """Versions of the libraries the model files depend on."""
+        ...
+
+    def save_files(self, directory: Path) -> None:
+        """Write the model files into ``directory`` (which exists and is empty)."""
+        ...
+
+    @classmethod
+    def load_files(
+        cls, directory: Path, config: dict[str, Any], provenance: Provenance
+    ) -> TrainableCritic:
+        """Rebuild the critic from files already checked against their sha256."""
+        ...
+
+
+def backend_class(name: str) -> type[TrainableCritic]:
+    """The critic class of a backend, imported on first use.
+
+    Raises:
+        UnknownNameError: If ``name`` is not a backend.
+        MissingExtraError: If the backend's extra is not installed.
+    """
+    if name not in BACKENDS:
+        raise UnknownNameError(f"unknown critic backend {name!r}; choose from {sorted(BACKENDS)}")
+    module, _, attribute = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def fingerprint(trajectories: Sequence[Trajectory]) -> str:
+    """``"sha256:<hex>"`` over the sorted canonical JSON of ``trajectories``.
+
+    Independent of the order of the trajectories.
+    """
+    lines = sorted(
+        json.dumps(t.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        for t in trajectories
+    )
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line.encode("utf-8"))
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(critic: TrainableCritic, path: str | Path) -> Path:
+    """Write ``critic`` as an artifact directory at ``path``.
+
+    The directory is written next to ``path`` first and moved into place, so a
+    crash never leaves a half-written artifact under ``path``. An existing
+    artifact at ``path`` is replaced; any other existing non-empty directory is
+    refused.
+
+    Raises:
+        DataError: If ``path`` holds something that is not a critic artifact, or
+            cannot be written.
+    """
+    from agentmc import __version__
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_artifact(path))):
+        raise DataError(f"{path} exists and is not a critic artifact; choose another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        critic.save_files(staging)
+        files = {
+            str(p.relative_to(staging)): file_sha256(p)
+            for p in sorted(staging.rglob("*"))
+            if p.is_file()
+        }
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "backend": critic.name,
+            "config": critic.config_dict(),
+            "env_id": critic.provenance.env_id,
+            "agentmc_version": __version__,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "provenance": asdict(critic.provenance),
+            "libraries": critic.libraries(),
+            "files": files,
+        }
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            staging.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(path)
+    except OSError as error:
+        raise DataError(f"cannot write critic artifact {path}: {error}") from None
+    return path
+
+
+def _is_artifact(path: Path) -> bool:
+    return (path / META_FILE).is_file()
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Read and check ``critic.json`` (format, files present and intact).
+
+    Raises:
+        DataError: Missing, corrupt, truncated or incompatible artifact.
+    """
+    from agentmc import __version__
+
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise DataError(f"{path} is not a critic artifact (no {META_FILE}); train one first")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        version = meta["format_version"]
+        backend, files = meta["backend"], meta["files"]
+        Provenance(**meta["provenance"])
+        dict(meta["config"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{meta_path} is corrupt or truncated ({error}); retrain the critic"
+        ) from None
+    if version != FORMAT_VERSION:
+        raise DataError(
+            f"critic {path} has artifact format {version} (written by agentmc "
+            f"{meta.get('agentmc_version')}); agentmc {__version__} reads format "
+            f"{FORMAT_VERSION}: retrain it with this version"
+        )
+    if backend not in BACKENDS:
+        raise DataError(
+            f"critic {path} uses unknown backend {backend!r}; known: {sorted(BACKENDS)}"
+        )
+    for name, expected in sorted(files.items()):
+        file = path / name
+        if not file.is_file():
+            raise DataError(
+                f"critic {path} is incomplete: {name} is missing; retrain or re-copy it"
+            )
+        if file_sha256(file) != expected:
+            raise DataError(
+                f"critic {path} is corrupt or truncated: {name} does not match the sha256 "
+                f"recorded in {META_FILE}; retrain or re-copy it"
+            )
+    return meta
+
+
+def load(path: str | Path, *, env_id: str | None = None) -> TrainableCritic:
+    """Load a critic artifact, checking its version, environment and file hashes.
+
+    Args:
+        path: The artifact directory written by :func:`save`.
+        env_id: If given, the environment the critic will be used on; a critic
+            trained on another environment is refused.
+
+    Returns:
+        The critic, ready to call ``values``.
+
+    Raises:
+        DataError: Missing, corrupt, truncated or incompatible artifact, or
+            trained for another environment.
+        MissingExtraError: The backend's extra is not installed.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    if env_id is not None and meta["env_id"] != env_id:
+        raise DataError(
+            f"critic {path} was trained on environment {meta['env_id']!r}, "
+            f"not {env_id!r}; train one on {env_id!r} trajectories"
+        )
+    cls = backend_class(meta["backend"])
+    provenance = Provenance(**meta["provenance"])
+    try:
+        return cls.load_files(path, dict(meta["config"]), provenance)
+    except (KeyError, ValueError, TypeError, RuntimeError, OSError, zipfile.BadZipFile) as error:
+        raise DataError(f"critic {path} could not be loaded ({error}); retrain it") from None

@@ -1,0 +1,241 @@
+"""Train a critic on the prior's trajectories, with a validation split by task.
+
+``fit`` builds one example per state (:mod:`agentmc.critics.targets`), splits
+the **tasks** (never the turns) into training and validation sets, trains the
+chosen backend on the training tasks (backends use the validation tasks for
+model selection / early stopping), measures it on the validation tasks, and
+records where it came from (environment, target, data fingerprint, metrics)
+so the result can be saved as an artifact.
+
+Why by task: states of one episode, and episodes of one task, are strongly
+correlated; a split by turn would put near-copies of validation states in the
+training set and report a critic far better than it is on new tasks.
+
+Example:
+    >>> result = fit(trajectories, FitConfig(backend="hashed"))   # doctest: +SKIP
+    >>> result.metrics["auroc_success"]                          # doctest: +SKIP
+    0.83
+    >>> save(result.critic, "critics/textcraft")                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from agentmc.critics.artifact import BACKENDS, Provenance, TrainableCritic, fingerprint
+from agentmc.critics.evaluate import critic_metrics
+from agentmc.critics.targets import Examples, make_examples
+from agentmc.critics.text import DEFAULT_LAST_TURNS
+from agentmc.errors import ConfigError, DataError
+from agentmc.types import BoolArray
+
+if TYPE_CHECKING:
+    from agentmc.data.trajectory import Trajectory
+
+#: The least data a critic can be trained and validated on.
+MIN_TASKS = 4
+MIN_STATES = 20
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How to train a critic."""
+
+    backend: Literal["hashed", "embedding", "lora"] = "hashed"
+    """Model family: hashed n-grams (seconds), sentence embeddings + MLP, LM + LoRA."""
+    target: Literal["return", "success"] = "return"
+    """Regression target: Monte-Carlo return-to-go, or final success 0/1."""
+    gamma: float = 1.0
+    """Discount of the return target."""
+    last_turns: int = DEFAULT_LAST_TURNS
+    """The critic reads the task text and the last N turns."""
+    val_fraction: float = 0.2
+    """Share of tasks held out for validation (model selection and reported metrics)."""
+    truncation: Literal["terminal", "drop"] = "terminal"
+    """Truncated episodes: targets as obtained under the step cap, or left out."""
+    seed: int = 0
+    """Seed of the split and of every stochastic training step."""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {sorted(BACKENDS)}, got {self.backend!r}")
+        if self.target not in ("return", "success"):
+            raise ConfigError(f"target must be 'return' or 'success', got {self.target!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.last_turns < 0:
+            raise ConfigError(f"last_turns must be >= 0, got {self.last_turns}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.truncation not in ("terminal", "drop"):
+            raise ConfigError(f"truncation must be 'terminal' or 'drop', got {self.truncation!r}")
+
+
+@dataclass
+class FitResult:
+    """A trained critic and what was measured.
+
+    Attributes:
+        critic: The trained critic (its ``provenance`` holds the metrics too).
+        metrics: Metrics on the validation tasks.
+        train_tasks: Task ids trained on.
+        val_tasks: Task ids held out.
+        val_values: The critic's predictions on the validation states, shape ``(N_val,)``.
+        val_examples: The validation states.
+    """
+
+    critic: TrainableCritic
+    metrics: dict[str, Any]
+    train_tasks: list[str]
+    val_tasks: list[str]
+    val_values: np.ndarray
+    val_examples: Examples
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def split_by_task(
+    task_ids: Sequence[str], val_fraction: float, rng: np.random.Generator
+) -> BoolArray:
+    """Validation mask that holds out whole tasks.
+
+    The distinct task ids are sorted (so the split does not depend on the
+    order of the data), shuffled with ``rng``, and the first
+    ``ceil(val_fraction * n_tasks)`` (at least 1, at most ``n_tasks - 1``) go to
+    validation.
+
+    Args:
+        task_ids: Task of each example, length N.
+        val_fraction: Share of tasks to hold out, in ``(0, 1)``.
+        rng: Source of the shuffle.
+
+    Returns:
+        Boolean mask of shape ``(N,)``, true for validation examples.
+
+    Raises:
+        DataError: Fewer than two distinct tasks.
+    """
+    tasks = sorted(set(task_ids))
+    if len(tasks) < 2:
+        raise DataError(f"a split by task needs at least 2 distinct tasks, got {len(tasks)}")
+    n_val = min(max(1, math.ceil(val_fraction * len(tasks))), len(tasks) - 1)
+    held_out = {tasks[i] for i in rng.permutation(len(tasks))[:n_val]}
+    return np.array([task in held_out for task in task_ids], dtype=bool)
+
+
+def check_size(examples: Examples, source: str = "the data") -> None:
+    """Refuse datasets too small to train and validate on.
+
+    Raises:
+        DataError: Fewer than :data:`MIN_TASKS` tasks or :data:`MIN_STATES` states.
+    """
+    n_tasks = len(set(examples.task_ids))
+    if n_tasks < MIN_TASKS or len(examples) < MIN_STATES:
+        skipped = (
+            f" ({', '.join(f'{n} {why}' for why, n in examples.skipped.items())} trajectories "
+            "left out)"
+            if examples.skipped
+            else ""
+        )
+        raise DataError(
+            f"too little data to train a critic: {source} gives {len(examples)} states from "
+            f"{n_tasks} tasks{skipped}; at least {MIN_STATES} states from {MIN_TASKS} tasks are "
+            "needed (collect more with agentmc collect --samples-per-task ...)"
+        )
+
+
+def default_backend_config(backend: str) -> Any:
+    """The default settings object of a backend."""
+    if backend == "hashed":
+        from agentmc.critics.hashed import HashedConfig
+
+        return HashedConfig()
+    if backend == "embedding":
+        from agentmc.critics.embedding import EmbeddingConfig
+
+        return EmbeddingConfig()
+    from agentmc.critics.lora import LoraConfig
+
+    return LoraConfig()
+
+
+def fit(
+    trajectories: Sequence[Trajectory],
+    config: FitConfig = FitConfig(),
+    backend_config: Any = None,
+    *,
+    source: str = "the data",
+) -> FitResult:
+    """Train and validate a critic (see the module docstring).
+
+    Args:
+        trajectories: Prior-policy episodes from one environment.
+        config: Target, window, split and backend choice.
+        backend_config: Settings of the backend (default: its defaults).
+        source: How to name the data in error messages (e.g. the run directory).
+
+    Returns:
+        The critic, its validation metrics and the split.
+
+    Raises:
+        DataError: No, mixed-environment or too little data; a split with no
+            training or validation state.
+        MissingExtraError: The backend's extra is not installed.
+    """
+    examples = make_examples(
+        trajectories, config.target, gamma=config.gamma, truncation=config.truncation
+    )
+    check_size(examples, source)
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x6372]))
+    val_mask = split_by_task(examples.task_ids, config.val_fraction, rng)
+    train, val = examples.subset(~val_mask), examples.subset(val_mask)
+    from agentmc.critics.artifact import backend_class
+
+    cls: Any = backend_class(config.backend)
+    backend_config = backend_config or default_backend_config(config.backend)
+    used = [trajectories[i] for i in sorted(set(examples.episode.tolist()))]
+    provenance = Provenance(
+        env_id=examples.env_id,
+        target=config.target,
+        last_turns=config.last_turns,
+        data_fingerprint=fingerprint(used),
+        n_trajectories=examples.n_trajectories,
+        n_examples=len(train),
+        synthetic_data=any(t.synthetic for t in used),
+    )
+    critic = cls.train(
+        train,
+        val,
+        backend_config,
+        target=config.target,
+        last_turns=config.last_turns,
+        rng=rng,
+        provenance=provenance,
+    )
+    metrics, values = critic_metrics(critic, val)
+    summary = {k: v for k, v in metrics.items() if k != "calibration"}
+    critic.provenance = replace(
+        provenance,
+        metrics={
+            **summary,
+            "train_states": len(train),
+            "train_tasks": len(set(train.task_ids)),
+            "gamma": config.gamma,
+            "truncation": config.truncation,
+            "val_fraction": config.val_fraction,
+            "seed": config.seed,
+        },
+    )
+    return FitResult(
+        critic=critic,
+        metrics=metrics,
+        train_tasks=sorted(set(train.task_ids)),
+        val_tasks=sorted(set(val.task_ids)),
+        val_values=values,
+        val_examples=val,
+        skipped=examples.skipped,
+    )

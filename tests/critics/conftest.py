@@ -1,0 +1,84 @@
+"""Synthetic crafting-like trajectories whose success is predictable from the text.
+
+Each task needs ``need`` useful steps. Every step is useful ("Got ..."/"Crafted
+...") with a task-specific probability, else a failure ("Could not find ...").
+Reaching ``need`` useful steps terminates with reward 1; ``max_steps`` steps
+truncate. A good critic therefore ranks states by useful steps so far, task
+difficulty and steps left. All data is synthetic (policy label "synthetic-test").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agentmc.data.trajectory import Trajectory, Turn
+
+ITEMS = ["oak log", "oak planks", "stick", "cobblestone", "iron ingot", "string", "wool"]
+
+
+def synthetic_trajectories(
+    n_tasks: int,
+    samples_per_task: int,
+    seed: int = 0,
+    *,
+    env_id: str = "synthetic-craft",
+    max_steps: int = 10,
+) -> list[Trajectory]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for task in range(n_tasks):
+        goal = ITEMS[task % len(ITEMS)]
+        need = 3 + task % 4
+        p_good = 0.25 + 0.5 * ((task * 7919) % 11) / 10
+        text = f"Crafting commands: craft {goal} using things.\nGoal: craft {goal} (task {task})."
+        for sample in range(samples_per_task):
+            turns, good = [], 0
+            for step in range(max_steps):
+                item = ITEMS[int(rng.integers(len(ITEMS)))]
+                if rng.random() < p_good:
+                    good += 1
+                    action, obs = (
+                        (f"get 1 {item}", f"Got 1 {item}")
+                        if step % 2 == 0
+                        else (f"craft {item}", f"Crafted 1 minecraft:{item.replace(' ', '_')}")
+                    )
+                else:
+                    action, obs = f"get 1 {item}", f"Could not find {item}"
+                done = good >= need
+                truncated = not done and step == max_steps - 1
+                turns.append(
+                    Turn(
+                        reply=f"Action: {action}",
+                        action=action,
+                        observation=obs,
+                        reward=1.0 if done else 0.0,
+                        terminated=done,
+                        truncated=truncated,
+                    )
+                )
+                if done:
+                    break
+            out.append(
+                Trajectory(
+                    env_id=env_id,
+                    task_id=str(task),
+                    task=text,
+                    turns=tuple(turns),
+                    policy="synthetic-test",
+                    synthetic=True,
+                    success=good >= need,
+                    seed=sample,
+                )
+            )
+    return out
+
+
+@pytest.fixture(scope="session")
+def craft_data() -> list[Trajectory]:
+    return synthetic_trajectories(40, 4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def craft_heldout() -> list[Trajectory]:
+    return synthetic_trajectories(60, 3, seed=2)[40 * 3 :]
