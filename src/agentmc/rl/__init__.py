@@ -1,1 +1,74 @@
-"""agentmc.rl."""
+"""Group RL for agents: advantage estimators (GRPO, RLOO, G2PO, GiGPO) and a small trainer.
+
+- :mod:`agentmc.rl.advantages`: trajectory-level advantages and returns over arrays.
+- :mod:`agentmc.rl.states`: what "the same state" means per environment.
+- :mod:`agentmc.rl.graph`: the group's state graph (G2PO) and anchor groups (GiGPO).
+- :mod:`agentmc.rl.estimators`: per-step advantages behind one registry.
+- :mod:`agentmc.rl.trainer`: a CPU trainer for a linear candidate-scoring policy.
+- :mod:`agentmc.rl.integrations`: the estimators inside verl and TRL.
+
+Example:
+    >>> import numpy as np
+    >>> from agentmc.rl import Episode, estimate
+    >>> group = [Episode("t", ("s", "a", "win"), ("x", "y"), np.array([0.0, 1.0])),
+    ...          Episode("t", ("s", "b"), ("z",), np.array([0.0]))]
+    >>> [steps.round(2).tolist() for steps in estimate([group], "g2po")[0].steps]
+    [[1.93, 0.48], [-1.93]]
+"""
+
+from __future__ import annotations
+
+from agentmc.rl.advantages import discounted_returns, gae, group_advantages, rloo_advantages
+from agentmc.rl.estimators import (
+    ESTIMATORS,
+    EstimatorConfig,
+    StepAdvantages,
+    episode_from_trajectory,
+    estimate,
+    get_estimator,
+    group_trajectories,
+    register_estimator,
+)
+from agentmc.rl.graph import Episode, StateGraph, anchor_advantages, build_graph, edge_advantages
+from agentmc.rl.losses import LOSSES
+from agentmc.rl.policy import LinearPolicy
+from agentmc.rl.states import (
+    STATE_SPACES,
+    StateSpace,
+    get_state_space,
+    normalize_text,
+    register_state_space,
+    state_keys,
+)
+from agentmc.rl.trainer import GRPOConfig, TrainResult, train
+
+__all__ = [
+    "ESTIMATORS",
+    "LOSSES",
+    "STATE_SPACES",
+    "Episode",
+    "EstimatorConfig",
+    "GRPOConfig",
+    "LinearPolicy",
+    "StateGraph",
+    "StateSpace",
+    "StepAdvantages",
+    "TrainResult",
+    "anchor_advantages",
+    "build_graph",
+    "discounted_returns",
+    "edge_advantages",
+    "episode_from_trajectory",
+    "estimate",
+    "gae",
+    "get_estimator",
+    "get_state_space",
+    "group_advantages",
+    "group_trajectories",
+    "normalize_text",
+    "register_estimator",
+    "register_state_space",
+    "rloo_advantages",
+    "state_keys",
+    "train",
+]

@@ -1,0 +1,264 @@
+"""Per-step advantage estimators behind one registry: GRPO, RLOO, G2PO, GiGPO.
+
+Each estimator takes a batch of groups (each group: the episodes of one task)
+and returns, per group, one advantage per step of every episode. All of them
+share the trajectory-level part, GRPO's group-relative return (RLOO's
+leave-one-out for ``"rloo"``); the graph estimators add a step-level part:
+
+=========  ===============================================================
+``grpo``   ``A[i, t] = A_traj[i]``
+``rloo``   ``A[i, t] = r_i - mean_{j != i} r_j``
+``g2po``   ``A[i, t] = A_traj[i] + step_weight * A_edge[i, t]`` (graph TD error)
+``gigpo``  ``A[i, t] = A_traj[i] + step_weight * A_anchor[i, t]`` (same-state group)
+=========  ===============================================================
+
+Recorded trajectories become groups with :func:`group_trajectories`. Episodes
+whose rewards contain NaN (unscorable) get advantage 0 on every step
+and are counted in :attr:`StepAdvantages.n_nan`; see :mod:`agentmc.rl.advantages`.
+
+Example:
+    >>> import numpy as np
+    >>> from agentmc.rl.graph import Episode
+    >>> group = [Episode("t", ("s", "win"), ("a",), np.array([1.0])),
+    ...          Episode("t", ("s", "lose"), ("b",), np.array([0.0]))]
+    >>> [out] = estimate([group], "grpo", EstimatorConfig(eps=0.0))
+    >>> [a.round(4).tolist() for a in out.steps]
+    [[0.7071], [-0.7071]]
+    >>> sorted(ESTIMATORS)
+    ['g2po', 'gigpo', 'grpo', 'rloo']
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agentmc.data.trajectory import Trajectory
+from agentmc.errors import ConfigError, UnknownNameError
+from agentmc.rl.advantages import SCALES, Scale, group_advantages, rloo_advantages
+from agentmc.rl.graph import (
+    AnchorScale,
+    Episode,
+    anchor_advantages,
+    build_graph,
+    check_group,
+    edge_advantages,
+)
+from agentmc.rl.states import StateSpace, normalize_text, state_keys
+from agentmc.types import FloatArray
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Settings shared by the step estimators."""
+
+    gamma: float = 1.0
+    """Discount for returns-to-go and TD errors (G2PO, GiGPO), in [0, 1]."""
+    step_weight: float = 1.0
+    """Weight of the step-level part: A = A_traj + step_weight * A_step (G2PO, GiGPO)."""
+    scale: Scale = "group"
+    """Std dividing the trajectory-level GRPO part: group, batch or none (Dr. GRPO)."""
+    anchor_scale: AnchorScale = "mean_std"
+    """GiGPO step groups: centre only ("mean") or centre and divide by std ("mean_std")."""
+    eps: float = 1e-4
+    """Added to every std before dividing."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.step_weight < 0:
+            raise ConfigError(f"step_weight must be >= 0, got {self.step_weight}")
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.anchor_scale not in ("mean", "mean_std"):
+            raise ConfigError(
+                f"anchor_scale must be 'mean' or 'mean_std', got {self.anchor_scale!r}"
+            )
+        if self.eps < 0:
+            raise ConfigError(f"eps must be >= 0, got {self.eps}")
+
+
+@dataclass(frozen=True, eq=False)
+class StepAdvantages:
+    """Advantages for one group.
+
+    Attributes:
+        steps: Per episode, one advantage per step, shape ``(T_i,)``.
+        trajectory: The trajectory-level part, shape ``(K,)``.
+        n_nan: Episodes with a NaN reward (advantage 0 everywhere).
+        stats: Diagnostics (graph size, step-group sizes, ...).
+    """
+
+    steps: tuple[FloatArray, ...]
+    trajectory: FloatArray
+    n_nan: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+Estimator = Callable[[Sequence[Sequence[Episode]], EstimatorConfig], list[StepAdvantages]]
+
+#: name -> estimator; see :func:`register_estimator`.
+ESTIMATORS: dict[str, Estimator] = {}
+
+
+def register_estimator(name: str) -> Callable[[Estimator], Estimator]:
+    """Decorator adding an estimator to :data:`ESTIMATORS` under ``name``."""
+
+    def decorator(function: Estimator) -> Estimator:
+        ESTIMATORS[name] = function
+        return function
+
+    return decorator
+
+
+def get_estimator(name: str) -> Estimator:
+    """Look up an estimator by name.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered; the message lists the names.
+    """
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown estimator {name!r}; choose one of {', '.join(sorted(ESTIMATORS))}"
+        ) from None
+
+
+def estimate(
+    groups: Sequence[Sequence[Episode]],
+    estimator: str = "g2po",
+    config: EstimatorConfig | None = None,
+) -> list[StepAdvantages]:
+    """Per-step advantages for a batch of groups with the named estimator.
+
+    Args:
+        groups: Each group holds the episodes of one task (any count, any lengths).
+        estimator: A name in :data:`ESTIMATORS`.
+        config: Estimator settings (defaults if omitted).
+
+    Returns:
+        One :class:`StepAdvantages` per group, in order.
+
+    Raises:
+        DataError: A group is empty or mixes task ids.
+        UnknownNameError: Unknown estimator.
+    """
+    function = get_estimator(estimator)
+    for group in groups:
+        check_group(group)
+    return function(groups, EstimatorConfig() if config is None else config)
+
+
+def episode_from_trajectory(trajectory: Trajectory, space: StateSpace | None = None) -> Episode:
+    """Turn a recorded :class:`~agentmc.data.trajectory.Trajectory` into an :class:`Episode`.
+
+    States come from the environment's registered :class:`StateSpace` (or
+    ``space``); actions are keyed by their normalised text. A trajectory that
+    stopped on an error (``trajectory.error``, e.g. a failed policy call) is
+    unscorable: its rewards become NaN, so it gets advantage 0 and is counted.
+
+    Raises:
+        DataError: The state fold or key raised (the message names the environment).
+    """
+    steps = [(turn.action, turn.observation) for turn in trajectory.turns]
+    keys = state_keys(trajectory.env_id, trajectory.task, steps, space)
+    rewards = np.array(trajectory.rewards, dtype=np.float64)
+    if trajectory.error is not None:
+        rewards = np.full(len(rewards), np.nan)
+    return Episode(
+        trajectory.task_id,
+        tuple(keys),
+        tuple(normalize_text(action) for action, _ in steps),
+        rewards,
+        trajectory.terminated,
+    )
+
+
+def group_trajectories(
+    trajectories: Sequence[Trajectory], space: StateSpace | None = None
+) -> list[list[Episode]]:
+    """Episodes grouped by task id, groups in order of first appearance."""
+    groups: dict[str, list[Episode]] = {}
+    for trajectory in trajectories:
+        groups.setdefault(trajectory.task_id, []).append(episode_from_trajectory(trajectory, space))
+    return list(groups.values())
+
+
+def _returns_matrix(groups: Sequence[Sequence[Episode]]) -> FloatArray:
+    """Trajectory returns as ``(G, K_max)``, NaN-padded for groups of unequal size."""
+    width = max((len(group) for group in groups), default=0)
+    out = np.full((len(groups), width), np.nan)
+    for row, group in enumerate(groups):
+        out[row, : len(group)] = [episode.total_return for episode in group]
+    return out
+
+
+def _n_nan(group: Sequence[Episode]) -> int:
+    return sum(not episode.scorable for episode in group)
+
+
+def _broadcast(groups: Sequence[Sequence[Episode]], trajectory: FloatArray) -> list[StepAdvantages]:
+    out = []
+    for row, group in enumerate(groups):
+        values = trajectory[row, : len(group)].copy()
+        steps = tuple(np.full(episode.n_steps, values[i]) for i, episode in enumerate(group))
+        out.append(StepAdvantages(steps, values, _n_nan(group)))
+    return out
+
+
+@register_estimator("grpo")
+def grpo(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[StepAdvantages]:
+    """GRPO: every step gets its trajectory's group-relative return."""
+    trajectory = group_advantages(_returns_matrix(groups), scale=config.scale, eps=config.eps)
+    return _broadcast(groups, trajectory)
+
+
+@register_estimator("rloo")
+def rloo(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[StepAdvantages]:
+    """RLOO: every step gets its trajectory's leave-one-out advantage."""
+    return _broadcast(groups, rloo_advantages(_returns_matrix(groups)))
+
+
+@register_estimator("g2po")
+def g2po(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[StepAdvantages]:
+    """G2PO: GRPO plus the standardised TD error of each step's graph edge."""
+    trajectory = group_advantages(_returns_matrix(groups), scale=config.scale, eps=config.eps)
+    out = []
+    for row, group in enumerate(groups):
+        graph = build_graph(group, gamma=config.gamma)
+        edge = edge_advantages(graph, eps=config.eps)
+        values = trajectory[row, : len(group)].copy()
+        steps = tuple(values[i] + config.step_weight * edge[i] for i in range(len(group)))
+        n_steps = max(sum(e.n_steps for e in group), 1)
+        stats = {
+            "n_nodes": float(graph.n_nodes),
+            "n_edges": float(graph.n_edges),
+            "steps_per_edge": n_steps / max(graph.n_edges, 1),
+        }
+        out.append(StepAdvantages(steps, values, _n_nan(group), stats))
+    return out
+
+
+@register_estimator("gigpo")
+def gigpo(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[StepAdvantages]:
+    """GiGPO: GRPO plus the step's return relative to its anchor-state group."""
+    trajectory = group_advantages(_returns_matrix(groups), scale=config.scale, eps=config.eps)
+    out = []
+    for row, group in enumerate(groups):
+        anchor = anchor_advantages(
+            group, gamma=config.gamma, scale=config.anchor_scale, eps=config.eps
+        )
+        values = trajectory[row, : len(group)].copy()
+        steps = tuple(values[i] + config.step_weight * anchor[i] for i in range(len(group)))
+        keys = [state for episode in group for state in episode.states[:-1]]
+        sizes = np.array(list(Counter(keys).values()), dtype=np.int64)
+        stats = {
+            "n_step_groups": float(len(sizes)),
+            "grouped_fraction": float(sizes[sizes >= 2].sum() / max(len(keys), 1)),
+        }
+        out.append(StepAdvantages(steps, values, _n_nan(group), stats))
+    return out

@@ -1,0 +1,237 @@
+"""A small group-RL trainer on CPU: rollout -> score -> advantages -> loss -> step.
+
+Each iteration draws ``tasks_per_iteration`` tasks, plays ``group_size``
+episodes of each with the current :class:`~agentmc.rl.policy.LinearPolicy`
+(sampling among the environment's ``valid_actions()``), turns every group into
+per-step advantages with the chosen estimator (GRPO, RLOO, G2PO, GiGPO: see
+:mod:`agentmc.rl.estimators`), and takes ``epochs`` Adam steps on the chosen
+loss (:mod:`agentmc.rl.losses`). Estimators and losses are registry lookups.
+
+Randomness: the tasks of iteration ``i`` and the seeds of its episodes depend
+only on ``(seed, i)``, not on the estimator, so runs with different
+estimators face the same tasks in the same order (common random numbers).
+
+Example:
+    >>> config = GRPOConfig(env_id="textcraft", estimator="g2po", iterations=2,
+    ...                     tasks_per_iteration=2, group_size=4, n_tasks=4)
+    >>> result = train(config)  # doctest: +SKIP
+    >>> result.history[-1]["success_rate"]  # doctest: +SKIP
+    0.25
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agentmc.envs.core import TextEnv, valid_actions
+from agentmc.errors import ConfigError
+from agentmc.rl.estimators import EstimatorConfig, get_estimator
+from agentmc.rl.graph import Episode
+from agentmc.rl.losses import get_loss
+from agentmc.rl.optim import adam_init, adam_update
+from agentmc.rl.policy import Decisions, LinearPolicy, chosen_log_probs, loss_gradient
+from agentmc.rl.states import get_state_space, normalize_text, state_keys
+from agentmc.rollout import is_success
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Settings of one training run."""
+
+    env_id: str = "textcraft"
+    """Environment to train on (must offer valid_actions())."""
+    estimator: str = "g2po"
+    """Advantage estimator: grpo, rloo, g2po or gigpo."""
+    loss: str = "pg"
+    """Policy loss: pg (REINFORCE) or ppo_clip."""
+    split: str = "train"
+    """Task split to train on."""
+    n_tasks: int | None = None
+    """Use only the first n tasks of the split (None: all)."""
+    iterations: int = 40
+    """Number of rollout/update iterations."""
+    tasks_per_iteration: int = 8
+    """Groups per iteration (tasks drawn with replacement only if the pool is smaller)."""
+    group_size: int = 8
+    """Episodes per task and iteration (K)."""
+    max_steps: int = 30
+    """Step cap per episode on top of the environment's own (counts as truncation)."""
+    learning_rate: float = 0.05
+    """Adam step size."""
+    epochs: int = 1
+    """Gradient steps per batch (more than 1 makes sense with ppo_clip)."""
+    clip: float = 0.2
+    """Clip range of ppo_clip."""
+    temperature: float = 1.0
+    """Softmax temperature while collecting rollouts."""
+    feature_dim: int = 2**18
+    """Hashed feature slots of the linear policy."""
+    advantage: EstimatorConfig = field(default_factory=EstimatorConfig)
+    """Estimator settings (gamma, step_weight, scale, ...)."""
+    seed: int = 0
+    """Root seed: task order and every episode seed derive from it."""
+
+    def __post_init__(self) -> None:
+        get_estimator(self.estimator)
+        get_loss(self.loss)
+        positive = ("iterations", "tasks_per_iteration", "group_size", "max_steps", "epochs")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_tasks is not None and self.n_tasks < 1:
+            raise ConfigError(f"n_tasks must be >= 1 or None (all), got {self.n_tasks}")
+        if self.learning_rate <= 0 or self.temperature <= 0:
+            raise ConfigError("learning_rate and temperature must be > 0")
+        if not 0 < self.clip < 1:
+            raise ConfigError(f"clip must be in (0, 1), got {self.clip}")
+        if self.feature_dim < 16:
+            raise ConfigError(f"feature_dim must be >= 16, got {self.feature_dim}")
+
+
+def _play(
+    policy: LinearPolicy, config: GRPOConfig, env: TextEnv, seed: int, decisions: Decisions
+) -> tuple[Episode, bool]:
+    """One episode; records each decision; returns (episode, success)."""
+    rng = np.random.default_rng(seed)
+    space = get_state_space(config.env_id)
+    task, _ = env.reset(seed=seed)
+    state, previous = space.start(task), ""
+    history: list[tuple[str, str]] = []
+    rewards: list[float] = []
+    terminated = success = False
+    for _ in range(config.max_steps):
+        candidates = valid_actions(env)
+        if not candidates:
+            raise ConfigError(f"environment {config.env_id!r} offers no valid_actions()")
+        features = policy.features(space.render(state), candidates, previous)
+        log_probs = policy.log_probs(features, len(candidates), config.temperature)
+        choice = int(rng.choice(len(candidates), p=np.exp(log_probs)))
+        decisions.add(features, len(candidates), choice, float(log_probs[choice]))
+        previous = candidates[choice]
+        result = env.step(previous)
+        history.append((previous, result.observation))
+        rewards.append(float(result.reward))
+        state = space.advance(state, previous, result.observation)
+        if result.terminated or result.truncated:
+            terminated, success = bool(result.terminated), is_success(result)
+            break
+    keys = state_keys(config.env_id, task, history, space)
+    actions = tuple(normalize_text(action) for action, _ in history)
+    return Episode(env.task_id, tuple(keys), actions, np.array(rewards), terminated), success
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished run: the policy, one record per iteration, and the config."""
+
+    policy: LinearPolicy
+    history: list[dict[str, Any]]
+    config: GRPOConfig
+
+
+def training_tasks(config: GRPOConfig) -> list[str]:
+    """The task pool: the split's ids in their listed order, cut to ``n_tasks``."""
+    from agentmc.envs import task_ids
+
+    ids = list(task_ids(config.env_id, config.split))
+    if not ids:
+        raise ConfigError(f"split {config.split!r} of {config.env_id!r} has no tasks")
+    return ids if config.n_tasks is None else ids[: config.n_tasks]
+
+
+def train(
+    config: GRPOConfig,
+    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    make_env: Callable[[str], TextEnv] | None = None,
+    tasks: Sequence[str] | None = None,
+) -> TrainResult:
+    """Run the training loop.
+
+    Args:
+        config: The run's settings.
+        on_iteration: Receives each iteration's record as soon as it exists.
+        make_env: Task id -> environment (default: ``agentmc.envs.make``); one
+            instance per task is made and reset before every episode.
+        tasks: Task pool (default: :func:`training_tasks`).
+
+    Returns:
+        The trained policy and the per-iteration history.
+    """
+    if make_env is None:
+        from agentmc.envs import make
+
+        def make_env(task_id: str) -> TextEnv:
+            return make(config.env_id, task_id=task_id)
+
+    tasks = training_tasks(config) if tasks is None else list(tasks)
+    if not tasks:
+        raise ConfigError("the task pool is empty")
+    policy = LinearPolicy(
+        config.env_id,
+        config.feature_dim,
+        name=f"linear-{config.estimator}",
+        meta={"config": asdict(config)},
+    )
+    estimator, loss_fn = get_estimator(config.estimator), get_loss(config.loss)
+    optimiser = adam_init(config.feature_dim)
+    history: list[dict[str, Any]] = []
+    envs: dict[str, TextEnv] = {}
+    env_steps = episodes_played = 0
+    for iteration in range(config.iterations):
+        started = time.perf_counter()
+        sequence = np.random.SeedSequence([config.seed, iteration])
+        rng = np.random.default_rng(sequence)
+        replace = len(tasks) < config.tasks_per_iteration
+        chosen_tasks = rng.choice(len(tasks), size=config.tasks_per_iteration, replace=replace)
+        seeds = rng.integers(0, 2**31 - 1, size=(config.tasks_per_iteration, config.group_size))
+        decisions, groups, successes = Decisions(), [], []
+        for row, task_index in enumerate(chosen_tasks):
+            group = []
+            for column in range(config.group_size):
+                if tasks[task_index] not in envs:  # one instance per task, reset per episode
+                    envs[tasks[task_index]] = make_env(tasks[task_index])
+                env = envs[tasks[task_index]]
+                episode, success = _play(policy, config, env, int(seeds[row, column]), decisions)
+                group.append(episode)
+                successes.append(success)
+            groups.append(group)
+        results = estimator(groups, config.advantage)
+        advantages = np.concatenate([a for r in results for a in r.steps])
+        old_log_probs = np.asarray(decisions.old_log_probs)
+        loss = 0.0
+        for _ in range(config.epochs):
+            log_probs = chosen_log_probs(policy.weights, decisions, config.temperature)
+            loss, coef = loss_fn(log_probs, old_log_probs, advantages, config.clip)
+            grad = loss_gradient(policy.weights, decisions, coef, config.temperature)
+            delta, optimiser = adam_update(grad, optimiser, learning_rate=config.learning_rate)
+            policy.weights += delta
+        n_steps = len(decisions)
+        env_steps += n_steps
+        episodes_played += len(successes)
+        stats = [r.stats for r in results if r.stats]
+        record = {
+            "iteration": iteration,
+            "env_steps": env_steps,
+            "episodes": episodes_played,
+            "success_rate": float(np.mean(successes)),
+            "mean_return": float(np.mean([e.total_return for g in groups for e in g])),
+            "mean_length": n_steps / len(successes),
+            "n_nan": int(sum(r.n_nan for r in results)),
+            "loss": float(loss),
+            "advantage_abs_mean": float(np.mean(np.abs(advantages))) if n_steps else 0.0,
+            "seconds": time.perf_counter() - started,
+            **{k: float(np.mean([s[k] for s in stats])) for k in (stats[0] if stats else {})},
+        }
+        history.append(record)
+        if on_iteration is not None:
+            on_iteration(record)
+    for env in envs.values():
+        env.close()
+    policy.meta["history_tail"] = history[-1:]
+    return TrainResult(policy, history, config)
