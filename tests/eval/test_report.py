@@ -6,20 +6,37 @@ from agentmc.eval.report import Report, write_report
 from agentmc.eval.summary import compare, summarize
 
 
-def fake_rows(rng, methods=(("single", "none", 0.4), ("bon-k4", "reward", 0.6),
-                            ("bon-k8", "reward", 0.7), ("amc-k4", "critic", 0.55),
-                            ("amc-k8", "critic", 0.65)), n_tasks=30):
+def fake_rows(
+    rng,
+    methods=(
+        ("single", "none", 0.4),
+        ("bon-k4", "reward", 0.6),
+        ("bon-k8", "reward", 0.7),
+        ("amc-k4", "critic", 0.55),
+        ("amc-k8", "critic", 0.65),
+    ),
+    n_tasks=30,
+):
     rows = []
     for method, selection, rate in methods:
         for task in range(n_tasks):
             success = bool(rng.random() < rate)
-            rows.append({
-                "method": method, "selection": selection, "split": "test",
-                "task_id": str(task), "success": success, "return": float(success),
-                "steps": 6, "calls": 6 * (1 if method == "single" else int(method[-1])),
-                "tokens": 100, "cost": None if method == "amc-k8" else 0.01,
-                "wall_s": 0.5, "synthetic": True,
-            })
+            rows.append(
+                {
+                    "method": method,
+                    "selection": selection,
+                    "split": "test",
+                    "task_id": str(task),
+                    "success": success,
+                    "return": float(success),
+                    "steps": 6,
+                    "calls": 6 * (1 if method == "single" else int(method[-1])),
+                    "tokens": 100,
+                    "cost": None if method == "amc-k8" else 0.01,
+                    "wall_s": 0.5,
+                    "synthetic": True,
+                }
+            )
     return rows
 
 
@@ -28,7 +45,9 @@ def test_report_is_self_contained_and_labels_selection_and_synthetic(tmp_path):
     rows = fake_rows(rng)
     summaries = summarize(rows, rng)
     report = Report(
-        title="Demo", summaries=summaries, rows=rows,
+        title="Demo",
+        summaries=summaries,
+        rows=rows,
         comparisons=[compare(rows, "amc-k8", "bon-k8", rng)],
         details={"split": "test", "policy": "noisy-expert"},
         notes=["AMC fell back to Best-of-N: critic did not beat it on validation."],
@@ -37,8 +56,13 @@ def test_report_is_self_contained_and_labels_selection_and_synthetic(tmp_path):
     )
     md, html = write_report(tmp_path, report)
     text = html.read_text()
-    for png in ["success_vs_k.png", "success_vs_cost.png", "ess.png", "calibration.png",
-                "tasks.png"]:
+    for png in [
+        "success_vs_k.png",
+        "success_vs_cost.png",
+        "ess.png",
+        "calibration.png",
+        "tasks.png",
+    ]:
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png in md.read_text()
     assert text.count("data:image/png;base64,") == 5
