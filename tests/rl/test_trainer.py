@@ -147,3 +147,98 @@ def test_bad_config_and_files(tmp_path):
     np.savez(tmp_path / "bad.npz", weights=np.zeros(3))
     with pytest.raises(DataError, match="linear-softmax"):
         LinearPolicy.load(tmp_path / "bad.json")
+
+
+class NaNCorridor(Corridor):
+    """Task "1" crashes its scorer: every final reward is NaN."""
+
+    def step(self, action: str) -> StepResult:
+        result = super().step(action)
+        if self.task_id == "1" and (result.terminated or result.truncated):
+            return result._replace(reward=float("nan"))
+        return result
+
+
+def test_nan_rewards_give_zero_advantage_and_are_counted():
+    config = GRPOConfig(
+        env_id="corridor", estimator="g2po", iterations=2, tasks_per_iteration=2,
+        group_size=4, max_steps=6, feature_dim=2**10,
+    )  # fmt: skip
+    result = train(config, make_env=lambda task_id: NaNCorridor(task_id), tasks=["0", "1"])
+    for record in result.history:
+        assert record["n_nan"] > 0 and record["n_nan"] % 4 == 0  # whole groups of task "1"
+        assert record["mean_return"] is None or np.isfinite(record["mean_return"])
+    assert np.all(np.isfinite(result.policy.weights))
+
+
+def test_crash_and_resume_equals_an_uninterrupted_run(tmp_path):
+    from agentmc.rl.checkpoints import RunDirectory
+
+    config = GRPOConfig(
+        env_id="corridor", estimator="gigpo", iterations=5, tasks_per_iteration=2,
+        group_size=4, max_steps=8, learning_rate=0.2, feature_dim=2**10,
+    )  # fmt: skip
+    tasks = ["0", "1"]
+    run = RunDirectory(tmp_path / "run")
+    assert run.resume_state(config, tasks) is None
+
+    def crash_after_third(record, state):
+        run.append(record)
+        if state.iteration == 2:
+            run.save_checkpoint(state)
+        if state.iteration == 3:  # record 2 written, checkpoint not: crash
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, crash_after_third, make_env=Corridor, tasks=tasks)
+    assert len(run.history()) == 3
+    state = run.resume_state(config, tasks)
+    assert state.iteration == 2 and len(run.history()) == 2  # iteration 2 is replayed
+
+    def keep(record, state):
+        run.append(record)
+        run.save_checkpoint(state)
+
+    resumed = train(config, keep, make_env=Corridor, tasks=tasks, resume=state)
+    straight = train(config, make_env=Corridor, tasks=tasks)
+    np.testing.assert_array_equal(resumed.policy.weights, straight.policy.weights)
+    on_disk = [{k: v for k, v in r.items() if k != "seconds"} for r in run.history()]
+    assert on_disk == [{k: v for k, v in r.items() if k != "seconds"} for r in straight.history]
+    # a torn last line (killed mid-write) is ignored, not fatal
+    with run.history_path.open("a") as handle:
+        handle.write('{"iteration": 5, "env_st')
+    assert len(run.history()) == 5
+    with pytest.raises(ConfigError, match="other settings"):
+        run.resume_state(GRPOConfig(env_id="corridor", iterations=5), tasks)
+    with pytest.raises(ConfigError, match="go back"):
+        from dataclasses import replace
+
+        run.resume_state(replace(config, iterations=3), tasks)
+
+
+def test_policy_complete_sees_the_state_the_trainer_saw():
+    """The harness path (messages -> state fold) and the trainer path agree."""
+    from agentmc.envs import make, valid_actions
+    from agentmc.rl.states import get_state_space
+
+    policy = LinearPolicy(
+        "textcraft", dim=2**12, weights=np.random.default_rng(0).normal(size=2**12)
+    )
+    env = make("textcraft", task_id="3")
+    task, _ = env.reset(seed=0)
+    space = get_state_space("textcraft")
+    state, previous = space.start(task), ""
+    messages = [Message("system", "You craft things."), Message("user", task)]
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        candidates = valid_actions(env)
+        features = policy.features(space.render(state), candidates, previous)
+        expected = policy.log_probs(features, len(candidates))
+        [completion] = asyncio.run(policy.complete(messages, seed=0, candidates=candidates))
+        assert completion.logprob == pytest.approx(expected[candidates.index(completion.text)])
+        previous = candidates[int(rng.integers(len(candidates)))]
+        result = env.step(previous)
+        state = space.advance(state, previous, result.observation)
+        messages += [Message("assistant", previous), Message("user", result.observation)]
+        if result.terminated or result.truncated:
+            break

@@ -5,7 +5,12 @@
 - :mod:`agentmc.rl.graph`: the group's state graph (G2PO) and anchor groups (GiGPO).
 - :mod:`agentmc.rl.estimators`: per-step advantages behind one registry.
 - :mod:`agentmc.rl.trainer`: a CPU trainer for a linear candidate-scoring policy.
-- :mod:`agentmc.rl.integrations`: the estimators inside verl and TRL.
+- :mod:`agentmc.rl.policy`: that policy; a :class:`~agentmc.policies.core.Policy`,
+  saved and loaded with :func:`load_trained_policy`.
+- :mod:`agentmc.rl.checkpoints` and :mod:`agentmc.rl.curves`: run directories
+  (resumable), learning curves (JSONL) and their plots.
+- :mod:`agentmc.rl.verl` and :mod:`agentmc.rl.trl`: the estimators inside verl
+  and TRL (imported on demand; not re-exported here).
 
 Example:
     >>> import numpy as np
@@ -13,12 +18,14 @@ Example:
     >>> group = [Episode("t", ("s", "a", "win"), ("x", "y"), np.array([0.0, 1.0])),
     ...          Episode("t", ("s", "b"), ("z",), np.array([0.0]))]
     >>> [steps.round(2).tolist() for steps in estimate([group], "g2po")[0].steps]
-    [[1.93, 0.48], [-1.93]]
+    [[1.93, 0.71], [-1.93]]
 """
 
 from __future__ import annotations
 
 from agentmc.rl.advantages import discounted_returns, gae, group_advantages, rloo_advantages
+from agentmc.rl.checkpoints import RunDirectory
+from agentmc.rl.curves import mean_curve, plot_curves, smoothed_curve, steps_to_reach
 from agentmc.rl.estimators import (
     ESTIMATORS,
     EstimatorConfig,
@@ -31,7 +38,7 @@ from agentmc.rl.estimators import (
 )
 from agentmc.rl.graph import Episode, StateGraph, anchor_advantages, build_graph, edge_advantages
 from agentmc.rl.losses import LOSSES
-from agentmc.rl.policy import LinearPolicy
+from agentmc.rl.policy import LinearPolicy, load_trained_policy
 from agentmc.rl.states import (
     STATE_SPACES,
     StateSpace,
@@ -40,7 +47,7 @@ from agentmc.rl.states import (
     register_state_space,
     state_keys,
 )
-from agentmc.rl.trainer import GRPOConfig, TrainResult, train
+from agentmc.rl.trainer import GRPOConfig, TrainResult, TrainState, train
 
 __all__ = [
     "ESTIMATORS",
@@ -50,10 +57,12 @@ __all__ = [
     "EstimatorConfig",
     "GRPOConfig",
     "LinearPolicy",
+    "RunDirectory",
     "StateGraph",
     "StateSpace",
     "StepAdvantages",
     "TrainResult",
+    "TrainState",
     "anchor_advantages",
     "build_graph",
     "discounted_returns",
@@ -65,10 +74,15 @@ __all__ = [
     "get_state_space",
     "group_advantages",
     "group_trajectories",
+    "load_trained_policy",
+    "mean_curve",
     "normalize_text",
+    "plot_curves",
     "register_estimator",
     "register_state_space",
     "rloo_advantages",
+    "smoothed_curve",
     "state_keys",
+    "steps_to_reach",
     "train",
 ]

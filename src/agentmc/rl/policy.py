@@ -11,7 +11,9 @@ needs the ``candidates`` hint (the environment's valid actions) and answers
 with one of them, carrying its log-probability. ``synthetic`` is ``False``: it
 is a real, if tiny, trained agent, named ``linear-<estimator>`` in records.
 
-Weights and settings are saved as ``<path>.npz`` plus ``<path>.json``.
+Weights and settings are saved as ``<path>.npz`` plus ``<path>.json``;
+:func:`load_trained_policy` reads them back from either file or from a run
+directory of ``agentmc train`` (the evaluation harness's ``trained:PATH`` spec).
 
 Example:
     >>> import asyncio
@@ -94,13 +96,21 @@ class LinearPolicy:
         return scores - np.log(np.exp(scores).sum())
 
     def state_text(self, messages: Sequence[Message]) -> tuple[str, str]:
-        """Fold a conversation into ``(state_text, previous_action)``."""
-        if not messages:
+        """Fold a conversation into ``(state_text, previous_action)``.
+
+        The conversation is the task (first non-system message), then
+        alternating replies and observations, as :mod:`agentmc.rollout` builds it;
+        leading system messages (prompt formats) are skipped.
+        """
+        turns = list(messages)
+        while turns and turns[0].role == "system":
+            turns.pop(0)
+        if not turns:
             return "", ""
         space = get_state_space(self.env_id)
-        state = space.start(messages[0].content)
+        state = space.start(turns[0].content)
         previous = ""
-        for reply, observation in zip(messages[1::2], messages[2::2], strict=False):
+        for reply, observation in zip(turns[1::2], turns[2::2], strict=False):
             previous = parse_action(reply.content)[0]
             state = space.advance(state, previous, observation.content)
         return space.render(state), previous
@@ -176,6 +186,31 @@ class LinearPolicy:
             name=settings.get("name", "linear"),
             meta=settings.get("meta", {}),
         )
+
+
+def load_trained_policy(path: str | Path) -> LinearPolicy:
+    """Load a trained policy for evaluation (the ``trained:PATH`` policy spec).
+
+    Args:
+        path: A run directory of ``agentmc train`` (holding ``policy.json``), or
+            a policy's ``.json`` / ``.npz`` file or their common stem.
+
+    Returns:
+        The policy; it implements :class:`~agentmc.policies.core.Policy` and
+        answers with one of the ``candidates`` it is given.
+
+    Raises:
+        DataError: Nothing loadable at ``path``.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / "policy.json"
+    if not target.with_suffix(".json").exists():
+        raise DataError(
+            f"no trained policy at {path}: expected a run directory of `agentmc train` "
+            "or a policy .json/.npz pair"
+        )
+    return LinearPolicy.load(target)
 
 
 @dataclass

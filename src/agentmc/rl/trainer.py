@@ -10,6 +10,15 @@ loss (:mod:`agentmc.rl.losses`). Estimators and losses are registry lookups.
 Randomness: the tasks of iteration ``i`` and the seeds of its episodes depend
 only on ``(seed, i)``, not on the estimator, so runs with different
 estimators face the same tasks in the same order (common random numbers).
+The same property makes runs resumable exactly: a :class:`TrainState` (weights,
+Adam moments, iteration count) saved after iteration ``i`` and passed back as
+``resume`` continues with the very batches an uninterrupted run would draw
+(:mod:`agentmc.rl.checkpoints` keeps states and learning curves on disk).
+
+Each iteration's record holds ``env_steps`` (cumulative environment steps),
+``success_rate`` (of the sampled training episodes), ``n_nan`` (episodes with
+an unscorable, NaN reward: advantage 0, see :mod:`agentmc.rl.advantages`) and
+the estimator's diagnostics (graph size, step-group sizes).
 
 Example:
     >>> config = GRPOConfig(env_id="textcraft", estimator="g2po", iterations=2,
@@ -29,14 +38,15 @@ from typing import Any
 import numpy as np
 
 from agentmc.envs.core import TextEnv, valid_actions
-from agentmc.errors import ConfigError
+from agentmc.errors import ConfigError, DataError
 from agentmc.rl.estimators import EstimatorConfig, get_estimator
 from agentmc.rl.graph import Episode
 from agentmc.rl.losses import get_loss
-from agentmc.rl.optim import adam_init, adam_update
+from agentmc.rl.optim import AdamState, adam_init, adam_update
 from agentmc.rl.policy import Decisions, LinearPolicy, chosen_log_probs, loss_gradient
 from agentmc.rl.states import get_state_space, normalize_text, state_keys
 from agentmc.rollout import is_success
+from agentmc.types import FloatArray
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,30 @@ class TrainResult:
     config: GRPOConfig
 
 
+@dataclass(frozen=True, eq=False)
+class TrainState:
+    """Everything needed to continue a run after ``iteration`` iterations.
+
+    Attributes:
+        iteration: Iterations completed.
+        weights: Policy weights, shape ``(feature_dim,)``.
+        optimiser: Adam moments and step count.
+        history: The records of the completed iterations.
+    """
+
+    iteration: int
+    weights: FloatArray
+    optimiser: AdamState
+    history: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.iteration < 0 or len(self.history) != self.iteration:
+            raise DataError(
+                f"inconsistent training state: {self.iteration} iterations done but "
+                f"{len(self.history)} records"
+            )
+
+
 def training_tasks(config: GRPOConfig) -> list[str]:
     """The task pool: the split's ids in their listed order, cut to ``n_tasks``."""
     from agentmc.envs import task_ids
@@ -146,22 +180,28 @@ def training_tasks(config: GRPOConfig) -> list[str]:
 
 def train(
     config: GRPOConfig,
-    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    on_iteration: Callable[[dict[str, Any], TrainState], None] | None = None,
     *,
     make_env: Callable[[str], TextEnv] | None = None,
     tasks: Sequence[str] | None = None,
+    resume: TrainState | None = None,
 ) -> TrainResult:
     """Run the training loop.
 
     Args:
         config: The run's settings.
-        on_iteration: Receives each iteration's record as soon as it exists.
+        on_iteration: Called after each iteration with its record and the
+            state to resume from (e.g. to append the record and checkpoint).
         make_env: Task id -> environment (default: ``agentmc.envs.make``); one
             instance per task is made and reset before every episode.
         tasks: Task pool (default: :func:`training_tasks`).
+        resume: Continue from this state (its iterations are not repeated).
 
     Returns:
-        The trained policy and the per-iteration history.
+        The trained policy and the full per-iteration history.
+
+    Raises:
+        ConfigError: Empty task pool, or ``resume`` does not fit ``config``.
     """
     if make_env is None:
         from agentmc.envs import make
@@ -181,9 +221,22 @@ def train(
     estimator, loss_fn = get_estimator(config.estimator), get_loss(config.loss)
     optimiser = adam_init(config.feature_dim)
     history: list[dict[str, Any]] = []
+    if resume is not None:
+        if resume.weights.shape != (config.feature_dim,):
+            raise ConfigError(
+                f"cannot resume: saved weights have shape {resume.weights.shape}, "
+                f"feature_dim is {config.feature_dim}"
+            )
+        policy.weights = np.array(resume.weights, dtype=np.float64)
+        optimiser = AdamState(
+            np.array(resume.optimiser.mean), np.array(resume.optimiser.second),
+            int(resume.optimiser.count),
+        )  # fmt: skip
+        history = [dict(record) for record in resume.history]
     envs: dict[str, TextEnv] = {}
-    env_steps = episodes_played = 0
-    for iteration in range(config.iterations):
+    env_steps = int(history[-1]["env_steps"]) if history else 0
+    episodes_played = int(history[-1]["episodes"]) if history else 0
+    for iteration in range(len(history), config.iterations):
         started = time.perf_counter()
         sequence = np.random.SeedSequence([config.seed, iteration])
         rng = np.random.default_rng(sequence)
@@ -220,7 +273,7 @@ def train(
             "env_steps": env_steps,
             "episodes": episodes_played,
             "success_rate": float(np.mean(successes)),
-            "mean_return": float(np.mean([e.total_return for g in groups for e in g])),
+            "mean_return": _nan_mean([e.total_return for g in groups for e in g]),
             "mean_length": n_steps / len(successes),
             "n_nan": int(sum(r.n_nan for r in results)),
             "loss": float(loss),
@@ -230,8 +283,15 @@ def train(
         }
         history.append(record)
         if on_iteration is not None:
-            on_iteration(record)
+            state = TrainState(iteration + 1, policy.weights.copy(), optimiser, tuple(history))
+            on_iteration(record, state)
     for env in envs.values():
         env.close()
     policy.meta["history_tail"] = history[-1:]
     return TrainResult(policy, history, config)
+
+
+def _nan_mean(values: Sequence[float]) -> float | None:
+    """Mean over the finite values (``None`` if there are none: JSON-safe)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None

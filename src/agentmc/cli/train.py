@@ -1,0 +1,134 @@
+"""``agentmc train``: train a small candidate-scoring policy with group RL.
+
+Trains :class:`~agentmc.rl.policy.LinearPolicy` on an environment with
+``valid_actions()`` (TextCraft by default) with the chosen advantage estimator,
+writing into ``--out`` as it goes (see :mod:`agentmc.rl.checkpoints`):
+``history.jsonl`` (learning curve), ``checkpoint.npz``, ``policy.json/.npz``
+(the trained agent, usable as policy ``trained:DIR``) and
+``learning_curve.png``. Running the same command again continues an
+interrupted run; a larger ``--iterations`` extends a finished one.
+
+Example::
+
+    agentmc train --estimator g2po --out runs/g2po --iterations 40 --group-size 8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from agentmc.cli.common import parse
+from agentmc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    """Train a small policy with GRPO / RLOO / G2PO / GiGPO."""
+
+    out: Path
+    """Run directory (created; an existing run with the same settings is resumed)."""
+    estimator: Literal["grpo", "rloo", "g2po", "gigpo"] = "g2po"
+    """Advantage estimator."""
+    env: str = "textcraft"
+    """Environment id (it must offer valid_actions())."""
+    split: Literal["train", "validation", "test", "all"] = "train"
+    """Task split to train on."""
+    n_tasks: int | None = None
+    """Train on the first N tasks of the split only (default: all)."""
+    task_ids: tuple[str, ...] = ()
+    """Explicit task ids to train on (overrides --split and --n-tasks)."""
+    iterations: int = 40
+    """Rollout/update iterations."""
+    tasks_per_iteration: int = 8
+    """Tasks (groups) per iteration."""
+    group_size: int = 8
+    """Episodes per task and iteration."""
+    max_steps: int = 30
+    """Step cap per episode on top of the environment's own."""
+    learning_rate: float = 0.05
+    """Adam step size."""
+    loss: Literal["pg", "ppo_clip"] = "pg"
+    """Policy loss."""
+    epochs: int = 1
+    """Gradient steps per batch."""
+    gamma: float = 1.0
+    """Discount of returns-to-go and TD errors (G2PO, GiGPO)."""
+    step_weight: float = 1.0
+    """Weight of the step-level part (G2PO, GiGPO): A = A_traj + w * A_step."""
+    feature_dim: int = 2**18
+    """Hashed feature slots of the linear policy."""
+    seed: int = 0
+    """Root seed (tasks and episode seeds per iteration derive from it)."""
+    checkpoint_every: int = 1
+    """Save the checkpoint every N iterations (and at the end)."""
+    plot: bool = True
+    """Write learning_curve.png (needs matplotlib) at the end."""
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every}")
+
+
+def main(name: str, argv: list[str]) -> int:
+    config = parse(Config, name, argv)
+    from agentmc.rl.checkpoints import RunDirectory
+    from agentmc.rl.curves import plot_curves
+    from agentmc.rl.estimators import EstimatorConfig
+    from agentmc.rl.trainer import GRPOConfig, TrainState, train, training_tasks
+
+    train_config = GRPOConfig(
+        env_id=config.env,
+        estimator=config.estimator,
+        loss=config.loss,
+        split=config.split,
+        n_tasks=config.n_tasks,
+        iterations=config.iterations,
+        tasks_per_iteration=config.tasks_per_iteration,
+        group_size=config.group_size,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        feature_dim=config.feature_dim,
+        advantage=EstimatorConfig(gamma=config.gamma, step_weight=config.step_weight),
+        seed=config.seed,
+    )
+    tasks = list(config.task_ids) if config.task_ids else training_tasks(train_config)
+    if config.task_ids:
+        from agentmc.envs import task_ids
+        from agentmc.errors import UnknownNameError
+
+        known = set(task_ids(config.env, "all"))
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise UnknownNameError(f"unknown {config.env} task id(s) {', '.join(unknown[:5])}")
+    run = RunDirectory(config.out)
+    state = run.resume_state(train_config, tasks)
+    done = 0 if state is None else state.iteration
+    if done:
+        print(f"resuming {config.out} after iteration {done}/{config.iterations}")
+
+    def on_iteration(record: dict, current: TrainState) -> None:
+        run.append(record)
+        last = current.iteration == config.iterations
+        if current.iteration % config.checkpoint_every == 0 or last:
+            run.save_checkpoint(current)
+        print(
+            f"iteration {record['iteration'] + 1}/{config.iterations}  "
+            f"env steps {record['env_steps']}  success {record['success_rate']:.3f}  "
+            f"nan {record['n_nan']}",
+            flush=True,
+        )
+
+    result = train(train_config, on_iteration, tasks=tasks, resume=state)
+    result.policy.save(run.policy_path)
+    print(f"policy: {run.policy_path} (use as policy spec trained:{config.out})")
+    if config.plot and result.history:
+        plot_curves(
+            {config.estimator: [result.history]},
+            run.plot_path,
+            title=f"{config.env}: {config.estimator} (seed {config.seed})",
+        )
+        print(f"learning curve: {run.plot_path}")
+    return 0
