@@ -82,6 +82,63 @@ def _crosses(
     return tuple(_slot(f"cross={g}:{w}", dim) for g in sorted(goal_words) for w in output_words)
 
 
+@lru_cache(maxsize=65_536)
+def _overlap_slots(
+    verb: str, field_names: tuple[str, ...], has_output: bool, has_input: bool, dim: int
+) -> tuple[int, ...]:
+    parts = [p for p, used in (("out", has_output), ("in", has_input)) if used]
+    return tuple(_slot(f"overlap={verb}:{p}:{f}", dim) for f in field_names for p in parts)
+
+
+@lru_cache(maxsize=262_144)
+def _static(
+    action: str, dim: int, field_names: tuple[str, ...], goal: frozenset[str]
+) -> tuple[tuple[int, ...], int, int, str, frozenset[str], frozenset[str], int, int]:
+    """The state-independent part of a pair's features, given the state's field names.
+
+    Returns ``(slots, n_base, n_cross, verb, output words, input words, n_output,
+    n_input)``; slots are ordered base, overlaps (field by field, out then in), crosses.
+    """
+    verb, output_words, input_words, base = _action(action, dim)
+    overlaps = _overlap_slots(verb, field_names, bool(output_words), bool(input_words), dim)
+    crosses = _crosses(goal, output_words, dim)
+    return (
+        base + overlaps + crosses, len(base), len(crosses), verb,
+        frozenset(output_words), frozenset(input_words), len(output_words), len(input_words),
+    )  # fmt: skip
+
+
+def _state(
+    state_text: str,
+) -> tuple[tuple[tuple[str, frozenset[str]], ...], tuple[str, ...], frozenset[str]]:
+    """``(fields, field names, goal words)`` of a state text."""
+    fields = _fields(state_text)
+    goal = next((words for field, words in fields if field == "goal"), frozenset())
+    return fields, tuple(field for field, _ in fields), goal
+
+
+def _features(
+    state: tuple[tuple[tuple[str, frozenset[str]], ...], tuple[str, ...], frozenset[str]],
+    action: str,
+    dim: int,
+    previous_action: str,
+) -> tuple[list[int], list[float]]:
+    """:func:`featurize` as plain lists (the batch version concatenates them)."""
+    fields, names, goal = state
+    slots_, n_base, n_cross, verb, outputs, inputs, n_out, n_in = _static(action, dim, names, goal)
+    slots, values = list(slots_), [1.0] * n_base
+    for _, words in fields:
+        if n_out:
+            values.append(len(outputs & words) / n_out)
+        if n_in:
+            values.append(len(inputs & words) / n_in)
+    values.extend([1.0] * n_cross)
+    if previous_action and previous_action.strip().lower() == action.strip().lower():
+        slots.append(_slot(f"repeat={verb}", dim))
+        values.append(1.0)
+    return slots, values
+
+
 def featurize(
     state_text: str, action: str, dim: int, previous_action: str = ""
 ) -> tuple[IntArray, FloatArray]:
@@ -96,21 +153,7 @@ def featurize(
     Returns:
         ``(indices, values)``, both shape ``(n_features,)``.
     """
-    verb, output_words, input_words, base = _action(action, dim)
-    slots, values = list(base), [1.0] * len(base)
-    fields = _fields(state_text)
-    for field, words in fields:
-        for part, part_words in (("out", output_words), ("in", input_words)):
-            if part_words:
-                slots.append(_slot(f"overlap={verb}:{part}:{field}", dim))
-                values.append(sum(w in words for w in part_words) / len(part_words))
-    goal = next((words for field, words in fields if field == "goal"), frozenset())
-    crosses = _crosses(goal, output_words, dim)
-    slots.extend(crosses)
-    values.extend([1.0] * len(crosses))
-    if previous_action and previous_action.strip().lower() == action.strip().lower():
-        slots.append(_slot(f"repeat={verb}", dim))
-        values.append(1.0)
+    slots, values = _features(_state(state_text), action, dim, previous_action)
     return np.array(slots, dtype=np.int64), np.array(values, dtype=np.float64)
 
 
@@ -119,12 +162,34 @@ def featurize_candidates(
 ) -> tuple[IntArray, FloatArray, IntArray]:
     """Features of every candidate, concatenated.
 
+    The rollouts of a group revisit the same states, so results are cached
+    (as read-only arrays; the previous action matters only if it is a candidate).
+
     Returns:
         ``(indices, values, owner)``: all three shape ``(n_features,)``;
         ``owner[j]`` is the candidate that feature ``j`` belongs to.
     """
-    parts = [featurize(state_text, c, dim, previous_action) for c in candidates]
-    indices = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-    values = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
-    owner = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
+    previous = previous_action.strip().lower()
+    relevant = previous if any(c.strip().lower() == previous for c in candidates) else ""
+    return _featurize_candidates(state_text, tuple(candidates), dim, relevant)
+
+
+@lru_cache(maxsize=8192)
+def _featurize_candidates(
+    state_text: str, candidates: tuple[str, ...], dim: int, previous_action: str
+) -> tuple[IntArray, FloatArray, IntArray]:
+    state = _state(state_text)
+    slots: list[int] = []
+    values_list: list[float] = []
+    lengths = []
+    for candidate in candidates:
+        candidate_slots, candidate_values = _features(state, candidate, dim, previous_action)
+        slots.extend(candidate_slots)
+        values_list.extend(candidate_values)
+        lengths.append(len(candidate_slots))
+    indices = np.array(slots, dtype=np.int64)
+    values = np.array(values_list, dtype=np.float64)
+    owner = np.repeat(np.arange(len(candidates)), lengths)
+    for array in (indices, values, owner):
+        array.setflags(write=False)
     return indices, values, owner
