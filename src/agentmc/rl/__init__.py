@@ -9,6 +9,7 @@
   saved and loaded with :func:`load_trained_policy`.
 - :mod:`agentmc.rl.checkpoints` and :mod:`agentmc.rl.curves`: run directories
   (resumable), learning curves (JSONL) and their plots.
+- :mod:`agentmc.rl.rows`: advantages for flat per-step rows (the layout of LLM frameworks).
 - :mod:`agentmc.rl.verl` and :mod:`agentmc.rl.trl`: the estimators inside verl
   and TRL (imported on demand; not re-exported here).
 

@@ -1,0 +1,252 @@
+"""G2PO and GiGPO as custom advantage estimators for verl.
+
+verl looks advantage estimators up by name in its registry
+(``verl.trainer.ppo.core_algos.register_adv_est`` /
+``get_adv_estimator_fn``); :func:`register` adds ``"g2po"`` and, unless verl
+already has one (verl-agent does), ``"gigpo"``. Then set
+``algorithm.adv_estimator=g2po``. Importing this module does not import verl
+(or torch); it registers on import only when verl is already loaded, which is
+what ``VERL_USE_EXTERNAL_MODULES=agentmc.rl.verl`` does, so either of these works::
+
+    VERL_USE_EXTERNAL_MODULES=agentmc.rl.verl python -m verl.trainer.main_ppo ...
+    # or, in your own entry point, before the trainer is built:
+    import agentmc.rl.verl; agentmc.rl.verl.register()
+
+**Row layout: one row per agent step.** Graph credit assignment needs to know
+which steps share a state, so each row of the batch is one step of one
+episode (the layout of verl-agent and GiGPO): the prompt is the agent's input at
+that step, the response its reply, and ``token_level_rewards`` summed over the
+response is the step's reward (usually 0, the episode's reward on its last
+step). Per row, the rollout must put into ``data.non_tensor_batch`` (numpy
+arrays of length ``batch_size``):
+
+==================  ========================================================
+``uid``             the group: all episodes of one task instance share it
+                    (verl's standard key, passed to estimators as ``index``)
+``traj_uid``        the episode the step belongs to
+``step_index``      the step's position in its episode, 0, 1, ... (int)
+``state_key``       canonical key of the state *before* the step (str or any
+                    hashable), e.g. from :func:`agentmc.rl.states.state_keys`
+                    (TextCraft: goal and inventory; default: the normalised
+                    latest observation)
+``next_state_key``  key of the state *after* the step; must equal the next
+                    step's ``state_key``
+``terminated``      optional bool: the step ended the episode by termination
+                    (default: the last step of each episode terminated)
+``action_key``      optional hashable: identifies the action (e.g. the parsed
+                    command); default: steps are edges ``(s, s')``, so all
+                    replies that led from ``s`` to ``s'`` form one edge
+==================  ========================================================
+
+An episode's rows may come in any order, but its steps must be ``0..T-1``
+without gaps (an episode cut by ``max_response_length`` filtering must be
+dropped whole). A NaN reward in any step marks the episode unscorable: all its
+steps get advantage 0, and the count is logged (``logging`` warning).
+
+verl's stock ``compute_advantage`` passes registered estimators only
+``token_level_rewards``, ``response_mask``, ``config`` and ``index`` (plus
+``reward_baselines``), not ``non_tensor_batch``. So either call
+:func:`compute_advantage` (below) on the ``DataProto`` in your trainer for these
+estimators, or make verl's ``compute_advantage`` forward
+``non_tensor_batch=data.non_tensor_batch`` (a one-line change, as verl does for
+some estimators); the registered functions accept it.
+
+Settings (discount, step weight, ...) come from an
+:class:`~agentmc.rl.estimators.EstimatorConfig` given to :func:`register`;
+verl's own ``algorithm.gamma`` and ``norm_adv_by_std_in_grpo`` are not used.
+
+The array-level core, :func:`agentmc.rl.rows.step_advantages`, takes plain
+numpy arrays and is what the tests exercise. **Untested here** (no verl on this machine, and
+verl needs GPUs for rollouts): registration against verl's real registry (the
+tests use a stand-in module with the same ``register_adv_est`` semantics),
+the ``VERL_USE_EXTERNAL_MODULES`` import path, and a training run.
+
+Example (numpy arrays stand in for verl's torch tensors; both work):
+    >>> import numpy as np
+    >>> mask = np.ones((3, 2))  # three step rows, two response tokens each
+    >>> rewards = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> steps = {"traj_uid": ["a", "a", "b"], "step_index": [0, 1, 0],
+    ...          "state_key": ["s", "x", "s"], "next_state_key": ["x", "win", "lose"]}
+    >>> advantages, returns = compute_g2po_advantage(
+    ...     rewards, mask, index=np.array(["u", "u", "u"]), non_tensor_batch=steps)
+    >>> advantages.round(2).tolist()
+    [[1.93, 1.93], [0.71, 0.71], [-1.93, -1.93]]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agentmc.errors import ConfigError, DataError, MissingExtraError
+from agentmc.rl.estimators import ESTIMATORS, EstimatorConfig, get_estimator
+from agentmc.rl.rows import _to_numpy, step_advantages, token_advantages
+
+logger = logging.getLogger(__name__)
+
+#: non_tensor_batch keys the rollout must provide (``terminated`` is optional).
+REQUIRED_KEYS = ("traj_uid", "step_index", "state_key", "next_state_key")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    config: EstimatorConfig = EstimatorConfig()
+
+
+_SETTINGS = _Settings()
+
+
+def _column(source: dict[str, Any], name: str, estimator: str) -> np.ndarray:
+    if name not in source:
+        raise DataError(
+            f"{estimator} in verl needs non_tensor_batch[{name!r}] per step row "
+            f"(required: uid, {', '.join(REQUIRED_KEYS)}); see agentmc.rl.verl"
+        )
+    return np.asarray(source[name])
+
+
+def _compute(
+    estimator: str,
+    token_level_rewards: Any,
+    response_mask: Any,
+    index: Any,
+    non_tensor_batch: dict[str, Any] | None,
+    extra: dict[str, Any],
+) -> tuple[Any, Any]:
+    source = dict(non_tensor_batch or {})
+    optional = ("terminated", "action_key")
+    source.update({k: v for k, v in extra.items() if k in (*REQUIRED_KEYS, *optional)})
+    if "traj_uid" not in source and "traj_index" in extra:
+        source["traj_uid"] = extra["traj_index"]
+    if index is None:
+        index = source.get("uid")
+    if index is None:
+        raise DataError(f"{estimator} in verl needs the group ids (uid / index) of every row")
+    mask = _to_numpy(response_mask)
+    rewards = (_to_numpy(token_level_rewards) * mask).sum(axis=-1)
+    advantages, n_nan = step_advantages(
+        rewards,
+        np.asarray(index),
+        _column(source, "traj_uid", estimator),
+        _column(source, "step_index", estimator),
+        _column(source, "state_key", estimator),
+        _column(source, "next_state_key", estimator),
+        source.get("terminated"),
+        source.get("action_key"),
+        estimator=estimator,
+        config=_SETTINGS.config,
+    )
+    if n_nan:
+        logger.warning("%s: %d episodes with NaN rewards got advantage 0", estimator, n_nan)
+    out = token_advantages(advantages, response_mask)
+    return out, out
+
+
+def compute_g2po_advantage(
+    token_level_rewards: Any,
+    response_mask: Any,
+    index: Any = None,
+    config: Any = None,
+    non_tensor_batch: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """The verl estimator ``"g2po"``: ``(advantages, returns)``, both shape ``(B, L)``.
+
+    Args:
+        token_level_rewards: Shape ``(B, L)``; summed over the response = step reward.
+        response_mask: Shape ``(B, L)``.
+        index: Group id (``uid``) of each row, shape ``(B,)``.
+        config: verl's algorithm config (unused; see :func:`register`).
+        non_tensor_batch: The batch's per-row keys (see the module docstring);
+            the keys may also come as keyword arguments.
+        **kwargs: Other arguments verl passes (ignored unless named above).
+
+    Returns:
+        Advantages and returns (equal, as for verl's GRPO), masked.
+    """
+    return _compute("g2po", token_level_rewards, response_mask, index, non_tensor_batch, kwargs)
+
+
+def compute_gigpo_advantage(
+    token_level_rewards: Any,
+    response_mask: Any,
+    index: Any = None,
+    config: Any = None,
+    non_tensor_batch: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """The verl estimator ``"gigpo"`` (same contract as :func:`compute_g2po_advantage`)."""
+    return _compute("gigpo", token_level_rewards, response_mask, index, non_tensor_batch, kwargs)
+
+
+_FUNCTIONS = {"g2po": compute_g2po_advantage, "gigpo": compute_gigpo_advantage}
+
+
+def compute_advantage(data: Any, estimator: str = "g2po") -> Any:
+    """Set ``data.batch["advantages"]`` and ``["returns"]`` on a verl ``DataProto``.
+
+    Use in place of verl's ``compute_advantage`` for these estimators: it reads
+    ``data.batch["token_level_rewards"]``, ``data.batch["response_mask"]`` and
+    the per-step keys of ``data.non_tensor_batch``.
+
+    Returns:
+        ``data``, updated in place.
+    """
+    if estimator not in ESTIMATORS:
+        get_estimator(estimator)
+    advantages, returns = _compute(
+        estimator,
+        data.batch["token_level_rewards"],
+        data.batch["response_mask"],
+        data.non_tensor_batch.get("uid"),
+        data.non_tensor_batch,
+        {},
+    )
+    data.batch["advantages"] = advantages
+    data.batch["returns"] = returns
+    return data
+
+
+def register(config: EstimatorConfig | None = None) -> list[str]:
+    """Register the estimators in verl's advantage-estimator registry.
+
+    Args:
+        config: Settings used by the registered estimators (defaults if omitted).
+
+    Returns:
+        The names registered now: ``"g2po"``, and ``"gigpo"`` unless verl
+        already had a different estimator of that name.
+
+    Raises:
+        MissingExtraError: verl is not installed.
+    """
+    global _SETTINGS
+    if config is not None and not isinstance(config, EstimatorConfig):
+        raise ConfigError("config must be an agentmc.rl.EstimatorConfig")
+    try:
+        from verl.trainer.ppo import core_algos
+    except ImportError as error:
+        raise MissingExtraError(
+            f"verl is not installed ({error}); install verl to use agentmc.rl.verl.register()"
+        ) from None
+    _SETTINGS = _Settings(config or EstimatorConfig())
+    registry = getattr(core_algos, "ADV_ESTIMATOR_REGISTRY", {})
+    registered = []
+    for name, function in _FUNCTIONS.items():
+        existing = registry.get(name)
+        if existing is not None and existing is not function:
+            if name == "g2po":
+                raise ConfigError(f"verl already has a different estimator named {name!r}")
+            logger.info("verl already provides %r; keeping its version", name)
+            continue
+        core_algos.register_adv_est(name)(function)
+        registered.append(name)
+    return registered
+
+
+if "verl" in sys.modules:  # imported by verl (VERL_USE_EXTERNAL_MODULES) or after it
+    register()
