@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from agentmc.cli.common import parse
-from agentmc.errors import ConfigError
+from agentmc.errors import ConfigError, MissingExtraError
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,14 @@ def main(name: str, argv: list[str]) -> int:
     result.policy.save(run.policy_path)
     print(f"policy: {run.policy_path} (use as policy spec trained:{config.out})")
     if config.plot and result.history:
-        plot_curves(
-            {config.estimator: [result.history]},
-            run.plot_path,
-            title=f"{config.env}: {config.estimator} (seed {config.seed})",
-        )
-        print(f"learning curve: {run.plot_path}")
+        try:
+            plot_curves(
+                {config.estimator: [result.history]},
+                run.plot_path,
+                title=f"{config.env}: {config.estimator} (seed {config.seed})",
+            )
+        except MissingExtraError as error:  # the run itself is saved; only the plot is missing
+            print(f"learning curve not plotted: {error}")
+        else:
+            print(f"learning curve: {run.plot_path}")
     return 0

@@ -182,6 +182,6 @@ class RunDirectory:
             weights=state.weights,
             adam_mean=state.optimiser.mean,
             adam_second=state.optimiser.second,
-            adam_count=state.optimiser.count,
+            adam_count=state.optimiser.step,
         )
         os.replace(temporary, self.checkpoint_path)

@@ -64,9 +64,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from agentmc.errors import ConfigError, DataError
 from agentmc.rl.advantages import discounted_returns
@@ -214,7 +215,7 @@ def _flatten(
     return steps, node_keys, action_keys, state_ids
 
 
-def _split(values: FloatArray, episodes: Sequence[Episode]) -> list[FloatArray]:
+def _split(values: npt.NDArray[Any], episodes: Sequence[Episode]) -> list[FloatArray]:
     bounds = np.cumsum([e.n_steps for e in episodes])[:-1]
     return [np.asarray(part, dtype=np.float64) for part in np.split(values, bounds)]
 

@@ -22,7 +22,7 @@ class AdamState(NamedTuple):
 
     mean: FloatArray
     second: FloatArray
-    count: int
+    step: int
 
 
 def adam_init(dim: int) -> AdamState:
@@ -47,7 +47,7 @@ def adam_update(
     """
     mean = b1 * state.mean + (1 - b1) * grad
     second = b2 * state.second + (1 - b2) * grad**2
-    count = state.count + 1
+    count = state.step + 1
     mean_hat = mean / (1 - b1**count)
     second_hat = second / (1 - b2**count)
     return -learning_rate * mean_hat / (np.sqrt(second_hat) + eps), AdamState(mean, second, count)

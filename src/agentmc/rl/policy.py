@@ -90,8 +90,8 @@ class LinearPolicy:
     ) -> FloatArray:
         """Log-probabilities of the candidates, shape ``(n_candidates,)``."""
         indices, values, owner = features
-        scores = np.bincount(owner, weights=self.weights[indices] * values, minlength=n_candidates)
-        scores = scores / temperature
+        raw = np.bincount(owner, weights=self.weights[indices] * values, minlength=n_candidates)
+        scores = raw / temperature
         scores = scores - scores.max()
         return scores - np.log(np.exp(scores).sum())
 
@@ -255,8 +255,8 @@ def _flat(weights: FloatArray, batch: Decisions, temperature: float) -> dict[str
     sizes = np.array([len(lengths) for lengths in batch.lengths])
     candidate = np.repeat(np.arange(int(sizes.sum())), np.concatenate(batch.lengths))
     step_of = np.repeat(np.arange(len(sizes)), sizes)  # candidate -> decision
-    scores = np.bincount(candidate, weights=weights[indices] * values, minlength=len(step_of))
-    scores = scores / temperature
+    raw = np.bincount(candidate, weights=weights[indices] * values, minlength=len(step_of))
+    scores = raw / temperature
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     scores = scores - np.maximum.reduceat(scores, starts)[step_of]
     log_probs = scores - np.log(np.add.reduceat(np.exp(scores), starts))[step_of]

@@ -140,9 +140,10 @@ def step_advantages(
     return advantages, n_nan
 
 
-def _keys(values: npt.ArrayLike) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)  # type: ignore[arg-type]
-    array[:] = list(values)  # type: ignore[call-overload]
+def _keys(values: Any) -> npt.NDArray[np.object_]:
+    items = list(values)
+    array = np.empty(len(items), dtype=np.object_)
+    array[:] = items
     for key in array:
         try:
             hash(key)

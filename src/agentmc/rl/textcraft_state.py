@@ -90,7 +90,8 @@ def render(state: CraftState) -> str:
 
 def textcraft_key(text: str) -> Hashable:
     """``(goal, ((item, count), ...))`` from a rendered state; the ``last`` line is ignored."""
-    goal, inventory = "", ()
+    goal = ""
+    inventory: tuple[tuple[str, int], ...] = ()
     for line in text.splitlines():
         name, _, value = line.partition(":")
         if name == "goal":

@@ -230,7 +230,7 @@ def train(
         policy.weights = np.array(resume.weights, dtype=np.float64)
         optimiser = AdamState(
             np.array(resume.optimiser.mean), np.array(resume.optimiser.second),
-            int(resume.optimiser.count),
+            int(resume.optimiser.step),
         )  # fmt: skip
         history = [dict(record) for record in resume.history]
     envs: dict[str, TextEnv] = {}
