@@ -214,6 +214,7 @@ def test_crash_and_resume_equals_an_uninterrupted_run(tmp_path):
         from dataclasses import replace
 
         run.resume_state(replace(config, iterations=3), tasks)
+    assert '"iterations": 5' in (run.path / "config.json").read_text()  # left as it was
 
 
 def test_policy_complete_sees_the_state_the_trainer_saw():

@@ -120,9 +120,9 @@ class RunDirectory:
                     f"{self.path} holds a run with other settings (see its config.json); "
                     "use another --out directory, or the same settings to resume"
                 )
+        state = self._read_checkpoint(config) if self.checkpoint_path.exists() else None
         document = {**wanted, "iterations": config.iterations}
         config_file.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        state = self._read_checkpoint(config) if self.checkpoint_path.exists() else None
         done = 0 if state is None else state.iteration
         records: dict[int, dict[str, Any]] = {}
         for record in self.history():
