@@ -1,1 +1,137 @@
-"""agentmc.policies."""
+"""Black-box agents: anything we can sample actions from.
+
+A policy implements :class:`~agentmc.policies.core.Policy` (an async
+``complete`` method plus ``name`` and ``synthetic`` attributes). The command
+line and the evaluation harness build them from short specs with
+:func:`make_policy`:
+
+==========================  ===============================================================
+spec                        policy
+==========================  ===============================================================
+``noisy-expert``            :class:`~agentmc.policies.expert.NoisyExpertPolicy` (synthetic)
+``random``                  :class:`~agentmc.policies.scripted.RandomPolicy` (synthetic)
+``local``                   the embedded SmolLM2-135M in its default mode, ``choose``
+``local:choose``            the embedded model scoring the environment's valid actions
+``local:generate``          the embedded model writing a free-text action
+``openai:MODEL``            :class:`~agentmc.policies.openai_compat.OpenAIPolicy`
+``replay:PATH``             :class:`~agentmc.policies.replay.ReplayPolicy` answering from PATH
+``trained:PATH``            a policy trained by ``agentmc train`` (needs the RL module)
+==========================  ===============================================================
+
+Stand-ins for a real agent (``noisy-expert``, ``random``, scripted and
+replayed policies) have ``synthetic = True``; every record and report labels
+their results as synthetic.
+
+Example:
+    >>> policy = make_policy("noisy-expert")
+    >>> policy.name, policy.synthetic
+    ('noisy-expert', True)
+    >>> make_policy("gpt-4o")
+    Traceback (most recent call last):
+    ...
+    agentmc.errors.UnknownNameError: unknown policy spec 'gpt-4o'; valid forms: ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from agentmc.errors import ConfigError, UnknownNameError
+from agentmc.policies.core import Completion, Policy
+from agentmc.policies.expert import NoisyExpertPolicy
+from agentmc.policies.parsing import parse_action
+from agentmc.policies.prompts import PromptFormat
+from agentmc.policies.replay import ReplayPolicy
+from agentmc.policies.scripted import RandomPolicy, ScriptedPolicy
+
+__all__ = [
+    "POLICY_SPECS",
+    "Completion",
+    "NoisyExpertPolicy",
+    "Policy",
+    "PromptFormat",
+    "RandomPolicy",
+    "ReplayPolicy",
+    "ScriptedPolicy",
+    "make_policy",
+    "parse_action",
+]
+
+DEFAULT_LOCAL_MODE = "choose"
+"""Mode of the plain ``local`` spec: it solved more tasks than ``generate`` (see bench/)."""
+
+POLICY_SPECS: tuple[str, ...] = (
+    "noisy-expert",
+    "random",
+    "local",
+    "local:choose",
+    "local:generate",
+    "openai:MODEL",
+    "replay:PATH",
+    "trained:PATH",
+)
+"""The accepted spec forms, as shown in error messages."""
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+def make_policy(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int = 16,
+    cache_dir: str | Path | None = None,
+) -> Policy:
+    """Build a policy from a spec string (see the module docstring for the forms).
+
+    Args:
+        spec: e.g. ``"noisy-expert"``, ``"local:choose"``, ``"openai:gpt-4o-mini"``.
+        base_url: Server URL for ``openai:`` specs (vLLM, llama.cpp, Ollama, ...);
+            ``None`` is OpenAI's API. A server on this machine needs no key.
+        api_key_env: Environment variable holding the key for ``openai:`` specs
+            (the key itself is never passed around).
+        concurrency: Most requests in flight for ``openai:`` specs.
+        cache_dir: On-disk request cache for ``openai:`` specs (``None``: no cache).
+
+    Returns:
+        The policy.
+
+    Raises:
+        UnknownNameError: The spec matches no form; the message lists them.
+        ConfigError: A form is missing its argument, or an argument is invalid.
+        MissingExtraError: The spec needs an extra that is not installed.
+    """
+    kind, sep, argument = spec.strip().partition(":")
+    if sep and not argument.strip() and kind in ("openai", "replay", "trained", "local"):
+        raise ConfigError(f"policy spec {spec!r} has nothing after ':'; use e.g. {kind}:...")
+    argument = argument.strip()
+    if kind == "noisy-expert" and not sep:
+        return NoisyExpertPolicy()
+    if kind == "random" and not sep:
+        return RandomPolicy()
+    if kind == "local" and (not sep or argument in ("choose", "generate")):
+        from agentmc.policies.local import LocalConfig, LocalPolicy
+
+        return LocalPolicy(LocalConfig(mode=argument or DEFAULT_LOCAL_MODE))  # type: ignore[arg-type]
+    if kind == "openai" and sep:
+        from agentmc.policies.openai_compat import ClientLimits, OpenAIConfig, OpenAIPolicy
+
+        host = urlparse(base_url).hostname if base_url else None
+        config = OpenAIConfig(
+            model=argument,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            allow_no_key=host in _LOCAL_HOSTS,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            limits=ClientLimits(max_concurrency=concurrency),
+        )
+        return OpenAIPolicy(config)
+    if kind == "replay" and sep:
+        return ReplayPolicy(argument, mode="replay")
+    if kind == "trained" and sep:
+        from agentmc.rl.policy import load_trained_policy
+
+        return load_trained_policy(argument)
+    raise UnknownNameError(f"unknown policy spec {spec!r}; valid forms: {', '.join(POLICY_SPECS)}")
