@@ -1,0 +1,452 @@
+"""Inference methods on one code path: single run, Best-of-N, zero-shot SMC and AMC.
+
+A :class:`MethodSpec` names a method in a short string form that the CLI, the
+evaluation harness and reports share:
+
+=====================  ===================================================================
+``single``             one plain agent run (K = 1, no selection; selection ``"none"``)
+``bon:8``              Best-of-N: 8 independent runs, keep the best by true reward
+``bon:8:critic``       Best-of-N, keep the highest critic score (no true reward used)
+``amc:8``              AMC with a trained critic, 8 particles, best final true reward
+``amc:8:weight``       AMC, sample the answer from the final weights
+``smc:8:critic``       zero-shot SMC (any critic, e.g. the LLM judge), highest critic score
+=====================  ===================================================================
+
+Every method runs through :class:`agentmc.steer.AgentModel` and the SMC
+sampler: ``single`` is K = 1 with no resampling, Best-of-N is K particles
+with no resampling (the final weights are ``exp(R / beta)``), SMC and AMC
+resample on the spec's schedule. So budgets, concurrency (one
+``asyncio.gather`` per step over all particles) and failure accounting are the
+same for all of them.
+
+Selection modes (design.md section 2), always recorded in the result:
+
+- ``reward``: the environment's final reward is visible (planning in a
+  simulator). The weights use it, and the answer is the candidate with the
+  best true return: comparable to Best-of-N by reward (pass@K).
+- ``weight``: the deployment setting. True rewards are hidden from the whole
+  run: a finished particle's return is the critic's score of its final
+  history (0 without a critic), and the answer is drawn from the final
+  weights. For Best-of-N that is a draw with probability ``∝ exp(score / beta)``.
+- ``critic``: also deployment: rewards hidden, and the answer is the candidate
+  whose final history the critic scores highest.
+
+Failed particles (a policy call that failed after its retries) are never
+selected while another candidate exists, and ``diagnostics["failed_particles"]``
+counts them.
+
+Example:
+    >>> import asyncio
+    >>> import numpy as np
+    >>> from agentmc.envs import make
+    >>> from agentmc.policies.expert import NoisyExpertPolicy
+    >>> spec = MethodSpec.parse("bon:4")
+    >>> result = asyncio.run(arun_method(spec, lambda: make("textcraft", task_id="3"),
+    ...                                  NoisyExpertPolicy(), np.random.default_rng(0)))
+    >>> result.method, result.selection, result.calls > 0
+    ('bon@reward-k4', 'reward', True)
+    >>> EpisodeResult.from_dict(result.to_dict()) == result
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from agentmc.critics.core import Critic
+from agentmc.data.trajectory import Trajectory
+from agentmc.envs.core import TextEnv
+from agentmc.errors import ConfigError, UnknownNameError
+from agentmc.policies.core import Policy
+from agentmc.smc.resampling import DEFAULT_RESAMPLER, get_resampler
+from agentmc.smc.sampler import SMC, SMCConfig
+from agentmc.smc.schedules import parse_schedule
+from agentmc.smc.selection import select_particle
+from agentmc.steer import AgentModel, critic_values
+
+__all__ = [
+    "KINDS",
+    "Budget",
+    "EpisodeResult",
+    "Kind",
+    "MethodSpec",
+    "Select",
+    "arun_method",
+    "run_method",
+]
+
+Select = Literal["reward", "weight", "critic"]
+Kind = Literal["single", "bon", "smc", "amc"]
+KINDS: tuple[str, ...] = get_args(Kind)
+SELECTS: tuple[str, ...] = get_args(Select)
+
+_FORMS = "'single', 'bon:8', 'bon:8:critic', 'amc:8', 'amc:8:weight', 'smc:8:critic'"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Which method to run, with how many particles and which final selection."""
+
+    kind: Kind
+    """``single``, ``bon`` (Best-of-N), ``smc`` (zero-shot SMC, any critic) or ``amc``."""
+    particles: int = 1
+    """K (N for Best-of-N); ``single`` requires 1."""
+    select: Select = "reward"
+    """Final selection: ``reward``, ``weight`` or ``critic`` (ignored for ``single``)."""
+    beta: float = 1.0
+    """Temperature of the target ``p(tau) exp(R / beta)``; > 0 (``inf``: no tilt)."""
+    schedule: str = "every"
+    """Resampling schedule of SMC/AMC (see :func:`agentmc.smc.parse_schedule`)."""
+    resampler: str = DEFAULT_RESAMPLER
+    """Resampling scheme of SMC/AMC: systematic, stratified, residual or multinomial."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UnknownNameError(f"unknown method {self.kind!r}; valid forms: {_FORMS}")
+        if isinstance(self.particles, bool) or not isinstance(self.particles, int):
+            raise ConfigError(f"particles must be an integer >= 1, got {self.particles!r}")
+        if self.particles < 1:
+            raise ConfigError(f"particles must be >= 1, got {self.particles}")
+        if self.kind == "single" and self.particles != 1:
+            raise ConfigError(
+                f"method 'single' runs one episode (particles=1), got particles={self.particles}; "
+                "use 'bon:K' for K runs"
+            )
+        if self.select not in SELECTS:
+            raise ConfigError(f"select must be one of {', '.join(SELECTS)}, got {self.select!r}")
+        if not isinstance(self.beta, int | float) or math.isnan(self.beta) or self.beta <= 0:
+            raise ConfigError(f"beta must be > 0 (inf for no tilt), got {self.beta!r}")
+        parse_schedule(self.schedule)
+        get_resampler(self.resampler)
+
+    @classmethod
+    def parse(cls, text: str) -> MethodSpec:
+        """Build a spec from ``KIND[:K[:SELECT]]``, e.g. ``"amc:8:critic"``.
+
+        Raises:
+            UnknownNameError: Unknown kind (the message lists the valid forms).
+            ConfigError: Malformed K or selection.
+        """
+        parts = [part.strip() for part in str(text).strip().split(":")]
+        kind = parts[0].lower()
+        if kind not in KINDS:
+            raise UnknownNameError(f"unknown method {text!r}; valid forms: {_FORMS}")
+        if len(parts) > 3:
+            raise ConfigError(f"method {text!r}: too many ':' parts; valid forms: {_FORMS}")
+        if kind == "single":
+            if len(parts) > 1 and parts[1] not in ("", "1"):
+                raise ConfigError(f"method {text!r}: 'single' takes no K; valid forms: {_FORMS}")
+            return cls("single")
+        if len(parts) < 2 or not parts[1]:
+            raise ConfigError(f"method {text!r} needs K, e.g. '{kind}:8'; valid forms: {_FORMS}")
+        try:
+            particles = int(parts[1])
+        except ValueError:
+            raise ConfigError(
+                f"method {text!r}: K must be an integer, got {parts[1]!r}; valid forms: {_FORMS}"
+            ) from None
+        select = parts[2].lower() if len(parts) == 3 else "reward"
+        if select not in SELECTS:
+            raise ConfigError(
+                f"method {text!r}: selection must be one of {', '.join(SELECTS)}, got {select!r}"
+            )
+        return cls(kind, particles, select)  # type: ignore[arg-type]
+
+    @property
+    def label(self) -> str:
+        """``single``, or ``KIND@SELECT-kK`` plus any non-default beta/schedule/resampler."""
+        if self.kind == "single":
+            return "single"
+        label = f"{self.kind}@{self.select}-k{self.particles}"
+        if self.beta != 1.0:
+            label += f"-beta{self.beta:g}"
+        if self.kind in ("smc", "amc"):
+            if self.schedule != "every":
+                label += f"-{self.schedule}"
+            if self.resampler != DEFAULT_RESAMPLER:
+                label += f"-{self.resampler}"
+        return label
+
+    @property
+    def selection(self) -> str:
+        """The selection mode recorded with results (``"none"`` for ``single``)."""
+        return "none" if self.kind == "single" else self.select
+
+    @property
+    def observe_reward(self) -> bool:
+        """Whether true rewards may steer the run (only with ``reward`` selection)."""
+        return self.kind == "single" or self.select == "reward"
+
+    @property
+    def smc_schedule(self) -> str:
+        """The sampler schedule: no resampling for single and Best-of-N."""
+        return self.schedule if self.kind in ("smc", "amc") else "none"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Caps on what one episode may spend; the run stops before a step would exceed them."""
+
+    max_calls: int | None = None
+    """Policy requests (one per particle per step)."""
+    max_tokens: int | None = None
+    """Prompt plus completion tokens."""
+    max_cost: float | None = None
+    """US dollars (needs a policy with known prices)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_calls", "max_tokens", "max_cost"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"budget {name} must be > 0 or None (no cap), got {value!r}")
+
+
+@dataclass
+class EpisodeResult:
+    """One method on one task: the selected trajectory, the cost, and SMC diagnostics.
+
+    Attributes:
+        task_id: The task.
+        method: The method's label (:attr:`MethodSpec.label`).
+        selection: ``"reward"``, ``"weight"``, ``"critic"``, or ``"none"`` for ``single``.
+        success: Whether the selected trajectory solved the task.
+        reward: True return of the selected trajectory.
+        steps: Steps of the selected trajectory.
+        calls: Policy requests over all particles.
+        prompt_tokens: Prompt tokens over all particles.
+        completion_tokens: Completion tokens over all particles.
+        cost: US dollars over all particles (``nan`` when some price is unknown).
+        wall_s: Wall-clock seconds of the whole episode.
+        trajectory: The selected trajectory (``meta`` says which particle and how).
+        candidates_rewards: True final returns of the K candidates (for analysis only).
+        candidate_values: Critic scores of the K final histories, or ``None`` without a critic.
+        diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors and running
+            log-evidence (``checkpoints``), ``log_evidence``, ``genealogy``,
+            ``failed_particles``, ``failures``, ``budget_exhausted``, ``stop_reason``, ...
+    """
+
+    task_id: str
+    method: str
+    selection: str
+    success: bool
+    reward: float
+    steps: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    wall_s: float
+    trajectory: Trajectory
+    candidates_rewards: list[float]
+    candidate_values: list[float] | None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (an unknown cost is ``None``)."""
+        return {
+            "task_id": self.task_id,
+            "method": self.method,
+            "selection": self.selection,
+            "success": self.success,
+            "reward": self.reward,
+            "steps": self.steps,
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": None if math.isnan(self.cost) else self.cost,
+            "wall_s": self.wall_s,
+            "trajectory": self.trajectory.to_dict(),
+            "candidates_rewards": list(self.candidates_rewards),
+            "candidate_values": (
+                None if self.candidate_values is None else list(self.candidate_values)
+            ),
+            "diagnostics": self.diagnostics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeResult:
+        cost = data.get("cost")
+        values = data.get("candidate_values")
+        return cls(
+            task_id=str(data["task_id"]),
+            method=data["method"],
+            selection=data["selection"],
+            success=bool(data["success"]),
+            reward=float(data["reward"]),
+            steps=int(data["steps"]),
+            calls=int(data["calls"]),
+            prompt_tokens=int(data["prompt_tokens"]),
+            completion_tokens=int(data["completion_tokens"]),
+            cost=math.nan if cost is None else float(cost),
+            wall_s=float(data["wall_s"]),
+            trajectory=Trajectory.from_dict(data["trajectory"]),
+            candidates_rewards=[float(v) for v in data["candidates_rewards"]],
+            candidate_values=None if values is None else [float(v) for v in values],
+            diagnostics=dict(data.get("diagnostics", {})),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        # ``nan`` cost compares unequal to itself; compare the JSON forms instead.
+        return isinstance(other, EpisodeResult) and self.to_dict() == other.to_dict()
+
+
+async def arun_method(
+    spec: MethodSpec,
+    make_env: Callable[[], TextEnv],
+    policy: Policy,
+    rng: np.random.Generator,
+    *,
+    critic: Critic | None = None,
+    budget: Budget | None = None,
+    temperature: float = 1.0,
+    task_id: str = "",
+) -> EpisodeResult:
+    """Run one method on one task.
+
+    Args:
+        spec: The method.
+        make_env: Builds a fresh environment for the task (called once; particles
+            fork it with snapshots).
+        policy: The black-box agent.
+        rng: The episode's generator (same generator state and a deterministic
+            policy give the same result).
+        critic: Value function for SMC/AMC twisting and for ``critic``/``weight``
+            selection; ``None`` is the zero critic. Best-of-N and single use it
+            only to score final histories.
+        budget: Optional caps; the run stops before a step would exceed one, and
+            ``diagnostics["budget_exhausted"]`` says so.
+        temperature: Policy sampling temperature.
+        task_id: Task label (default: the environment's ``task_id``).
+
+    Returns:
+        The :class:`EpisodeResult`.
+
+    Raises:
+        ConfigError: ``critic`` selection without a critic; a schedule step beyond
+            the environment's step cap.
+        DataError: The critic returned NaN or an infinity (names task and step).
+    """
+    if spec.kind != "single" and spec.select == "critic" and critic is None:
+        raise ConfigError(
+            f"method {spec.label} selects by critic but no critic was given; pass --critic PATH "
+            "or use reward/weight selection"
+        )
+    budget = budget or Budget()
+    start = time.perf_counter()
+    smc_rng, select_rng = rng.spawn(2)
+    env = make_env()
+    try:
+        schedule = parse_schedule(spec.smc_schedule)
+        steering = critic if spec.kind in ("smc", "amc") else None
+        model = AgentModel(
+            env,
+            policy,
+            steering if spec.observe_reward else critic,
+            schedule=schedule if steering is not None else parse_schedule("none"),
+            temperature=temperature,
+            observe_reward=spec.observe_reward,
+            task_id=task_id or None,
+        )
+        task_id = model.task_id
+        try:
+            config = SMCConfig(
+                n_particles=spec.particles,
+                beta=spec.beta,
+                resampler=spec.resampler,
+                schedule=spec.smc_schedule,
+                max_steps=model.step_cap,
+                max_calls=budget.max_calls,
+                max_tokens=budget.max_tokens,
+                max_cost=budget.max_cost,
+            )
+        except ConfigError as error:
+            raise ConfigError(f"method {spec.label} on task {task_id!r}: {error}") from None
+        sampler = SMC(model, config, smc_rng, value_fn=model if steering is not None else None)
+        result = await sampler.run()
+        states = result.states
+        rewards = np.array([state.reward for state in states], dtype=np.float64)
+        failed = np.array([state.failed for state in states], dtype=bool)
+        scores = None
+        if critic is not None:
+            scores = await critic_values(
+                critic, [state.history() for state in states], task_id=task_id, step=result.n_steps
+            )
+        if spec.kind == "single":
+            index = 0
+        else:
+            index = select_particle(
+                spec.select,
+                log_weights=result.log_weights,
+                rng=select_rng,
+                returns=rewards,
+                scores=scores,
+                eligible=~failed,
+            )
+        lineage = result.lineage(index)
+        trajectory = model.trajectory(
+            states[index],
+            meta={
+                "method": spec.label,
+                "selection": spec.selection,
+                "particle": index,
+                "lineage": lineage,
+            },
+        )
+    finally:
+        env.close()
+    usage = model.usage
+    diagnostics = result.diagnostics()
+    diagnostics.update(
+        {
+            "kind": spec.kind,
+            "selected": index,
+            "observe_reward": spec.observe_reward,
+            "critic": None if critic is None else getattr(critic, "name", type(critic).__name__),
+            "failed_particles": model.n_failed,
+            "failures": list(model.failures),
+            "budget_exhausted": result.stop_reason.startswith("budget"),
+            "budget": {
+                "max_calls": budget.max_calls,
+                "max_tokens": budget.max_tokens,
+                "max_cost": budget.max_cost,
+            },
+            "policy": policy.name,
+            "synthetic": bool(getattr(policy, "synthetic", False)),
+        }
+    )
+    return EpisodeResult(
+        task_id=task_id,
+        method=spec.label,
+        selection=spec.selection,
+        success=bool(trajectory.success),
+        reward=float(rewards[index]),
+        steps=trajectory.n_steps,
+        calls=usage.calls,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost=math.nan if usage.cost is None else float(usage.cost),
+        wall_s=time.perf_counter() - start,
+        trajectory=trajectory,
+        candidates_rewards=rewards.tolist(),
+        candidate_values=None if scores is None else scores.tolist(),
+        diagnostics=diagnostics,
+    )
+
+
+def run_method(
+    spec: MethodSpec,
+    make_env: Callable[[], TextEnv],
+    policy: Policy,
+    rng: np.random.Generator,
+    **kwargs: Any,
+) -> EpisodeResult:
+    """Synchronous :func:`arun_method` (starts an event loop)."""
+    import asyncio
+
+    return asyncio.run(arun_method(spec, make_env, policy, rng, **kwargs))
