@@ -35,6 +35,7 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
+import logging
 import shutil
 import tempfile
 import zipfile
@@ -49,6 +50,8 @@ from agentmc.types import FloatArray
 
 if TYPE_CHECKING:
     from agentmc.data.trajectory import Trajectory
+
+log = logging.getLogger("agentmc")
 
 #: Version of the artifact layout; bumped when an old reader could misread a new artifact.
 FORMAT_VERSION = 1
@@ -75,6 +78,8 @@ class Provenance:
         n_examples: Training states (train split only).
         metrics: Validation metrics measured at training time.
         synthetic_data: True if the training trajectories came from a stand-in policy.
+        train_tasks: Task ids the model was fitted on (sorted).
+        val_tasks: Task ids held out for validation and model selection (sorted).
     """
 
     env_id: str
@@ -85,6 +90,8 @@ class Provenance:
     n_examples: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     synthetic_data: bool = False
+    train_tasks: list[str] = field(default_factory=list)
+    val_tasks: list[str] = field(default_factory=list)
 
 
 class TrainableCritic(Protocol):
@@ -280,8 +287,30 @@ def load(path: str | Path, *, env_id: str | None = None) -> TrainableCritic:
             f"not {env_id!r}; train one on {env_id!r} trajectories"
         )
     cls = backend_class(meta["backend"])
+    _warn_on_library_drift(path, meta.get("libraries") or {})
     provenance = Provenance(**meta["provenance"])
     try:
         return cls.load_files(path, dict(meta["config"]), provenance)
     except (KeyError, ValueError, TypeError, RuntimeError, OSError, zipfile.BadZipFile) as error:
         raise DataError(f"critic {path} could not be loaded ({error}); retrain it") from None
+
+
+def _warn_on_library_drift(path: Path, recorded: dict[str, str]) -> None:
+    """Log one warning if installed libraries differ from those the critic was saved with.
+
+    Model files are plain arrays (no pickle), so a different version still loads;
+    numerics (tokenizers, hash functions, kernels) may shift slightly, which is
+    worth knowing when comparing runs.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    drift = []
+    for name, saved in sorted(recorded.items()):
+        try:
+            now = version(name)
+        except PackageNotFoundError:
+            continue
+        if now.split("+")[0] != str(saved).split("+")[0]:
+            drift.append(f"{name} {saved} -> {now}")
+    if drift:
+        log.warning("critic %s was saved with other library versions: %s", path, "; ".join(drift))

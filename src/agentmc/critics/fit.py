@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -35,6 +36,7 @@ from agentmc.errors import ConfigError, DataError
 from agentmc.types import BoolArray
 
 if TYPE_CHECKING:
+    from agentmc.critics.core import Critic
     from agentmc.data.trajectory import Trajectory
 
 #: The least data a critic can be trained and validated on.
@@ -48,10 +50,13 @@ class FitConfig:
 
     backend: Literal["hashed", "embedding", "lora"] = "hashed"
     """Model family: hashed n-grams (seconds), sentence embeddings + MLP, LM + LoRA."""
-    target: Literal["return", "success"] = "return"
-    """Regression target: Monte-Carlo return-to-go, or final success 0/1."""
+    target: Literal["return", "success", "td"] = "return"
+    """Regression target: Monte-Carlo return-to-go, final success 0/1, or TD(lambda)
+    returns bootstrapped from a given critic."""
     gamma: float = 1.0
-    """Discount of the return target."""
+    """Discount of the return and TD targets."""
+    lam: float = 0.95
+    """Lambda of the TD(lambda) target (1 = Monte-Carlo return, 0 = one-step TD)."""
     last_turns: int = DEFAULT_LAST_TURNS
     """The critic reads the task text and the last N turns."""
     val_fraction: float = 0.2
@@ -64,10 +69,12 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {sorted(BACKENDS)}, got {self.backend!r}")
-        if self.target not in ("return", "success"):
-            raise ConfigError(f"target must be 'return' or 'success', got {self.target!r}")
+        if self.target not in ("return", "success", "td"):
+            raise ConfigError(f"target must be 'return', 'success' or 'td', got {self.target!r}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
         if self.last_turns < 0:
             raise ConfigError(f"last_turns must be >= 0, got {self.last_turns}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -158,9 +165,9 @@ def default_backend_config(backend: str) -> Any:
         from agentmc.critics.embedding import EmbeddingConfig
 
         return EmbeddingConfig()
-    from agentmc.critics.lora import LoraConfig
+    from agentmc.critics.lora import LoraCriticConfig
 
-    return LoraConfig()
+    return LoraCriticConfig()
 
 
 def fit(
@@ -169,6 +176,7 @@ def fit(
     backend_config: Any = None,
     *,
     source: str = "the data",
+    bootstrap_critic: Critic | None = None,
 ) -> FitResult:
     """Train and validate a critic (see the module docstring).
 
@@ -177,18 +185,38 @@ def fit(
         config: Target, window, split and backend choice.
         backend_config: Settings of the backend (default: its defaults).
         source: How to name the data in error messages (e.g. the run directory).
+        bootstrap_critic: The critic TD(lambda) targets bootstrap from
+            (``config.target == "td"`` only; e.g. a Monte-Carlo critic trained before).
 
     Returns:
         The critic, its validation metrics and the split.
 
     Raises:
+        ConfigError: ``target="td"`` without a ``bootstrap_critic``, or one with it.
         DataError: No, mixed-environment or too little data; a split with no
-            training or validation state.
+            training or validation state; a bootstrap critic of another environment.
         MissingExtraError: The backend's extra is not installed.
     """
+    if (config.target == "td") != (bootstrap_critic is not None):
+        raise ConfigError(
+            "target 'td' needs a critic to bootstrap from (--td-critic PATH), and only "
+            f"'td' uses one; got target={config.target!r} with"
+            f"{'' if bootstrap_critic is not None else 'out'} a bootstrap critic"
+        )
     examples = make_examples(
-        trajectories, config.target, gamma=config.gamma, truncation=config.truncation
+        trajectories,
+        config.target,
+        gamma=config.gamma,
+        truncation=config.truncation,
+        critic=bootstrap_critic,
+        lam=config.lam,
     )
+    bootstrap_env = getattr(getattr(bootstrap_critic, "provenance", None), "env_id", None)
+    if bootstrap_env is not None and bootstrap_env != examples.env_id:
+        raise DataError(
+            f"the bootstrap critic was trained on {bootstrap_env!r}, the data is from "
+            f"{examples.env_id!r}; bootstrap from a critic of the same environment"
+        )
     check_size(examples, source)
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x6372]))
     val_mask = split_by_task(examples.task_ids, config.val_fraction, rng)
@@ -206,6 +234,8 @@ def fit(
         n_trajectories=examples.n_trajectories,
         n_examples=len(train),
         synthetic_data=any(t.synthetic for t in used),
+        train_tasks=sorted(set(train.task_ids)),
+        val_tasks=sorted(set(val.task_ids)),
     )
     critic = cls.train(
         train,
@@ -225,6 +255,7 @@ def fit(
             "train_states": len(train),
             "train_tasks": len(set(train.task_ids)),
             "gamma": config.gamma,
+            "lam": config.lam if config.target == "td" else None,
             "truncation": config.truncation,
             "val_fraction": config.val_fraction,
             "seed": config.seed,
@@ -238,4 +269,74 @@ def fit(
         val_values=values,
         val_examples=val,
         skipped=examples.skipped,
+    )
+
+
+def load_runs(run_dirs: Sequence[str | Path]) -> list[Trajectory]:
+    """Read the trajectories of one or more run directories (``agentmc collect``/``rollout``).
+
+    Args:
+        run_dirs: Run directories, read in the order given.
+
+    Returns:
+        Their trajectories, in the order written.
+
+    Raises:
+        DataError: No directory given, a directory that does not exist or is not a
+            run directory, or one without any trajectory record.
+    """
+    from agentmc.data.store import RunStore
+
+    if not run_dirs:
+        raise DataError("no run directory given: pass --data RUN_DIR (from agentmc collect)")
+    trajectories: list[Trajectory] = []
+    for run_dir in run_dirs:
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise DataError(f"run directory {path} does not exist; create it with agentmc collect")
+        store = RunStore.open(path)
+        found = store.trajectories()
+        if not found:
+            kinds = sorted({record["kind"] for record in store.records()})
+            what = f"only {', '.join(kinds)} records" if kinds else "no records yet"
+            raise DataError(
+                f"{path} holds no trajectories ({what}); collect some with "
+                f"agentmc collect --out {path}"
+            )
+        trajectories.extend(found)
+    return trajectories
+
+
+def train_from_runs(
+    run_dirs: Sequence[str | Path],
+    config: FitConfig = FitConfig(),
+    backend_config: Any = None,
+    *,
+    bootstrap_critic: Critic | None = None,
+) -> FitResult:
+    """Train a critic on the trajectories of run directories: :func:`load_runs` + :func:`fit`.
+
+    This is what ``agentmc critic train`` does before saving the artifact.
+
+    Args:
+        run_dirs: Run directories written by ``agentmc collect`` or ``agentmc rollout``.
+        config: Target, window, split, seed and backend choice.
+        backend_config: Backend settings (default: the backend's defaults).
+        bootstrap_critic: The critic TD(lambda) targets bootstrap from (target ``"td"``).
+
+    Returns:
+        The trained critic (save it with :func:`agentmc.critics.artifact.save`) and
+        its validation metrics.
+
+    Raises:
+        DataError: Missing, empty, mixed-environment or too little data.
+    """
+    trajectories = load_runs(run_dirs)
+    source = ", ".join(str(p) for p in run_dirs)
+    return fit(
+        trajectories,
+        config,
+        backend_config,
+        source=source,
+        bootstrap_critic=bootstrap_critic,
     )

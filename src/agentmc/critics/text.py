@@ -23,7 +23,7 @@ Example:
     > get 1 oak log
     Got 1 oak log
     >>> segments(h, last_turns=10).turns
-    ('> get 1 oak log\\nGot 1 oak log',)
+    ('> get 1 oak log\nGot 1 oak log',)
 """
 
 from __future__ import annotations
