@@ -1,0 +1,240 @@
+r"""``agentmc run``: one method (single, Best-of-N, SMC or AMC) over a task split.
+
+Each task is one unit of work with its own generator, derived from the root
+seed and a hash of the task id (as in ``agentmc rollout`` and ``agentmc
+eval``), so a run is reproducible, resumable (finished tasks are skipped) and
+independent of ``--workers``. Each record (kind ``episode``, key
+``METHOD/TASK``) is a flat result row (method label, selection mode, success,
+return, calls, tokens, cost, ...) plus the full
+:class:`~agentmc.methods.EpisodeResult` under ``"episode"``: the selected
+trajectory, every candidate's reward and critic value, and the SMC
+diagnostics (per-checkpoint ESS, resampling, unique ancestors, log-evidence,
+genealogy, failed particles, budget). At the end a summary table with 95%
+bootstrap intervals is printed and written to ``summary.json``.
+
+Example:
+    agentmc run --method amc --particles 8 --critic runs/critic --select critic \
+        --split test --out runs/amc8
+    agentmc run --method bon --particles 8 --split test --n-tasks 20 --out runs/bon8
+    agentmc run --method single --out runs/single --split test
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agentmc.cli.common import PolicyOptions, TaskOptions, parse
+from agentmc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    """Run single / Best-of-N / SMC / AMC on a task split."""
+
+    out: Path
+    """Run directory (created, or resumed if it holds the same run)."""
+    method: Literal["single", "bon", "smc", "amc"] = "amc"
+    """single run, Best-of-N, zero-shot SMC (any critic) or AMC (trained critic)."""
+    particles: int | None = None
+    """K particles (N for Best-of-N); default 1 for single, 8 otherwise."""
+    select: Literal["reward", "weight", "critic"] = "reward"
+    """Final selection: best true reward (simulator planning), sample by weight, or
+    highest critic value (weight/critic never see the true reward)."""
+    beta: float = 1.0
+    """Temperature of the target p(tau) exp(R / beta)."""
+    schedule: str = "every"
+    """Resampling schedule: none, every, steps:4,12, ess:0.5, budget:0.8:INNER."""
+    resampler: str = "systematic"
+    """systematic, stratified, residual or multinomial."""
+    critic: Path | None = None
+    """Critic artifact (from `agentmc critic train`); none: zero critic."""
+    tasks: TaskOptions = field(default_factory=TaskOptions)
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    max_calls: int | None = None
+    """Per-task cap on policy calls (all particles together)."""
+    max_tokens: int | None = None
+    """Per-task cap on policy tokens."""
+    max_cost: float | None = None
+    """Per-task cap on US dollars."""
+    seed: int = 0
+    """Root seed; every task's randomness derives from it."""
+    workers: int = 4
+    """Tasks in flight at once (each runs its K particles concurrently)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        self.spec  # noqa: B018 - validates method, K, beta, schedule, resampler
+        self.budget  # noqa: B018 - validates the caps
+
+    @property
+    def spec(self):
+        from agentmc.methods import MethodSpec
+
+        k = self.particles if self.particles is not None else (1 if self.method == "single" else 8)
+        if self.method == "single" and k != 1:
+            raise ConfigError(f"--method single runs one episode; drop --particles {k}")
+        return MethodSpec(self.method, k, self.select, self.beta, self.schedule, self.resampler)
+
+    @property
+    def budget(self):
+        from agentmc.methods import Budget
+
+        return Budget(self.max_calls, self.max_tokens, self.max_cost)
+
+
+def result_row(result: Any, *, split: str, synthetic: bool) -> dict[str, Any]:
+    """The flat row summaries read (same fields as ``agentmc eval``), plus the episode."""
+    failed = int(result.diagnostics.get("failed_particles", 0))
+    return {
+        "method": result.method,
+        "selection": result.selection,
+        "split": split,
+        "task_id": result.task_id,
+        "success": bool(result.success),
+        "return": float(result.reward),
+        "steps": int(result.steps),
+        "calls": int(result.calls),
+        "tokens": int(result.prompt_tokens + result.completion_tokens),
+        "cost": None if math.isnan(result.cost) else result.cost,
+        "wall_s": float(result.wall_s),
+        "synthetic": synthetic,
+        "budget_exhausted": bool(result.diagnostics.get("budget_exhausted", False)),
+        "failed_particles": failed,
+        "error": f"{failed} particle(s) failed" if failed else None,
+        "episode": result.to_dict(),
+    }
+
+
+def print_summary(rows: list[dict[str, Any]], seed: int, path: Path) -> None:
+    """Print the summary table and write it (with the counts) to ``summary.json``."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentmc.eval.report import summary_table
+    from agentmc.eval.summary import summarize
+
+    summaries = summarize(rows, np.random.default_rng(seed))
+    header, body = summary_table(summaries)
+    table = Table(*header, title="agentmc run")
+    for line in body:
+        table.add_row(*line)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=220)  # logs and pipes: keep every column readable
+    console.print(table)
+    failed = sum(r.get("failed_particles", 0) for r in rows)
+    exhausted = sum(bool(r.get("budget_exhausted")) for r in rows)
+    print(f"failed particles: {failed}; tasks that hit the budget: {exhausted}")
+    data = {
+        "summaries": [s.as_dict() for s in summaries],
+        "failed_particles": failed,
+        "budget_exhausted_tasks": exhausted,
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def load_critic(path: Path | None, env_id: str) -> Any:
+    """Load a critic artifact for ``env_id`` (``None`` stays ``None``)."""
+    if path is None:
+        return None
+    from agentmc.critics.artifact import load
+
+    return load(path, env_id=env_id)
+
+
+def check_step_cap(config: Config, spec: Any, task_id: str, policy: Any) -> None:
+    """Refuse a schedule that names a step beyond the environment's step cap, before running."""
+    from agentmc.smc import SMCConfig
+    from agentmc.steer import AgentModel
+
+    env = config.tasks.make(task_id)
+    try:
+        cap = AgentModel(env, policy).step_cap
+    finally:
+        env.close()
+    try:
+        SMCConfig(n_particles=spec.particles, schedule=spec.smc_schedule, max_steps=cap)
+    except ConfigError as error:
+        raise ConfigError(f"--schedule {spec.schedule}: {error}") from None
+
+
+def main(name: str, argv: list[str]) -> int:
+    config = parse(Config, name, argv)
+    from agentmc.cli.rollout import task_index
+    from agentmc.data.store import RunStore
+    from agentmc.eval.runner import Unit, run_units
+    from agentmc.methods import arun_method
+    from agentmc.seeding import task_rng
+
+    spec, budget = config.spec, config.budget
+    critic = load_critic(config.critic, config.tasks.env)
+    if spec.select == "critic" and critic is None and spec.kind != "single":
+        raise ConfigError("--select critic needs a critic: pass --critic PATH")
+    task_ids = config.tasks.select()
+    policy = config.policy.make()
+    check_step_cap(config, spec, task_ids[0], policy)
+    synthetic = bool(getattr(policy, "synthetic", False))
+    store = RunStore.create_or_resume(
+        config.out,
+        command="run",
+        seed=config.seed,
+        config={
+            "method": spec.label,
+            "spec": {
+                "kind": spec.kind,
+                "particles": spec.particles,
+                "select": spec.selection,
+                "beta": spec.beta if math.isfinite(spec.beta) else "inf",
+                "schedule": spec.schedule,
+                "resampler": spec.resampler,
+            },
+            "critic": None if config.critic is None else str(config.critic),
+            "budget": vars(budget).copy(),
+            "tasks": config.tasks.describe(),
+            "policy": config.policy.describe(),
+        },
+        mutable=["workers"],
+    )
+    units = [Unit(f"{spec.label}/{task_id}", task_id) for task_id in task_ids]
+
+    async def work(unit: Unit) -> tuple[str, dict[str, Any]]:
+        task_id = unit.payload
+        result = await arun_method(
+            spec,
+            lambda: config.tasks.make(task_id),
+            policy,
+            task_rng(config.seed, task_index(task_id)),
+            critic=critic,
+            budget=budget,
+            temperature=config.policy.temperature,
+            task_id=task_id,
+        )
+        return "episode", result_row(result, split=config.tasks.split, synthetic=synthetic)
+
+    label = f"{spec.label} {policy.name}" + (" (synthetic)" if synthetic else "")
+    counts = asyncio.run(
+        run_units(
+            store,
+            units,
+            work,
+            workers=config.workers,
+            description=label,
+            progress=config.progress,
+            summary=lambda records: (
+                f"solved {sum(bool(r.get('success')) for r in records)}/{len(records)}"
+            ),
+        )
+    )
+    rows = [record["data"] for record in store.records("episode")]
+    print(f"{len(rows)} tasks ({counts.ran} new, {counts.skipped} resumed) -> {config.out}")
+    print_summary(rows, config.seed, Path(config.out) / "summary.json")
+    return 0
