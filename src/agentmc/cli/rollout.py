@@ -54,7 +54,14 @@ def task_index(task_id: str) -> int:
 
 
 def main(name: str, argv: list[str]) -> int:
-    config = parse(Config, name, argv)
+    return run(parse(Config, name, argv))
+
+
+def run(config: Config, *, command: str = "rollout") -> int:
+    """Run (or resume) the rollouts of ``config``; ``command`` is recorded in ``run.json``.
+
+    ``agentmc collect`` calls this with ``command="collect"``.
+    """
     from agentmc.data.store import RunStore
     from agentmc.eval.runner import Unit, run_units
     from agentmc.rollout import arollout
@@ -64,7 +71,7 @@ def main(name: str, argv: list[str]) -> int:
     policy = config.policy.make()
     store = RunStore.create_or_resume(
         config.out,
-        command="rollout",
+        command=command,
         seed=config.seed,
         config={
             "tasks": config.tasks.describe(),
@@ -94,7 +101,7 @@ def main(name: str, argv: list[str]) -> int:
             env.close()
         return "trajectory", trajectory.to_dict()
 
-    label = f"rollout {policy.name}" + (" (synthetic)" if policy.synthetic else "")
+    label = f"{command} {policy.name}" + (" (synthetic)" if policy.synthetic else "")
     counts = asyncio.run(
         run_units(
             store,
