@@ -219,3 +219,9 @@ register(
     "agentmc.envs.toy.guess_number:list_task_ids",
     description="Toy: find a secret number from higher/lower hints (tests and docs)",
 )
+register(
+    "sciworld",
+    "agentmc.envs.sciworld.env:make_sciworld",
+    "agentmc.envs.sciworld.tasks:list_task_ids",
+    description="ScienceWorld science tasks (extra agentmc[sciworld]; needs Java)",
+)
