@@ -82,3 +82,43 @@ def craft_data() -> list[Trajectory]:
 @pytest.fixture(scope="session")
 def craft_heldout() -> list[Trajectory]:
     return synthetic_trajectories(60, 3, seed=2)[40 * 3 :]
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer(tmp_path_factory, craft_data):
+    """A randomly initialised 2-layer BERT (hidden 32) with a word-level tokenizer, on disk.
+
+    The vocabulary is the words of the synthetic trajectories, so nothing is
+    downloaded; skipped when the torch extra is absent.
+    """
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from agentmc.critics.core import History
+    from agentmc.critics.text import render
+
+    words: set[str] = set()
+    pre = pre_tokenizers.BertPreTokenizer()
+    for trajectory in craft_data[:40]:
+        text = render(History.from_trajectory(trajectory), 50)
+        words.update(token for token, _ in pre.pre_tokenize_str(text))
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *sorted(words)])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre
+    path = tmp_path_factory.mktemp("tiny-bert")
+    transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]"
+    ).save_pretrained(path)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    transformers.BertModel(config).save_pretrained(path)
+    return path

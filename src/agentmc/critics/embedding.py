@@ -132,7 +132,13 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        model = self.model
+        # get_embedding_dimension is the sentence-transformers >= 6 name.
+        method = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(method())
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts``, shape ``(len(texts), d)``."""
