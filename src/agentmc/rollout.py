@@ -119,7 +119,7 @@ async def arollout(
         The trajectory; ``error`` is set if a policy call failed for good.
     """
     seed = draw_seed(rng)
-    task, _ = env.reset(seed=seed)
+    task, _ = await _reset(env, seed)
     messages: tuple[Message, ...] = (Message("user", task),)
     turns: list[Turn] = []
     success = False
@@ -132,7 +132,7 @@ async def arollout(
         except PolicyError as failure:
             error = str(failure)
             break
-        result = env.step(decision.action)
+        result = await _step(env, decision.action)
         if max_steps is not None and len(turns) + 1 >= max_steps and not result.terminated:
             result = result._replace(truncated=True)
         turns.append(make_turn(decision, result))
@@ -152,6 +152,21 @@ async def arollout(
         error=error,
         meta=dict(meta or {}),
     )
+
+
+async def _reset(env: TextEnv, seed: int) -> tuple[str, dict[str, Any]]:
+    """``env.reset``, awaited when the environment is remote (has ``areset``)."""
+    areset = getattr(env, "areset", None)
+    return await areset(seed=seed) if areset is not None else env.reset(seed=seed)
+
+
+async def _step(env: TextEnv, action: str) -> StepResult:
+    """``env.step``, awaited when the environment is remote (has ``astep``).
+
+    Other episodes' policy calls go on while it runs (see :mod:`agentmc.executors`).
+    """
+    astep = getattr(env, "astep", None)
+    return await astep(action) if astep is not None else env.step(action)
 
 
 def rollout(env: TextEnv, policy: Policy, rng: np.random.Generator, **kwargs: Any) -> Trajectory:

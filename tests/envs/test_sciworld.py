@@ -147,8 +147,9 @@ def test_gold_actions_reach_score_100(pool, name):
 
 
 def test_menu_choices_are_stored_as_text_and_replay_on_another_simulator(pool):
-    env = make("sciworld", task_id="0", pool=pool)
+    env = make("sciworld", task_id="0", pool=pool, candidates=True)
     env.reset()
+    assert "look around" in env.valid_actions()
     menu = env.step("open door")
     assert menu.observation.startswith("Ambiguous request") and env.valid_actions()[:2] == [
         "0",
@@ -187,9 +188,11 @@ def test_dismissed_menu_and_malformed_actions(pool):
 
 
 def test_check_env(pool):
-    from agentmc.envs import check_env
+    from agentmc.envs import check_env, valid_actions
 
-    check_env(make("sciworld", task_id=_first("lifespan-longest-lived"), pool=pool), n_steps=6)
+    task = _first("lifespan-longest-lived")
+    check_env(make("sciworld", task_id=task, pool=pool, candidates=True), n_steps=6)
+    assert valid_actions(make("sciworld", task_id=task, pool=pool)) is None  # not asked for
 
 
 def test_restore_into_another_task_is_refused(pool):

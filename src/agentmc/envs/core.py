@@ -75,6 +75,12 @@ class TextEnv(Protocol):
 
 
 def valid_actions(env: TextEnv) -> list[str] | None:
-    """The environment's candidate actions, or ``None`` if it does not offer them."""
+    """The environment's candidate actions, or ``None`` if it does not offer them.
+
+    An environment offers them with a ``valid_actions()`` method; the method may
+    return ``None`` to decline (e.g. ScienceWorld, where listing them is slow,
+    unless asked for).
+    """
     method = getattr(env, "valid_actions", None)
-    return None if method is None else list(method())
+    actions = None if method is None else method()
+    return None if actions is None else list(actions)

@@ -71,10 +71,14 @@ class SciWorldConfig:
     """Step cap; the step that reaches it without the task completing is reported as truncated."""
     simplifications: str = ""
     """Simulator simplifications, comma-separated (e.g. ``easy``, ``teleportAction``)."""
+    candidates: bool = False
+    """Offer the simulator's valid actions from ``valid_actions()`` (slow: ~0.1-0.5 s a call)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ConfigError(f"max_steps={self.max_steps!r}: use a positive integer (e.g. 30)")
+        if not isinstance(self.candidates, bool):
+            raise ConfigError(f"candidates={self.candidates!r}: use True or False")
         if not isinstance(self.simplifications, str) or " " in self.simplifications:
             raise ConfigError(
                 f"simplifications={self.simplifications!r}: use a comma-separated list "
@@ -113,6 +117,7 @@ class SciWorldEnv:
         tasks: Task table (default: :meth:`SciWorldTasks.agentgym`).
         max_steps: See :class:`SciWorldConfig`.
         simplifications: See :class:`SciWorldConfig`.
+        candidates: See :class:`SciWorldConfig`.
         pool: Simulators to share (default: the process-wide pool).
 
     Raises:
@@ -129,9 +134,10 @@ class SciWorldEnv:
         tasks: SciWorldTasks | None = None,
         max_steps: int = 30,
         simplifications: str = "",
+        candidates: bool = False,
         pool: SimulatorPool | None = None,
     ) -> None:
-        self.config = SciWorldConfig(max_steps, simplifications)
+        self.config = SciWorldConfig(max_steps, simplifications, candidates)
         if tasks is not None and not isinstance(tasks, SciWorldTasks):
             raise ConfigError(f"tasks={type(tasks).__name__}: pass a SciWorldTasks or None")
         if pool is not None and not isinstance(pool, SimulatorPool):
@@ -227,9 +233,16 @@ class SciWorldEnv:
 
     # -- extras ---------------------------------------------------------------------------
 
-    def valid_actions(self) -> list[str]:
-        """The simulator's valid action/object combinations (menu numbers while one is open)."""
+    def valid_actions(self) -> list[str] | None:
+        """The simulator's valid action/object combinations (menu numbers while one is open).
+
+        ``None`` (not offered) unless the environment was made with
+        ``candidates=True``: the simulator takes 0.1-0.5 s to list them, and
+        free-text agents do not need them.
+        """
         state = self._state
+        if not self.config.candidates:
+            return None
         if state.pending is not None:
             return [str(i) for i in range(len(state.menu))]
         with self.pool.checkout(state.history) as simulator:
@@ -301,9 +314,15 @@ def make_sciworld(
     tasks: SciWorldTasks | None = None,
     max_steps: int = 30,
     simplifications: str = "",
+    candidates: bool = False,
     pool: SimulatorPool | None = None,
 ) -> SciWorldEnv:
     """Registry factory: ``make("sciworld", task_id=..., max_steps=..., pool=...)``."""
     return SciWorldEnv(
-        task_id, tasks=tasks, max_steps=max_steps, simplifications=simplifications, pool=pool
+        task_id,
+        tasks=tasks,
+        max_steps=max_steps,
+        simplifications=simplifications,
+        candidates=candidates,
+        pool=pool,
     )
