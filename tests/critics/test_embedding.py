@@ -84,3 +84,17 @@ def test_config_and_model_errors(tmp_path):
         EmbeddingConfig(dropout=1.0)
     with pytest.raises(DataError, match="neither"):
         model_path(str(tmp_path / "nope"))
+
+
+def test_long_texts_are_cut_from_the_left_with_one_warning(tiny_sentence_model, caplog):
+    import logging
+
+    embedder = Embedder(EmbeddingConfig(model=str(tiny_sentence_model), device="cpu"))
+    suffix = "get 1 stick " * 30 + "Goal: craft stick."  # > 64 tokens, the tiny model's window
+    with caplog.at_level(logging.WARNING, logger="agentmc"):
+        a = embedder(["craft stick " * 50 + suffix])
+        b = embedder(["get 1 oak log " * 50 + suffix])
+        embedder(["craft oak planks " * 50])
+    assert len([r for r in caplog.records if "cut" in r.getMessage()]) == 1
+    # Only the start differs, and the cut drops the start: the goal at the end survives.
+    np.testing.assert_allclose(a, b, atol=1e-6)

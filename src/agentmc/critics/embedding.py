@@ -11,8 +11,9 @@ embedding of the task text, of the last turn, the sum of the embeddings of
 the earlier turns in the window divided by N (so counts survive), and the
 step number one-hot. Each distinct text is embedded once and cached (up to
 ``cache_size`` texts), so a new particle state costs one short embedding.
-Texts longer than the model's window (256 tokens) are cut by the model; a
-warning says so once.
+Texts longer than the model's window (256 tokens) are cut from the left (the
+end of a task text holds the goal, the end of a turn its latest observation);
+a warning says so once.
 
 The MLP is trained with AdamW on MSE (returns) or BCE (success), with early
 stopping on the validation tasks; its weights are saved as safetensors (no
@@ -128,6 +129,9 @@ class Embedder:
                 device=pick_device(self.config.device),
                 local_files_only=True,
             )
+            tokenizer = getattr(self._model, "tokenizer", None)
+            if tokenizer is not None:
+                tokenizer.truncation_side = "left"
         return self._model
 
     @property
@@ -170,7 +174,7 @@ class Embedder:
         if max(lengths, default=0) > limit:
             log.warning(
                 "embedding critic: a text of %d tokens was cut to the model's %d-token window "
-                "(keeping its start); later cuts are not reported",
+                "(keeping its end); later cuts are not reported",
                 max(lengths),
                 limit,
             )
