@@ -1,0 +1,188 @@
+r"""``agentmc eval``: compare methods on the same tasks at equal budget, then report.
+
+Example:
+    agentmc eval --methods single bon:8 amc:8:critic --critic runs/critic \\
+        --budget calls:160 --out runs/eval
+
+Runs the do-no-harm check on validation tasks first when a deployable AMC
+method is listed (``--guard-tasks 0`` turns it off), then every method on
+every task of the split, resumably; prints the comparison table and writes
+``report.md`` / ``report.html`` into the run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentmc.cli.common import PolicyOptions, TaskOptions, parse
+from agentmc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    """Compare several methods at equal budget."""
+
+    out: Path
+    """Run directory (created, or resumed if it holds the same evaluation)."""
+    methods: tuple[str, ...] = ("single", "bon:8", "amc:8:critic")
+    """Methods: `single`, `bon:K[:SELECT]`, `smc:K[:SELECT]`, `amc:K[:SELECT]` with SELECT
+    one of reward, weight, critic; append `=POLICY` to give one method its own policy
+    (e.g. `single=trained:runs/g2po`)."""
+    tasks: TaskOptions = field(default_factory=TaskOptions)
+    policy: PolicyOptions = field(default_factory=PolicyOptions)
+    critic: Path | None = None
+    """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic)."""
+    budget: str | None = None
+    """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD` (default: none)."""
+    beta: float = 1.0
+    """Inverse strength of the reward tilt for SMC / AMC."""
+    schedule: str = "every"
+    """Resampling schedule for SMC / AMC (e.g. `every`, `steps:4,8`, `ess:0.5`)."""
+    guard_tasks: int = 20
+    """Validation tasks for the do-no-harm check of deployable AMC methods (0: no check)."""
+    seed: int = 0
+    """Root seed; every task uses the same generator for every method."""
+    workers: int = 4
+    """(method, task) units in flight at once."""
+    progress: bool = True
+    """Show progress bars."""
+    report: bool = True
+    """Write report.md / report.html into the run directory when done."""
+
+    def __post_init__(self) -> None:
+        if self.guard_tasks < 0:
+            raise ConfigError(f"--guard-tasks must be >= 0, got {self.guard_tasks}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.beta <= 0:
+            raise ConfigError(f"--beta must be positive, got {self.beta}")
+
+
+def load_critic(path: Path | None, env_id: str) -> Any:
+    """Load a critic artifact (``None`` stays ``None``)."""
+    if path is None:
+        return None
+    from agentmc.critics.artifact import load
+
+    return load(path, env_id=env_id)
+
+
+def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
+    from dataclasses import replace
+
+    from agentmc.eval.harness import BudgetSpec, Entry, Plan
+
+    entries = []
+    for text in config.methods:
+        entry = Entry.parse(text)
+        if entry.spec.kind in ("smc", "amc"):
+            entry = replace(
+                entry, spec=replace(entry.spec, beta=config.beta, schedule=config.schedule)
+            )
+        elif entry.spec.kind == "bon":
+            entry = replace(entry, spec=replace(entry.spec, beta=config.beta))
+        entries.append(entry)
+    return Plan(
+        entries=tuple(entries),
+        split=config.tasks.split,
+        task_ids=tuple(task_ids),
+        seed=config.seed,
+        budget=None if config.budget is None else BudgetSpec.parse(config.budget),
+        guard_task_ids=tuple(guard_ids),
+        temperature=config.policy.temperature,
+    )
+
+
+def guard_ids(config: Config, critic: Any) -> list[str]:
+    """Validation tasks for the do-no-harm check (none without a critic or with 0)."""
+    if critic is None or config.guard_tasks == 0 or config.tasks.split == "validation":
+        return []
+    from agentmc.envs import task_ids
+
+    return task_ids(config.tasks.env, "validation", **config.tasks.env_kwargs())[
+        : config.guard_tasks
+    ]
+
+
+def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, Any]:
+    """Run (or resume) the evaluation and write the report; returns (store, report)."""
+    import numpy as np
+
+    from agentmc.data.store import RunStore
+    from agentmc.eval.harness import Evaluation, build_report
+    from agentmc.eval.report import write_report
+    from agentmc.policies import make_policy
+
+    critic = load_critic(config.critic, config.tasks.env)
+    plan = make_plan(config, config.tasks.select(), guard_ids(config, critic))
+    if critic is None and any(e.spec.select == "critic" for e in plan.entries):
+        raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
+    shared = config.policy.make()
+
+    def policy_for(spec: str | None):
+        if spec is None:
+            return shared
+        return make_policy(spec, base_url=config.policy.base_url, concurrency=16)
+
+    store = RunStore.create_or_resume(
+        config.out,
+        command="eval",
+        seed=config.seed,
+        config={
+            "methods": [e.label for e in plan.entries],
+            "tasks": config.tasks.describe(),
+            "policy": config.policy.describe(),
+            "critic": None if config.critic is None else str(config.critic),
+            "budget": None if plan.budget is None else str(plan.budget),
+            "guard_tasks": list(plan.guard_task_ids),
+        },
+        mutable=["workers", "progress", "report"],
+    )
+    evaluation = Evaluation(
+        plan,
+        store,
+        make_env=config.tasks.make,
+        make_policy=policy_for,
+        critic=critic,
+        workers=config.workers,
+        progress=config.progress,
+    )
+    asyncio.run(evaluation.run())
+    report = build_report(store, np.random.default_rng(config.seed), critic=critic, title=title)
+    if config.report:
+        write_report(store.path, report)
+    return store, report
+
+
+def print_report(report: Any) -> None:
+    """The comparison table and notes on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agentmc.eval.report import SELECTION_MEANING, summary_table
+
+    header, body = summary_table(report.summaries)
+    table = Table(*header, title=report.title)
+    for line in body:
+        table.add_row(*line)
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(table)
+    if any(s.synthetic for s in report.summaries):
+        console.print("  (synthetic): a stand-in policy, not a real LLM")
+    for mode in sorted({s.selection for s in report.summaries}):
+        console.print(f"  [bold]{mode}[/]: {SELECTION_MEANING.get(mode, mode)}")
+    for note in report.notes:
+        console.print(f"  note: {note}")
+
+
+def main(name: str, argv: list[str]) -> int:
+    config = parse(Config, name, argv)
+    store, report = run_evaluation(config)
+    print_report(report)
+    if config.report:
+        print(f"report: {store.path / 'report.html'}")
+    return 0

@@ -1,0 +1,432 @@
+"""Compare methods on the same tasks, with the same seeds, at equal budget.
+
+An evaluation is a list of *entries* (a method, optionally with its own
+policy, e.g. an RL-trained one) run on every task of a split. Every (entry,
+task) pair is one unit of work in a :class:`~agentmc.data.store.RunStore`, so
+an interrupted evaluation resumes where it stopped. All entries draw their
+randomness from the same per-task generator (common random numbers), which
+makes paired comparisons on the same tasks sharp.
+
+*Equal budget*: one per-task cap (policy calls, tokens or cost) applies to
+every entry; a method that cannot fit even its first step in the cap is
+rejected up front, and every table shows what each method actually spent.
+
+*Do no harm*: a critic that cannot tell good trajectories from bad ones makes
+AMC worse than plain Best-of-N (the paper lost on TextCraft this way). Before
+the test split, each deployable AMC entry (``select`` of ``weight`` or
+``critic``) is run next to Best-of-N with the same K and selection mode on
+validation tasks. If AMC does not beat it there, the entry runs as Best-of-N
+on the test split under the label ``amc→bon@...`` and the report says why.
+
+Example:
+    >>> from agentmc.eval.harness import Entry
+    >>> [Entry.parse(text).label for text in ["single", "bon:8", "amc:8:critic"]]
+    ['single', 'bon@reward-k8', 'amc@critic-k8']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from agentmc.critics.core import History
+from agentmc.data.store import RunStore
+from agentmc.data.trajectory import Trajectory
+from agentmc.errors import ConfigError, DataError
+from agentmc.eval.report import Report
+from agentmc.eval.runner import Unit, run_units
+from agentmc.eval.summary import compare, summarize
+from agentmc.methods import Budget, EpisodeResult, MethodSpec, arun_method
+from agentmc.policies.core import Policy
+from agentmc.seeding import task_rng
+
+BudgetUnit = Literal["calls", "tokens", "cost"]
+DEPLOYABLE = ("weight", "critic")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the comparison: a method, and the policy it runs (default: the shared one).
+
+    Attributes:
+        spec: The method.
+        policy: A policy spec for this entry only (``None``: the evaluation's policy),
+            e.g. ``trained:runs/g2po`` for an RL-trained agent.
+    """
+
+    spec: MethodSpec
+    policy: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Entry:
+        """``METHOD`` or ``METHOD=POLICY``: ``amc:8:critic``, ``single=trained:runs/g2po``."""
+        method, sep, policy = text.partition("=")
+        if sep and not policy:
+            raise ConfigError(f"method {text!r}: nothing after '='; expected METHOD=POLICY")
+        return cls(MethodSpec.parse(method), policy or None)
+
+    @property
+    def label(self) -> str:
+        return self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """A per-task spending cap that every method gets, e.g. ``calls:160``.
+
+    Attributes:
+        unit: ``calls`` (policy calls), ``tokens`` (prompt + completion) or ``cost`` (USD).
+        amount: The cap per task.
+    """
+
+    unit: BudgetUnit
+    amount: float
+
+    @classmethod
+    def parse(cls, text: str) -> BudgetSpec:
+        unit, _, amount = text.partition(":")
+        if unit not in ("calls", "tokens", "cost"):
+            raise ConfigError(
+                f"--budget {text!r}: unit must be calls, tokens or cost, e.g. calls:160"
+            )
+        try:
+            value = float(amount)
+        except ValueError:
+            raise ConfigError(f"--budget {text!r}: {amount!r} is not a number") from None
+        if not value > 0 or not math.isfinite(value):
+            raise ConfigError(f"--budget {text!r}: the amount must be positive")
+        return cls(unit, value)  # type: ignore[arg-type]
+
+    def budget(self) -> Budget:
+        if self.unit == "calls":
+            return Budget(max_calls=int(self.amount))
+        if self.unit == "tokens":
+            return Budget(max_tokens=int(self.amount))
+        return Budget(max_cost=self.amount)
+
+    def check(self, entry: Entry) -> None:
+        """Reject a method whose first step alone exceeds the cap (K calls per step)."""
+        if self.unit == "calls" and entry.spec.particles > self.amount:
+            raise ConfigError(
+                f"method {entry.label} needs {entry.spec.particles} policy calls per step, "
+                f"more than the budget of {self.amount:g} calls per task; lower K or raise "
+                "--budget"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.amount:g} {self.unit} per task"
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """The do-no-harm check of one AMC entry on validation tasks."""
+
+    label: str
+    baseline: str
+    n_tasks: int
+    amc_success: float
+    baseline_success: float
+    trusted: bool
+
+    @property
+    def reason(self) -> str:
+        verdict = "kept" if self.trusted else f"replaced by {self.baseline} on the test split"
+        return (
+            f"{self.label}: on {self.n_tasks} validation tasks AMC solved "
+            f"{self.amc_success:.0%} vs {self.baseline_success:.0%} for {self.baseline} "
+            f"at equal budget; {verdict}"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an evaluation runs.
+
+    Attributes:
+        entries: The methods to compare.
+        split: Name of the split the tasks come from (named in every table).
+        task_ids: The tasks.
+        seed: Root seed; task ``t`` uses ``task_rng(seed, stable_index(t))`` for every method.
+        budget: Per-task cap for every method (``None``: no cap).
+        guard_task_ids: Validation tasks for the do-no-harm check (empty: no check).
+        temperature: Policy sampling temperature.
+    """
+
+    entries: tuple[Entry, ...]
+    split: str
+    task_ids: tuple[str, ...]
+    seed: int = 0
+    budget: BudgetSpec | None = None
+    guard_task_ids: tuple[str, ...] = ()
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise ConfigError("no methods to evaluate; pass e.g. --methods single bon:8 amc:8")
+        labels = [e.label for e in self.entries]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ConfigError(f"method(s) listed twice: {', '.join(duplicates)}")
+        if not self.task_ids:
+            raise ConfigError(f"no tasks selected from split {self.split!r}")
+        if self.budget is not None:
+            for entry in self.entries:
+                self.budget.check(entry)
+
+    def guarded(self) -> list[Entry]:
+        """Entries that get the do-no-harm check."""
+        if not self.guard_task_ids:
+            return []
+        return [e for e in self.entries if e.spec.kind == "amc" and e.spec.select in DEPLOYABLE]
+
+
+def stable_index(task_id: str) -> int:
+    """A task's seed index: a hash of its id, so it does not depend on list order."""
+    return int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:4], "little")
+
+
+def baseline_of(entry: Entry) -> Entry:
+    """Best-of-N with the same K, selection mode and policy: the do-no-harm yardstick."""
+    spec = replace(entry.spec, kind="bon")
+    return Entry(spec, entry.policy)
+
+
+def fallback_label(entry: Entry) -> str:
+    return "amc→" + baseline_of(entry).label
+
+
+def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> dict[str, Any]:
+    """The flat result row summaries and reports read (see :mod:`agentmc.eval.summary`)."""
+    diagnostics = result.diagnostics or {}
+    failed = int(diagnostics.get("failed_particles", 0) or 0)
+    return {
+        "method": label,
+        "selection": result.selection,
+        "split": split,
+        "task_id": result.task_id,
+        "success": bool(result.success),
+        "return": float(result.reward),
+        "steps": int(result.steps),
+        "calls": int(result.calls),
+        "tokens": int(result.prompt_tokens + result.completion_tokens),
+        "cost": result.cost,
+        "wall_s": float(result.wall_s),
+        "synthetic": synthetic,
+        "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
+        "error": f"{failed} particle(s) failed" if failed else None,
+    }
+
+
+PolicyFactory = Callable[[str | None], Policy]
+EnvFactory = Callable[[str], Any]
+
+
+@dataclass
+class Evaluation:
+    """Runs a :class:`Plan` into a run store; call :meth:`run` (resumable).
+
+    Attributes:
+        plan: What to run.
+        store: Where records go.
+        make_env: ``task_id -> fresh environment``.
+        make_policy: ``policy spec or None -> policy`` (``None``: the shared policy);
+            called once per distinct spec.
+        critic: The critic AMC, SMC and critic selection use (``None``: zero critic).
+        workers: (entry, task) units in flight at once.
+        progress: Show progress bars.
+    """
+
+    plan: Plan
+    store: RunStore
+    make_env: EnvFactory
+    make_policy: PolicyFactory
+    critic: Any = None
+    workers: int = 4
+    progress: bool = True
+    _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
+
+    def policy(self, spec: str | None) -> Policy:
+        if spec not in self._policies:
+            self._policies[spec] = self.make_policy(spec)
+        return self._policies[spec]
+
+    async def _episode(self, entry: Entry, task_id: str) -> EpisodeResult:
+        plan = self.plan
+        return await arun_method(
+            entry.spec,
+            lambda: self.make_env(task_id),
+            self.policy(entry.policy),
+            task_rng(plan.seed, stable_index(task_id)),
+            critic=self.critic,
+            budget=None if plan.budget is None else plan.budget.budget(),
+            temperature=plan.temperature,
+            task_id=task_id,
+        )
+
+    async def _run_phase(
+        self, kind: str, split: str, pairs: Sequence[tuple[Entry, str, str]], description: str
+    ) -> None:
+        """Run ``(entry, label, task)`` units not yet in the store as records of ``kind``."""
+
+        async def work(unit: Unit) -> tuple[str, dict[str, Any]]:
+            entry, label, task_id = unit.payload
+            result = await self._episode(entry, task_id)
+            synthetic = bool(getattr(self.policy(entry.policy), "synthetic", False))
+            data = row(result, label=label, split=split, synthetic=synthetic)
+            data["episode"] = result.to_dict()
+            return kind, data
+
+        units = [Unit(f"{kind}/{label}/{task}", (e, label, task)) for e, label, task in pairs]
+        await run_units(
+            self.store,
+            units,
+            work,
+            workers=self.workers,
+            description=description,
+            progress=self.progress,
+            summary=_running_summary,
+        )
+
+    async def guard(self) -> list[GuardResult]:
+        """The do-no-harm check on validation tasks (cached in the store)."""
+        guarded = self.plan.guarded()
+        if not guarded:
+            return []
+        pairs: list[tuple[Entry, str, str]] = []
+        for entry in guarded:
+            base = baseline_of(entry)
+            for task in self.plan.guard_task_ids:
+                pairs.append((entry, entry.label, task))
+                pairs.append((base, base.label, task))
+        unique = list({(label, task): (e, label, task) for e, label, task in pairs}.values())
+        await self._run_phase("guard", "validation", unique, "do-no-harm check (validation)")
+        success: dict[tuple[str, str], bool] = {
+            (d["method"], d["task_id"]): bool(d["success"])
+            for d in (r["data"] for r in self.store.records("guard"))
+        }
+        results = []
+        decided = self.store.done_keys("guard-decision")
+        for entry in guarded:
+            base = baseline_of(entry).label
+            ours = [success[(entry.label, t)] for t in self.plan.guard_task_ids]
+            theirs = [success[(base, t)] for t in self.plan.guard_task_ids]
+            a, b = float(np.mean(ours)), float(np.mean(theirs))
+            result = GuardResult(entry.label, base, len(ours), a, b, trusted=a > b)
+            if f"decision/{entry.label}" not in decided:
+                data = dataclasses.asdict(result) | {"reason": result.reason}
+                self.store.append("guard-decision", data, key=f"decision/{entry.label}")
+            results.append(result)
+        return results
+
+    async def run(self) -> tuple[list[dict[str, Any]], list[GuardResult]]:
+        """Run the guard (if any), then every entry on every task; returns rows and guards."""
+        guards = {g.label: g for g in await self.guard()}
+        pairs = []
+        for entry in self.plan.entries:
+            check = guards.get(entry.label)
+            if check is not None and not check.trusted:
+                runs, label = baseline_of(entry), fallback_label(entry)
+            else:
+                runs, label = entry, entry.label
+            pairs += [(runs, label, task) for task in self.plan.task_ids]
+        await self._run_phase("result", self.plan.split, pairs, f"evaluating ({self.plan.split})")
+        rows = [_strip(r["data"]) for r in self.store.records("result")]
+        return rows, list(guards.values())
+
+
+def _strip(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "episode"}
+
+
+def _running_summary(records: list[dict[str, Any]]) -> str:
+    by_method: dict[str, list[bool]] = {}
+    for r in records:
+        by_method.setdefault(r["method"], []).append(bool(r["success"]))
+    return "  ".join(f"{m} {sum(v)}/{len(v)}" for m, v in by_method.items())
+
+
+def build_report(
+    store: RunStore, rng: np.random.Generator, *, critic: Any = None, title: str | None = None
+) -> Report:
+    """Everything a report shows, read back from an evaluation's run store.
+
+    Args:
+        store: A run written by :class:`Evaluation` (``agentmc eval`` / ``demo``).
+        rng: Generator for the bootstrap intervals.
+        critic: If given, its values on the states of the ``single`` runs' trajectories
+            are paired with their final success for the calibration plot.
+        title: Report title (default: from the run's command).
+    """
+    records = [r["data"] for r in store.records("result")]
+    if not records:
+        raise DataError(f"{store.path}: no evaluation results to report on")
+    order = {label: i for i, label in enumerate(store.meta.config.get("methods", []))}
+
+    def position(method: str) -> int:
+        if method.startswith("amc→bon"):
+            method = "amc" + method[len("amc→bon") :]
+        return order.get(method, len(order))
+
+    records.sort(key=lambda r: position(r["method"]))
+    rows = [_strip(r) for r in records]
+    summaries = summarize(rows, rng)
+    methods = [s.method for s in summaries]
+    baseline = next((m for m in methods if m == "single"), methods[0])
+    comparisons = [compare(rows, m, baseline, rng) for m in methods if m != baseline]
+    notes = [r["data"]["reason"] for r in store.records("guard-decision")]
+    ess: dict[str, list[list[float]]] = {}
+    for record in records:
+        trace = _ess_trace(record.get("episode", {}))
+        if trace:
+            ess.setdefault(record["method"], []).append(trace)
+    calibration = None
+    if critic is not None:
+        calibration = _calibration(critic, [r for r in records if r["method"] == baseline])
+    meta = store.meta
+    config = meta.config
+    details = {
+        "split": ", ".join(sorted({str(r["split"]) for r in rows})),
+        "tasks": len({r["task_id"] for r in rows}),
+        "policy": config.get("policy", {}).get("policy", "?"),
+        "budget": config.get("budget") or "none (every method reports what it spent)",
+        "seed": meta.seed,
+        "run": str(store.path),
+    }
+    return Report(
+        title=title or f"agentmc {meta.command}: {', '.join(methods)}",
+        summaries=summaries,
+        comparisons=comparisons,
+        rows=rows,
+        details=details,
+        notes=notes,
+        ess=ess,
+        calibration=calibration,
+    )
+
+
+def _ess_trace(episode: dict[str, Any]) -> list[float]:
+    """ESS / K before each resampling decision, from an episode's SMC diagnostics."""
+    diagnostics = episode.get("diagnostics") or {}
+    k = (diagnostics.get("config") or {}).get("n_particles") or 0
+    if k <= 1 or diagnostics.get("config", {}).get("schedule") in (None, "none"):
+        return []
+    return [float(c["ess"]) / k for c in diagnostics.get("checkpoints") or []]
+
+
+def _calibration(critic: Any, records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Critic values of every state of the given runs' trajectories, and their final success."""
+    histories, outcomes = [], []
+    for record in records:
+        trajectory = Trajectory.from_dict(record["episode"]["trajectory"])
+        for n in range(len(trajectory.turns)):
+            histories.append(History.from_trajectory(trajectory, n))
+            outcomes.append(float(record["success"]))
+    if not histories:
+        return np.zeros(0), np.zeros(0)
+    return np.asarray(critic.values(histories), dtype=float), np.asarray(outcomes)

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from agentmc.cli.main import main
+from agentmc.data.store import RunStore
+from agentmc.envs import make, task_ids
+from agentmc.errors import AgentmcError, ConfigError
+from agentmc.eval.harness import BudgetSpec, Entry, Evaluation, Plan, build_report, stable_index
+from agentmc.eval.report import write_report
+from agentmc.policies import make_policy
+
+
+class ConstantCritic:
+    """Gives every state the same value: cannot tell trajectories apart."""
+
+    def values(self, histories):
+        return np.full(len(histories), 0.5)
+
+
+def evaluation(tmp_path, entries, *, policy="noisy-expert", guard=(), budget=None, n=3):
+    tasks = tuple(task_ids("textcraft", "test")[:n])
+    plan = Plan(
+        entries=tuple(Entry.parse(e) for e in entries),
+        split="test",
+        task_ids=tasks,
+        seed=7,
+        budget=None if budget is None else BudgetSpec.parse(budget),
+        guard_task_ids=tuple(guard),
+    )
+    store = RunStore.create_or_resume(tmp_path, command="eval", seed=7, config={"x": 1})
+    shared = make_policy(policy)
+    return Evaluation(
+        plan,
+        store,
+        make_env=lambda t: make("textcraft", task_id=t),
+        make_policy=lambda spec: shared if spec is None else make_policy(spec),
+        critic=ConstantCritic(),
+        workers=2,
+        progress=False,
+    )
+
+
+def test_entry_labels_and_errors():
+    assert Entry.parse("single").label == "single"
+    assert Entry.parse("bon:4:critic").label == "bon@critic-k4"
+    assert Entry.parse("single=random").label == "single[random]"
+    with pytest.raises(AgentmcError):
+        Entry.parse("beam:4")
+    with pytest.raises(ConfigError, match="nothing after"):
+        Entry.parse("single=")
+
+
+@pytest.mark.parametrize("text", ["calls", "calls:x", "calls:-3", "time:10", "cost:inf"])
+def test_budget_parse_rejects(text):
+    with pytest.raises(ConfigError, match="--budget"):
+        BudgetSpec.parse(text)
+
+
+def test_budget_smaller_than_k_is_rejected():
+    with pytest.raises(ConfigError, match="needs 8 policy calls per step"):
+        Plan((Entry.parse("bon:8"),), "test", ("1",), budget=BudgetSpec.parse("calls:4"))
+
+
+def test_plan_rejects_duplicates_and_empty():
+    with pytest.raises(ConfigError, match="twice"):
+        Plan((Entry.parse("bon:2"), Entry.parse("bon:2:reward")), "test", ("1",))
+    with pytest.raises(ConfigError, match="no tasks"):
+        Plan((Entry.parse("single"),), "test", ())
+
+
+def test_stable_index_depends_on_id_only():
+    assert stable_index("17") == stable_index("17") != stable_index("71")
+
+
+def test_every_method_runs_every_task_and_resume_does_no_work(tmp_path):
+    run = evaluation(tmp_path, ["single", "bon:2", "amc:2:critic"])
+    rows, guards = asyncio.run(run.run())
+    assert guards == []
+    assert sorted((r["method"], r["task_id"]) for r in rows) == sorted(
+        (m, t) for m in ("single", "bon@reward-k2", "amc@critic-k2") for t in run.plan.task_ids
+    )
+    assert all(r["synthetic"] and r["split"] == "test" for r in rows)
+    assert all(r["calls"] >= r["steps"] for r in rows)
+    before = run.store.records_path.read_bytes()
+    again = evaluation(tmp_path, ["single", "bon:2", "amc:2:critic"])
+    rows_again, _ = asyncio.run(again.run())
+    assert again.store.records_path.read_bytes() == before
+    assert rows_again == rows
+
+
+def test_same_seed_same_results_and_common_random_numbers(tmp_path):
+    def strip(rows):
+        return sorted(
+            json.dumps({k: v for k, v in r.items() if k != "wall_s"}, sort_keys=True) for r in rows
+        )
+
+    a, _ = asyncio.run(evaluation(tmp_path / "a", ["single", "bon:2"]).run())
+    b, _ = asyncio.run(evaluation(tmp_path / "b", ["bon:2", "single"]).run())
+    assert strip(a) == strip(b)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    full, _ = asyncio.run(evaluation(tmp_path / "full", ["single", "bon:2"]).run())
+    part = evaluation(tmp_path / "part", ["single", "bon:2"])
+    asyncio.run(part.run())
+    lines = part.store.records_path.read_text().splitlines(keepends=True)
+    # keep two complete records and half of the third, as if killed mid-write
+    part.store.records_path.write_text("".join(lines[:2]) + lines[2][:25])
+    resumed, _ = asyncio.run(evaluation(tmp_path / "part", ["single", "bon:2"]).run())
+
+    def key(rows):
+        return sorted((r["method"], r["task_id"], r["success"], r["calls"]) for r in rows)
+
+    assert key(resumed) == key(full)
+
+
+def test_guard_falls_back_to_best_of_n_when_amc_does_not_win(tmp_path):
+    # A random agent never crafts the goal: AMC and Best-of-N tie at 0, so AMC is not trusted.
+    guard = task_ids("textcraft", "validation")[:2]
+    run = evaluation(tmp_path, ["amc:2:critic"], policy="random", guard=guard, n=2)
+    rows, guards = asyncio.run(run.run())
+    assert [g.trusted for g in guards] == [False]
+    assert {r["method"] for r in rows} == {"amc→bon@critic-k2"}
+    report = build_report(run.store, np.random.default_rng(0))
+    assert any("replaced by bon@critic-k2" in note for note in report.notes)
+    md, html = write_report(tmp_path / "report", report)
+    assert "replaced by bon@critic-k2" in md.read_text()
+    assert html.read_text().startswith("<!doctype html>")
+
+
+def test_guard_keeps_amc_that_wins(tmp_path, monkeypatch):
+    import agentmc.eval.harness as harness
+
+    original = harness.Evaluation._episode
+
+    async def rigged(self, entry, task_id):
+        result = await original(self, entry, task_id)
+        result.success = entry.spec.kind == "amc"
+        return result
+
+    monkeypatch.setattr(harness.Evaluation, "_episode", rigged)
+    guard = task_ids("textcraft", "validation")[:2]
+    rows, guards = asyncio.run(evaluation(tmp_path, ["amc:2:critic"], guard=guard, n=2).run())
+    assert [g.trusted for g in guards] == [True]
+    assert {r["method"] for r in rows} == {"amc@critic-k2"}
+
+
+def test_cli_eval_and_report(tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["--out", str(out), "--methods", "single", "bon:2", "--n-tasks", "3"]
+    assert main(["eval", *args, "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "bon@reward-k2" in printed and "synthetic" in printed
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "(synthetic)" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--methods", "beam:4"], "beam"),
+        (["--methods", "bon:8", "--budget", "calls:4"], "needs 8 policy calls"),
+        (["--methods", "amc:2:critic"], "needs a critic"),
+        (["--guard-tasks", "-1"], "--guard-tasks"),
+    ],
+)
+def test_cli_eval_bad_input_is_one_line(tmp_path, capsys, args, message):
+    code = main(["eval", "--out", str(tmp_path / "x"), "--n-tasks", "1", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and "\n" not in err
+
+
+def test_cli_report_on_missing_dir(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "\n" not in capsys.readouterr().err.strip()
+
+
+def test_report_has_ess_traces_for_smc_methods_only(tmp_path):
+    run = evaluation(tmp_path, ["bon:2", "amc:2"], n=2)
+    asyncio.run(run.run())
+    report = build_report(run.store, np.random.default_rng(0))
+    assert set(report.ess) == {"amc@reward-k2"}
+    assert all(0 < x <= 1 for trace in report.ess["amc@reward-k2"] for x in trace)
