@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from agentmc.cli.common import TaskOptions, parse
-from agentmc.envs.agentgym.server import ServerConfig
+from agentmc.envs.agentgym.server import ServerConfig, is_loopback
+from agentmc.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,12 @@ class Config:
     """Tasks that `data_idx` indexes, in order."""
     max_steps: int | None = None
     """Step cap per episode (default: the environment's own)."""
+    reward: Literal["sparse", "dense"] = "sparse"
+    """Reward: 1 on success only, or shaped progress reward (where supported)."""
+    goals_csv: Path | None = None
+    """TextCraft: id -> goal table (tab-separated `item<TAB>depth`, row i = task i)."""
+    split_csv: Path | None = None
+    """TextCraft: file with the ids of --split, one per line (with --goals-csv)."""
     host: str = "127.0.0.1"
     """Address to bind; anything but loopback requires a token."""
     port: int = 36001
@@ -54,6 +62,12 @@ def build(config: Config) -> tuple[Callable, list[str], ServerConfig]:
         UnknownNameError: Unknown environment id.
     """
     token = os.environ.get(config.token_env) or None
+    if not is_loopback(config.host) and not token:
+        raise ConfigError(
+            f"host {config.host!r} accepts connections from other machines: put a token of at "
+            f"least 8 characters in the environment variable {config.token_env} "
+            "(see --token-env), or bind 127.0.0.1"
+        )
     server = ServerConfig(
         host=config.host,
         port=config.port,
@@ -62,7 +76,14 @@ def build(config: Config) -> tuple[Callable, list[str], ServerConfig]:
         idle_timeout_s=config.idle_timeout_s,
         max_envs=config.max_envs,
     )
-    tasks = TaskOptions(env=config.env, split=config.split, max_steps=config.max_steps)
+    tasks = TaskOptions(
+        env=config.env,
+        split=config.split,
+        max_steps=config.max_steps,
+        reward=config.reward,
+        goals_csv=config.goals_csv,
+        split_csv=config.split_csv,
+    )
     return tasks.make, tasks.select(), server
 
 
