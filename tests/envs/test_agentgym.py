@@ -311,3 +311,17 @@ def test_server_config_refuses_public_binding_without_token():
     assert ServerConfig(host="::1").host == "::1"
     with pytest.raises(ConfigError, match="max_body_bytes"):
         ServerConfig(max_body_bytes=10)
+
+
+def test_registered_as_agentgym_with_server_task_lists(server):
+    from agentmc.envs import make, task_ids
+    from agentmc.errors import UnknownNameError
+
+    assert task_ids("agentgym", "all", base_url=server.url) == TASKS
+    assert task_ids("agentgym", "test", splits={"test": ["3", "1"]}) == ["3", "1"]
+    with pytest.raises(UnknownNameError, match="no 'test' split"):
+        task_ids("agentgym", "test", base_url=server.url)
+    env = make("agentgym", task_id="2", base_url=server.url)
+    assert env.reset(seed=0)[0] == "Lock 2: say 3 digits."
+    assert env.step("2").observation == "click 1"
+    env.close()

@@ -230,3 +230,19 @@ def test_replay_divergence_is_an_error_not_silent(pool):
         env.step("look around")
     env.restore(forged)
     assert env.step("look around").observation
+
+
+def test_pool_start_and_close():
+    pytest.importorskip("scienceworld")
+    if shutil.which("java") is None:
+        pytest.skip("ScienceWorld needs Java, which is not installed")
+    pool = SimulatorPool(1)
+    pool.start()
+    assert pool.simulators == 1
+    env = make("sciworld", task_id="0", pool=pool)
+    assert env.reset()[0].startswith("Task Description:")
+    assert pool.simulators == 1  # reused, not a second JVM
+    pool.close()
+    assert pool.simulators == 0
+    with pytest.raises(ConfigError, match="closed"):
+        env.step("look around")

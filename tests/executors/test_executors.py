@@ -102,3 +102,17 @@ def test_ray_remote_env_protocol_and_errors(ray_executor):
         env.step("inventory")
     failed = _run(ray_executor, [EpisodeJob("textcraft", "99999", seed=1), JOBS[0]])
     assert "UnknownNameError" in failed[0].error and failed[1].turns
+
+
+def test_an_unreachable_server_is_recorded_and_the_others_go_on():
+    pytest.importorskip("httpx2")
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    jobs = [EpisodeJob("agentgym", "0", seed=1, env_kwargs={"base_url": url, "retries": 1})]
+    down, up = _run(LocalExecutor(), [*jobs, JOBS[0]])
+    assert not down.turns and "EnvServerError" in down.error and url in down.error
+    assert up.turns and up.error is None

@@ -225,3 +225,9 @@ register(
     "agentmc.envs.sciworld.tasks:list_task_ids",
     description="ScienceWorld science tasks (extra agentmc[sciworld]; needs Java)",
 )
+register(
+    "agentgym",
+    "agentmc.envs.agentgym.client:make_agentgym",
+    "agentmc.envs.agentgym.client:list_agentgym_tasks",
+    description="Any AgentGym-style HTTP environment server (base_url=...; extra agentmc[server])",
+)

@@ -242,7 +242,8 @@ class AgentGymEnv:
         done = bool(data.get("done", False))
         truncated = bool(data.get("truncated", False))
         terminated = bool(data.get("terminated", done and not truncated))
-        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        raw_info = data.get("info")
+        info: dict[str, Any] = dict(raw_info) if isinstance(raw_info, dict) else {}
         if "score" in data:
             info = {**info, "score": data["score"]}
         return StepResult(observation, reward, terminated, truncated, info)
@@ -392,10 +393,73 @@ def tasks_from_server(config: AgentGymConfig) -> list[str]:
     return [str(task) for task in data["tasks"]]
 
 
+def make_agentgym(
+    task_id: str | int = "0",
+    *,
+    base_url: str = "http://127.0.0.1:36001",
+    token: str | None = None,
+    timeout_s: float = 60.0,
+    retries: int = 3,
+    id_field: Literal["id", "env_idx"] = "id",
+    task_field: Literal["data_idx", "session_id", "task_id"] = "data_idx",
+    reconnect: bool = True,
+    verify_replay: bool = True,
+) -> AgentGymEnv:
+    """Registry factory: ``make("agentgym", task_id="3", base_url="http://host:port")``.
+
+    The options are those of :class:`AgentGymConfig`; nothing is sent to the
+    server until ``reset``.
+    """
+    config = AgentGymConfig(
+        base_url=base_url,
+        timeout_s=timeout_s,
+        retries=retries,
+        token=token,
+        id_field=id_field,
+        task_field=task_field,
+        reconnect=reconnect,
+        verify_replay=verify_replay,
+    )
+    return AgentGymEnv(config, task_id=str(task_id))
+
+
+def list_agentgym_tasks(
+    split: str = "all",
+    *,
+    base_url: str = "http://127.0.0.1:36001",
+    token: str | None = None,
+    splits: dict[str, list[str]] | None = None,
+    **_: object,
+) -> list[str]:
+    """Task ids of a server: ``all`` asks it (``GET /tasks``), other splits come from ``splits``.
+
+    A server knows no train/test split, so ``train``, ``validation`` and ``test``
+    are the id lists given in ``splits`` (e.g. read from the AMC index files).
+
+    Raises:
+        UnknownNameError: ``split`` is not ``all`` and not in ``splits``.
+        EnvServerError: The server cannot be reached or does not list tasks.
+    """
+    if split != "all":
+        if not splits or split not in splits:
+            from agentmc.errors import UnknownNameError
+
+            given = ", ".join(sorted(splits or {})) or "none"
+            raise UnknownNameError(
+                f"agentgym: the server has no {split!r} split; pass splits={{{split!r}: [ids]}} "
+                f"(given: {given}) or use split 'all'"
+            )
+        return [str(task) for task in splits[split]]
+    config = AgentGymConfig(base_url=base_url, token=token)
+    return [str(i) for i in range(len(tasks_from_server(config)))]
+
+
 __all__ = [
     "AgentGymConfig",
     "AgentGymEnv",
     "AgentGymSnapshot",
     "EnvServerError",
+    "list_agentgym_tasks",
+    "make_agentgym",
     "tasks_from_server",
 ]

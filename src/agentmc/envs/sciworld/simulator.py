@@ -297,6 +297,29 @@ class SimulatorPool:
         """JVMs started and alive."""
         return self._count
 
+    def start(self, n: int | None = None) -> None:
+        """Start simulators now (up to ``n``, default ``size``) rather than on first use.
+
+        Each start costs a JVM launch (~2 s); doing it up front keeps that out of
+        the first SMC steps.
+        """
+        target = self.size if n is None else min(int(n), self.size)
+        started: list[Simulator] = []
+        while True:
+            with self._condition:
+                if self._closed or self._count >= target:
+                    break
+                self._count += 1
+            try:
+                started.append(Simulator())
+            except BaseException:
+                with self._condition:
+                    self._count -= 1
+                raise
+        with self._condition:
+            self._idle.extend(started)
+            self._condition.notify_all()
+
     def _pick(self, history: History, pending: str | None) -> Simulator | None:
         def rank(sim: Simulator) -> tuple[int, int, int]:
             exact = sim.history == history and sim.pending == pending
