@@ -116,3 +116,25 @@ def test_an_unreachable_server_is_recorded_and_the_others_go_on():
     down, up = _run(LocalExecutor(), [*jobs, JOBS[0]])
     assert not down.turns and "EnvServerError" in down.error and url in down.error
     assert up.turns and up.error is None
+
+
+def test_ray_particle_population_equals_local(ray_executor):
+    import numpy as np
+
+    from agentmc.envs import make
+    from agentmc.smc import SMCConfig, run_smc
+    from agentmc.steer import AgentModel
+
+    config = SMCConfig(n_particles=4, beta=0.5, schedule="every", max_steps=8)
+    policy = NoisyExpertPolicy(mistake_prob=0.3, waste_prob=0.2)
+    results = []
+    for env in (
+        make("textcraft", task_id=JOBS[3].task_id, max_steps=8),
+        ray_executor.make_env("textcraft", task_id=JOBS[3].task_id, max_steps=8),
+    ):
+        model = AgentModel(env, policy)
+        result = run_smc(model, config, np.random.default_rng(7))
+        results.append(
+            (result.returns.tolist(), [model.trajectory(s).actions for s in result.states])
+        )
+    assert results[0] == results[1]
