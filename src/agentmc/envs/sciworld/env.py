@@ -26,6 +26,10 @@ recorded one (:class:`~agentmc.envs.sciworld.simulator.ReplayError` on a
 mismatch). Environments share a :class:`SimulatorPool` (default: 4 JVMs per
 process) so K particles do not each start a JVM.
 
+``valid_actions()`` lists the simulator's valid action/object combinations
+only for an environment made with ``candidates=True`` (it takes 0.1-0.5 s a
+call, and free-text agents do not need it); otherwise it returns ``None``.
+
 Needs ``pip install 'agentmc[sciworld]'`` and Java 8+ on ``PATH``.
 
 Example:
