@@ -8,8 +8,8 @@ history" on a pooled simulator. This measures:
   at the state (gold action sequences of three tasks, warm JVM).
 * ``valid_actions_ms``: ``env.valid_actions()`` (the AMC adapter asks for it every step).
 * ``clone_ms_depth_{0,5,10,20}``: the first step after ``restore`` of a snapshot
-  taken after d moves, when no simulator sits at that history (reload + replay
-  d moves + the step); ``restore_us``: ``restore`` itself (O(1)).
+  taken after d moves, when the only simulator sits elsewhere in the same task
+  (reload + replay d moves + the step); ``restore_us``: ``restore`` itself (O(1)).
 * ``amc_step_s_k8_pool{8,2}``: wall time per SMC step of AMC with K = 8
   particles (schedule ``steps:4,12``, beta = 0.1) on one task, with a synthetic
   noisy-gold policy (the simulator's gold action with probability 0.8, else a
@@ -125,7 +125,8 @@ def main() -> None:
     env = make("sciworld", task_id=task_id(CLONE_TASK), pool=pool, max_steps=100)
     env.reset()
     gold = env.gold_actions()
-    other = make("sciworld", task_id=task_id(TASKS[0]), pool=pool)
+    # Another particle of the same task, elsewhere in the game (the AMC case).
+    other = make("sciworld", task_id=task_id(CLONE_TASK), pool=pool)
     for depth in (0, 5, 10, 20):
         costs, restores = [], []
         for _ in range(5):
@@ -134,7 +135,7 @@ def main() -> None:
                 env.step(action)
             saved = env.snapshot()
             other.reset()
-            other.step("look around")  # the only simulator now sits elsewhere
+            other.step("inventory")  # the only simulator now sits elsewhere
             t0 = time.perf_counter()
             env.restore(saved)
             restores.append(time.perf_counter() - t0)
