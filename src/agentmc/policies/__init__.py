@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.policies.core import Completion, Policy
 from agentmc.policies.expert import NoisyExpertPolicy
+from agentmc.policies.local import LocalConfig, LocalPolicy
 from agentmc.policies.parsing import parse_action
 from agentmc.policies.prompts import PromptFormat
 from agentmc.policies.replay import ReplayPolicy
@@ -48,6 +49,8 @@ from agentmc.policies.scripted import RandomPolicy, ScriptedPolicy
 __all__ = [
     "POLICY_SPECS",
     "Completion",
+    "LocalConfig",
+    "LocalPolicy",
     "NoisyExpertPolicy",
     "Policy",
     "PromptFormat",
@@ -112,8 +115,6 @@ def make_policy(
     if kind == "random" and not sep:
         return RandomPolicy()
     if kind == "local" and (not sep or argument in ("choose", "generate")):
-        from agentmc.policies.local import LocalConfig, LocalPolicy
-
         return LocalPolicy(LocalConfig(mode=argument or DEFAULT_LOCAL_MODE))  # type: ignore[arg-type]
     if kind == "openai" and sep:
         from agentmc.policies.openai_compat import ClientLimits, OpenAIConfig, OpenAIPolicy

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import math
 import os
 import threading
@@ -271,6 +272,11 @@ class _Engine:
         self.slots = [_Slot(seq) for seq in range(config.n_slots)]
         self.clock = 0
         self.lock = threading.Lock()
+        # FIFO per event loop, shared by every policy on this engine: calls reach the
+        # model in the order the loop issued them, so the cache history is reproducible.
+        self.queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self.stats = EngineStats()
 
     # -- tokens --------------------------------------------------------------------------
@@ -293,7 +299,14 @@ class _Engine:
             for j, seq in enumerate(seqs):
                 batch.seq_id[i][j] = seq
             batch.logits[i] = wants
-        code = self._lib.llama_decode(self.ctx, batch)
+        # A full cache is expected (we evict and retry): keep llama.cpp from logging it.
+        llama_logger = logging.getLogger("llama-cpp-python")
+        level = llama_logger.level
+        llama_logger.setLevel(logging.CRITICAL)
+        try:
+            code = self._lib.llama_decode(self.ctx, batch)
+        finally:
+            llama_logger.setLevel(level)
         if code == 1:
             raise _CacheFull
         if code != 0:
@@ -467,7 +480,7 @@ class _Engine:
                     break
                 # one trie node per distinct token prefix of length depth + 1
                 nodes: dict[tuple[int, ...], list[int]] = {}
-                for index in running:
+                for index in running.tolist():
                     nodes.setdefault(tuple(continuations[index][: depth + 1]), []).append(index)
                 keys = list(nodes)
                 items = [
@@ -609,9 +622,6 @@ class LocalPolicy:
                 raise ConfigError(f"LocalConfig.model_path: no model file at {self.path}")
             self.name = f"local:{config.mode}({self.path.name})"
         self._engine_obj: _Engine | None = None
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
         self.usage = Usage()
 
     def __repr__(self) -> str:
@@ -663,8 +673,8 @@ class LocalPolicy:
         choices = list(dict.fromkeys(candidates)) if candidates else []
         engine = self.engine
         loop = asyncio.get_running_loop()
-        lock = self._locks.setdefault(loop, asyncio.Lock())
-        async with lock:  # FIFO: the call order, hence the cache history, is reproducible
+        queue = engine.queues.setdefault(loop, asyncio.Lock())
+        async with queue:
             texts, logprobs, usage = await asyncio.to_thread(
                 self._run, engine, prompt, n, temperature, seed, choices
             )
