@@ -16,7 +16,7 @@ from agentmc.policies.core import Completion
 from agentmc.policies.expert import NoisyExpertPolicy
 from agentmc.rollout import rollout
 from agentmc.types import Usage
-from conftest import ClimbEnv
+from climb_env import ClimbEnv
 
 TASKS = ["2", "7", "11"]
 
@@ -271,3 +271,27 @@ def test_arun_method_runs_inside_an_event_loop():
     single, amc = asyncio.run(go())
     assert single.calls >= 1 and amc.calls >= 4
     assert amc.diagnostics["checkpoints"][0]["ess"] > 0
+
+
+class UnpricedClimber:
+    """Says "up"; its price is unknown (usage cost None)."""
+
+    name = "unpriced"
+    synthetic = True
+
+    async def complete(self, messages, *, n=1, temperature=1.0, seed=None, candidates=None):
+        return [Completion("up", None, Usage(calls=1, prompt_tokens=5, cost=None))]
+
+
+def test_unknown_cost_stays_unknown_and_cannot_be_capped():
+    def climb():
+        return ClimbEnv(height=2, max_steps=4)
+
+    spec = MethodSpec.parse("bon:3")
+    result = run_method(spec, climb, UnpricedClimber(), np.random.default_rng(0))
+    assert result.cost is None and result.prompt_tokens == 3 * 2 * 5
+    assert EpisodeResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    with pytest.raises(ConfigError, match="cost is unknown"):
+        run_method(
+            spec, climb, UnpricedClimber(), np.random.default_rng(0), budget=Budget(max_cost=1.0)
+        )

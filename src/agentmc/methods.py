@@ -221,7 +221,7 @@ class EpisodeResult:
         calls: Policy requests over all particles.
         prompt_tokens: Prompt tokens over all particles.
         completion_tokens: Completion tokens over all particles.
-        cost: US dollars over all particles (``nan`` when some price is unknown).
+        cost: US dollars over all particles (``None`` when some price is unknown).
         wall_s: Wall-clock seconds of the whole episode.
         trajectory: The selected trajectory (``meta`` says which particle and how).
         candidates_rewards: True final returns of the K candidates (for analysis only).
@@ -240,7 +240,7 @@ class EpisodeResult:
     calls: int
     prompt_tokens: int
     completion_tokens: int
-    cost: float
+    cost: float | None
     wall_s: float
     trajectory: Trajectory
     candidates_rewards: list[float]
@@ -248,7 +248,7 @@ class EpisodeResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (an unknown cost is ``None``)."""
+        """JSON-safe form."""
         return {
             "task_id": self.task_id,
             "method": self.method,
@@ -259,7 +259,7 @@ class EpisodeResult:
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "cost": None if math.isnan(self.cost) else self.cost,
+            "cost": self.cost,
             "wall_s": self.wall_s,
             "trajectory": self.trajectory.to_dict(),
             "candidates_rewards": list(self.candidates_rewards),
@@ -283,17 +283,13 @@ class EpisodeResult:
             calls=int(data["calls"]),
             prompt_tokens=int(data["prompt_tokens"]),
             completion_tokens=int(data["completion_tokens"]),
-            cost=math.nan if cost is None else float(cost),
+            cost=None if cost is None else float(cost),
             wall_s=float(data["wall_s"]),
             trajectory=Trajectory.from_dict(data["trajectory"]),
             candidates_rewards=[float(v) for v in data["candidates_rewards"]],
             candidate_values=None if values is None else [float(v) for v in values],
             diagnostics=dict(data.get("diagnostics", {})),
         )
-
-    def __eq__(self, other: object) -> bool:
-        # ``nan`` cost compares unequal to itself; compare the JSON forms instead.
-        return isinstance(other, EpisodeResult) and self.to_dict() == other.to_dict()
 
 
 async def arun_method(
@@ -430,7 +426,7 @@ async def arun_method(
         calls=usage.calls,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
-        cost=math.nan if usage.cost is None else float(usage.cost),
+        cost=None if usage.cost is None else float(usage.cost),
         wall_s=time.perf_counter() - start,
         trajectory=trajectory,
         candidates_rewards=rewards.tolist(),

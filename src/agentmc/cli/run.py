@@ -103,7 +103,7 @@ def result_row(result: Any, *, split: str, synthetic: bool) -> dict[str, Any]:
         "steps": int(result.steps),
         "calls": int(result.calls),
         "tokens": int(result.prompt_tokens + result.completion_tokens),
-        "cost": None if math.isnan(result.cost) else result.cost,
+        "cost": result.cost,
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(result.diagnostics.get("budget_exhausted", False)),
