@@ -19,7 +19,7 @@ from agentmc.policies.scripted import ScriptedPolicy
 from agentmc.smc import SMC, SMCConfig, run_smc
 from agentmc.steer import AgentModel, AgentState
 from agentmc.types import Usage
-from conftest import ClimbEnv
+from climb_env import ClimbEnv
 
 #: Significance level of the statistical tests in this file.
 ALPHA = 1e-3
