@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pytest
@@ -37,16 +36,14 @@ def settings(path, **overrides) -> LoraCriticConfig:
 
 @pytest.fixture(scope="module")
 def trained(tiny_transformer, craft_data):
-    start = time.perf_counter()
-    result = fit(craft_data[:32], FitConfig(backend="lora", seed=2), settings(tiny_transformer))
-    return result, time.perf_counter() - start
+    return fit(craft_data[:32], FitConfig(backend="lora", seed=2), settings(tiny_transformer))
 
 
 def test_trains_and_predicts_on_cpu_with_a_tiny_model(trained, craft_heldout):
-    result, seconds = trained
+    result = trained
     critic = result.critic
     assert critic.name == "lora" and critic.model.pooling == "mean"
-    assert critic.steps > 0 and seconds < 60
+    assert critic.steps > 0
     metrics, values = critic_metrics(critic, make_examples(craft_heldout[:60]))
     assert values.shape == (metrics["n_states"],)
     assert values.min() >= critic.bounds[0] and values.max() <= critic.bounds[1]
@@ -56,7 +53,7 @@ def test_trains_and_predicts_on_cpu_with_a_tiny_model(trained, craft_heldout):
 
 
 def test_round_trip_and_base_model_check(trained, tiny_transformer, craft_heldout, tmp_path):
-    critic = trained[0].critic
+    critic = trained.critic
     histories = make_examples(craft_heldout[:5]).histories
     path = save(critic, tmp_path / "lora")
     loaded = load(path, env_id="synthetic-craft")
@@ -72,7 +69,7 @@ def test_round_trip_and_base_model_check(trained, tiny_transformer, craft_heldou
 
 
 def test_long_histories_are_cut_from_the_left_with_one_warning(trained, craft_data, caplog):
-    critic = trained[0].critic
+    critic = trained.critic
     model = critic.model
     long = [h for h in make_examples(craft_data[:20]).histories if h.n_turns >= 6]
     old = model.config

@@ -35,7 +35,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agentmc.cli.common import parse
 from agentmc.critics.fit import FitConfig
@@ -224,7 +224,7 @@ def evaluate(config: EvalConfig) -> int:
     meta = read_meta(config.critic)
     provenance = critic.provenance
     # TD critics estimate the Monte-Carlo return too; score them against it.
-    target = "success" if provenance.target == "success" else "return"
+    target: Literal["success", "return"] = "success" if provenance.target == "success" else "return"
     recorded = provenance.metrics
     examples = make_examples(
         trajectories,

@@ -170,7 +170,10 @@ class Embedder:
             return
         limit = int(self.model.max_seq_length)
         tokenizer = self.model.tokenizer
-        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        lengths = [
+            len(ids)
+            for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+        ]
         if max(lengths, default=0) > limit:
             log.warning(
                 "embedding critic: a text of %d tokens was cut to the model's %d-token window "

@@ -45,12 +45,12 @@ AUROC_TURNS = (2, 4, 8)
 
 def auroc(scores: FloatArray, labels: FloatArray) -> float | None:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (``None`` if one class)."""
-    labels = np.asarray(labels) > 0.5
-    if labels.all() or not labels.any():
+    positive = np.asarray(labels) > 0.5
+    if positive.all() or not positive.any():
         return None
     from sklearn.metrics import roc_auc_score
 
-    return float(roc_auc_score(labels, scores))
+    return float(roc_auc_score(positive, scores))
 
 
 def spearman(a: FloatArray, b: FloatArray) -> float | None:

@@ -69,8 +69,8 @@ class LoraCriticConfig:
     """Hidden-state pooling: "auto" = "last" for decoder-only models, else "mean"."""
     rank: int = 8
     """LoRA rank r."""
-    alpha: float = 16.0
-    """LoRA scaling alpha."""
+    alpha: int = 16
+    """LoRA scaling alpha (the update is scaled by alpha / rank)."""
     lora_dropout: float = 0.05
     """Dropout on the LoRA path."""
     target_modules: tuple[str, ...] = ()
@@ -168,6 +168,7 @@ class ValueModel:
                 "CausalLM" in name for name in (getattr(model_config, "architectures", None) or [])
             )
             self.pooling = "last" if decoder else "mean"
+        self.model: Any
         if adapter is None:
             lora = peft.LoraConfig(
                 r=config.rank,
