@@ -1,6 +1,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from agentmc.eval.report import Report, write_report
 from agentmc.eval.summary import compare, summarize
@@ -70,3 +71,18 @@ def test_report_is_self_contained_and_labels_selection_and_synthetic(tmp_path):
     assert "(synthetic)" in text and "simulator planning" in text and "fell back" in text
     amc8 = next(s for s in summaries if s.method == "amc-k8")
     assert amc8.cost.n == 0 and "unknown" in md.read_text()  # unknown cost is not zero
+
+
+@pytest.mark.parametrize(
+    ("label", "family"),
+    [
+        ("amc@critic-k8", ("amc@critic", 8.0)),
+        ("amc@critic-k16-beta0.1", ("amc@critic-beta0.1", 16.0)),
+        ("single", ("single", None)),
+        ("amc→bon@critic-k4", ("amc→bon@critic", 4.0)),
+    ],
+)
+def test_method_family_and_k(label, family):
+    from agentmc.eval.report import _family
+
+    assert _family(label) == family

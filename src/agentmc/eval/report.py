@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,11 +137,11 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
 
 
 def _family(method: str) -> tuple[str, float | None]:
-    """Split "amc-k8" into ("amc", 8.0); methods without K give (name, None)."""
-    name, _, k = method.rpartition("-k")
-    if name and k.isdigit():
-        return name, float(k)
-    return method, None
+    """Split "amc@critic-k8-beta0.1" into ("amc@critic-beta0.1", 8.0); no K gives (name, None)."""
+    match = re.search(r"-k(\d+)", method)
+    if match is None:
+        return method, None
+    return method[: match.start()] + method[match.end() :], float(match.group(1))
 
 
 def _plot_success_vs_k(plt, summaries, path: Path) -> bool:
