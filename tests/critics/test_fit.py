@@ -7,6 +7,7 @@ import pytest
 
 from agentmc.critics.evaluate import critic_metrics, prediction_metrics
 from agentmc.critics.fit import MIN_STATES, MIN_TASKS, FitConfig, fit, split_by_task
+from agentmc.critics.hashed import HashedConfig
 from agentmc.critics.targets import make_examples
 from agentmc.errors import ConfigError, DataError
 
@@ -96,3 +97,15 @@ def test_metrics_handle_degenerate_inputs():
     )
     assert perfect["auroc_turn_2"] == 1.0 and perfect["auroc_turn_4"] == 1.0
     assert sum(row["count"] for row in perfect["calibration"]) == 4
+
+
+def test_hashed_critic_scores_states_without_turns(craft_data):
+    from agentmc.critics.core import History
+
+    result = fit(craft_data, FitConfig(last_turns=0), HashedConfig(n_features=2**12))
+    values = result.critic.values(
+        [History("Goal: craft stick."), *result.val_examples.histories[:3]]
+    )
+    assert values.shape == (4,) and np.all(np.isfinite(values))
+    with_turns = fit(craft_data, FitConfig(), HashedConfig(n_features=2**12)).critic
+    assert with_turns.values([History("Goal: craft stick.")] * 2).shape == (2,)

@@ -99,12 +99,16 @@ class Featurizer:
         tasks, task_index = _unique([p.task for p in parts])
         turn_texts, turn_index = _unique([t for p in parts for t in p.turns])
         task_matrix = normalize(self.words.transform(tasks))
-        turn_words = self.words.transform(turn_texts)
-        if self.config.char_ngrams and turn_texts:
-            last_matrix = normalize(turn_words + self.chars.transform(turn_texts))
-        else:
-            last_matrix = normalize(turn_words)
-        window_matrix = normalize(turn_words)
+        last_matrix = window_matrix = None
+        # No turn at all (states at step 0, or last_turns=0): nothing to vectorize
+        # (HashingVectorizer and normalize refuse empty inputs).
+        if turn_texts:
+            turn_words = self.words.transform(turn_texts)
+            if self.config.char_ngrams:
+                last_matrix = normalize(turn_words + self.chars.transform(turn_texts))
+            else:
+                last_matrix = normalize(turn_words)
+            window_matrix = normalize(turn_words)
 
         rows_last, cols_last, rows_win, cols_win = [], [], [], []
         position = 0
