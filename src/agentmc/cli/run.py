@@ -92,25 +92,10 @@ class Config:
 
 def result_row(result: Any, *, split: str, synthetic: bool) -> dict[str, Any]:
     """The flat row summaries read (same fields as ``agentmc eval``), plus the episode."""
-    failed = int(result.diagnostics.get("failed_particles", 0))
-    return {
-        "method": result.method,
-        "selection": result.selection,
-        "split": split,
-        "task_id": result.task_id,
-        "success": bool(result.success),
-        "return": float(result.reward),
-        "steps": int(result.steps),
-        "calls": int(result.calls),
-        "tokens": int(result.prompt_tokens + result.completion_tokens),
-        "cost": result.cost,
-        "wall_s": float(result.wall_s),
-        "synthetic": synthetic,
-        "budget_exhausted": bool(result.diagnostics.get("budget_exhausted", False)),
-        "failed_particles": failed,
-        "error": f"{failed} particle(s) failed" if failed else None,
-        "episode": result.to_dict(),
-    }
+    from agentmc.eval.harness import row
+
+    data = row(result, label=result.method, split=split, synthetic=synthetic)
+    return data | {"episode": result.to_dict()}
 
 
 def print_summary(rows: list[dict[str, Any]], seed: int, path: Path) -> None:

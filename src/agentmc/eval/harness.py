@@ -219,6 +219,7 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
+        "failed_particles": failed,
         "error": f"{failed} particle(s) failed" if failed else None,
     }
 
