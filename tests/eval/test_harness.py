@@ -189,3 +189,11 @@ def test_report_has_ess_traces_for_smc_methods_only(tmp_path):
     report = build_report(run.store, np.random.default_rng(0))
     assert set(report.ess) == {"amc@reward-k2"}
     assert all(0 < x <= 1 for trace in report.ess["amc@reward-k2"] for x in trace)
+
+
+def test_cli_report_on_a_run_directory(tmp_path):
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--method", "bon", "--particles", "2", "--n-tasks", "2"]
+    assert main(["run", *args, "--no-progress"]) == 0
+    assert main(["report", str(out)]) == 0
+    assert "bon@reward-k2" in (out / "report.md").read_text()

@@ -358,13 +358,15 @@ def build_report(
     """Everything a report shows, read back from an evaluation's run store.
 
     Args:
-        store: A run written by :class:`Evaluation` (``agentmc eval`` / ``demo``).
+        store: A run written by :class:`Evaluation` (``agentmc eval`` / ``demo``) or by
+            ``agentmc run``.
         rng: Generator for the bootstrap intervals.
         critic: If given, its values on the states of the ``single`` runs' trajectories
             are paired with their final success for the calibration plot.
         title: Report title (default: from the run's command).
     """
-    records = [r["data"] for r in store.records("result")]
+    # `agentmc eval` / `demo` write "result" records, `agentmc run` writes "episode" ones
+    records = [r["data"] for r in store.records() if r["kind"] in ("result", "episode")]
     if not records:
         raise DataError(f"{store.path}: no evaluation results to report on")
     order = {label: i for i, label in enumerate(store.meta.config.get("methods", []))}
