@@ -207,6 +207,8 @@ def main() -> None:
     if previous.exists():  # phases run separately add to the same result file
         old = json.loads(previous.read_text())
         metrics, units = old["metrics"], old["units"]
+        if args.success_tasks <= 0:  # keep the record of the earlier success phase
+            config["success_tasks"] = old["config"].get("success_tasks", [])
 
     def save() -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
