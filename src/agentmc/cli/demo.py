@@ -35,14 +35,17 @@ class Config:
 
     out: Path = Path("runs/demo")
     """Directory for the prior trajectories, the critic and the evaluation."""
-    tasks: int = 6
+    tasks: int = 4
     """Held-out TextCraft test tasks to evaluate on."""
     particles: int = 4
     """K: particles for AMC, samples for Best-of-K."""
-    train_tasks: int = 12
+    train_tasks: int = 8
     """TextCraft training tasks the prior agent plays to train the critic."""
     samples_per_task: int = 2
     """Prior episodes per training task."""
+    max_steps: int = 10
+    """Step cap per episode (TextCraft's default is 20; the demo halves it to fit in
+    minutes, since failed episodes run to the cap)."""
     policy: str = "local"
     """Policy spec (see `agentmc rollout --help`); `local` is the embedded SmolLM2-135M."""
     model: str | None = None
@@ -66,7 +69,14 @@ class Config:
     """Show progress bars."""
 
     def __post_init__(self) -> None:
-        for name in ("tasks", "particles", "train_tasks", "samples_per_task", "workers"):
+        for name in (
+            "tasks",
+            "particles",
+            "train_tasks",
+            "samples_per_task",
+            "max_steps",
+            "workers",
+        ):
             if getattr(self, name) < 1:
                 flag = name.replace("_", "-")
                 raise ConfigError(f"--{flag} must be at least 1, got {getattr(self, name)}")
@@ -88,7 +98,9 @@ def collect(config: Config, console) -> Path:
     rollout.run(
         rollout.Config(
             out=out,
-            tasks=TaskOptions(split="train", n_tasks=config.train_tasks),
+            tasks=TaskOptions(
+                split="train", n_tasks=config.train_tasks, max_steps=config.max_steps
+            ),
             policy=config.policy_options(),
             samples_per_task=config.samples_per_task,
             seed=config.seed,
@@ -136,7 +148,7 @@ def main(name: str, argv: list[str]) -> int:
         evaluate.Config(
             out=config.out / "eval",
             methods=methods,
-            tasks=TaskOptions(split="test", n_tasks=config.tasks),
+            tasks=TaskOptions(split="test", n_tasks=config.tasks, max_steps=config.max_steps),
             policy=config.policy_options(),
             critic=critic,
             beta=config.beta,
