@@ -63,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     found = _lookup(argv)
     if found is None:
-        print(f"agentmc: error: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        known = [n for n in COMMANDS if n.startswith(argv[0] + " ")]
+        if known:
+            message = f"agentmc {argv[0]}: error: say which: {' | '.join(known)}"
+        else:
+            message = f"agentmc: error: unknown command {argv[0]!r} (see agentmc --help)"
+        print(message, file=sys.stderr)
         return 2
     name, rest = found
     try:
