@@ -22,9 +22,9 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from agentmc.cli.common import PolicyOptions, TaskOptions, parse
+from agentmc.cli import rollout
+from agentmc.cli.common import TaskOptions, parse
 from agentmc.errors import ConfigError
 
 
@@ -33,27 +33,12 @@ def _train_tasks() -> TaskOptions:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(rollout.Config):
     """Collect prior trajectories on the training split (critic training data)."""
 
-    out: Path
-    """Run directory (created, or resumed if it holds the same collection)."""
     tasks: TaskOptions = field(default_factory=_train_tasks)
-    policy: PolicyOptions = field(default_factory=PolicyOptions)
     samples_per_task: int = 4
     """Independent episodes per task (critics learn from the spread of outcomes)."""
-    seed: int = 0
-    """Root seed; every episode's randomness derives from it."""
-    workers: int = 8
-    """Episodes in flight at once (policy calls overlap; environments are cheap)."""
-    progress: bool = True
-    """Show a progress bar."""
-
-    def __post_init__(self) -> None:
-        if self.samples_per_task < 1:
-            raise ConfigError(f"--samples-per-task must be at least 1, got {self.samples_per_task}")
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
 
 
 def held_out_tasks(tasks: TaskOptions, selected: list[str]) -> list[str]:
@@ -66,8 +51,6 @@ def held_out_tasks(tasks: TaskOptions, selected: list[str]) -> list[str]:
 
 def main(name: str, argv: list[str]) -> int:
     config = parse(Config, name, argv)
-    from agentmc.cli import rollout
-
     if config.tasks.split in ("test", "all") and not config.tasks.task_ids:
         raise ConfigError(
             f"--split {config.tasks.split} includes the test tasks, which are held out for "
@@ -80,15 +63,4 @@ def main(name: str, argv: list[str]) -> int:
                 f"--task-ids {', '.join(leaked[:5])}{' ...' if len(leaked) > 5 else ''} "
                 "are test tasks, held out for evaluation; collect on training tasks"
             )
-    return rollout.run(
-        rollout.Config(
-            out=config.out,
-            tasks=config.tasks,
-            policy=config.policy,
-            samples_per_task=config.samples_per_task,
-            seed=config.seed,
-            workers=config.workers,
-            progress=config.progress,
-        ),
-        command="collect",
-    )
+    return rollout.run(config, command="collect")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentmc.cli.common import PolicyOptions, TaskOptions, parse, success_summary
+from agentmc.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,6 @@ class Config:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        from agentmc.errors import ConfigError
-
         if self.samples_per_task < 1:
             raise ConfigError(f"--samples-per-task must be at least 1, got {self.samples_per_task}")
         if self.workers < 1:
