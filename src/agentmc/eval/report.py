@@ -144,6 +144,16 @@ def _family(method: str) -> tuple[str, float | None]:
     return method[: match.start()] + method[match.end() :], float(match.group(1))
 
 
+def _save(plt, fig, ax, path: Path, *, legend_size: float | None = None) -> bool:
+    """Legend, grid, tight layout; write ``path`` and free the figure."""
+    ax.legend(fontsize=legend_size)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def _plot_success_vs_k(plt, summaries, path: Path) -> bool:
     families: dict[str, list[tuple[float, MethodSummary]]] = {}
     for s in summaries:
@@ -163,12 +173,7 @@ def _plot_success_vs_k(plt, summaries, path: Path) -> bool:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("K (particles / samples)")
     ax.set_ylabel("success % (95% CI)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, ax, path)
 
 
 def _plot_cost(plt, summaries, path: Path) -> bool:
@@ -189,12 +194,7 @@ def _plot_cost(plt, summaries, path: Path) -> bool:
         )
     ax.set_xlabel("policy calls per task")
     ax.set_ylabel("success % (95% CI)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, ax, path, legend_size=7)
 
 
 def _plot_ess(plt, ess: dict[str, list[list[float]]], path: Path) -> bool:
@@ -210,12 +210,7 @@ def _plot_ess(plt, ess: dict[str, list[list[float]]], path: Path) -> bool:
     ax.set_xlabel("step")
     ax.set_ylabel("mean ESS / K (before resampling)")
     ax.set_ylim(0, 1.05)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, ax, path)
 
 
 def _plot_calibration(plt, calibration, path: Path) -> bool:
@@ -237,12 +232,7 @@ def _plot_calibration(plt, calibration, path: Path) -> bool:
     ax.scatter(xs, ys, s=[10 + 3 * n for n in ns], label="bins (size = count)")
     ax.set_xlabel("critic value")
     ax.set_ylabel("observed outcome")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, ax, path)
 
 
 def _plot_grid(plt, rows: Sequence[Row], methods: list[str], path: Path) -> bool:
