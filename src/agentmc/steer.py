@@ -13,7 +13,10 @@ history: the model owns one environment instance and, for each particle,
 restores that particle's snapshot, steps, and takes the new snapshot. This is
 safe under asyncio because no ``await`` happens between a restore and the
 snapshot that follows it. A resampled clone is the *same* state object as its
-parent (resampling is a gather), so cloning is O(1).
+parent (resampling is a gather), so cloning is O(1). A remote environment (one
+with ``astep``, e.g. a Ray proxy) is driven from a worker thread, one whole
+phase (all particles' restores and steps) per hop, so its round trips do not
+stall the event loop that other tasks' policy calls share.
 
 Weights. At a checkpoint the sampler adds
 ``((R - R_last) + (V(h) - V_last)) / beta`` to each running particle's log
@@ -54,9 +57,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -70,6 +73,8 @@ from agentmc.seeding import draw_seed
 from agentmc.smc.model import Spend
 from agentmc.smc.schedules import Schedule
 from agentmc.types import BoolArray, FloatArray, Message, Usage
+
+T = TypeVar("T")
 
 __all__ = ["AgentModel", "AgentState", "critic_values"]
 
@@ -202,6 +207,7 @@ class AgentModel:
         self.seed: int | None = None
         self.task = ""
         self._reset_info: dict[str, Any] | None = None
+        self._remote = callable(getattr(env, "astep", None))
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -231,17 +237,19 @@ class AgentModel:
     ) -> list[AgentState]:
         """One step for every given particle: concurrent policy calls, then environment steps."""
         seeds = [draw_seed(rng) for _ in states]
-        candidates = [self._candidates(state) for state in states]
+        candidates = await self._on_env(lambda: [self._candidates(state) for state in states])
         decisions = await asyncio.gather(
             *(
                 self._decide(state, np.random.default_rng(seed), options)
                 for state, seed, options in zip(states, seeds, candidates, strict=True)
             )
         )
-        moved = [
-            self._apply(t, state, decision)
-            for state, decision in zip(states, decisions, strict=True)
-        ]
+        moved = await self._on_env(
+            lambda: [
+                self._apply(t, state, decision)
+                for state, decision in zip(states, decisions, strict=True)
+            ]
+        )
         if self.critic is not None:
             moved = await self._attach_values(t, moved)
         return moved
@@ -266,6 +274,10 @@ class AgentModel:
         return Spend(calls=usage.calls, tokens=usage.tokens, cost=usage.cost)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _on_env(self, phase: Callable[[], T]) -> T:
+        """Run one phase of environment work: inline, or in a thread for a remote environment."""
+        return await asyncio.to_thread(phase) if self._remote else phase()
 
     def _candidates(self, state: AgentState) -> list[str] | None:
         self.env.restore(state.snapshot)

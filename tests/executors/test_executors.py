@@ -5,15 +5,10 @@ import sys
 
 import pytest
 
+from agentmc.cli.common import ExecutorOptions
 from agentmc.envs import task_ids
 from agentmc.errors import ConfigError, MissingExtraError, UnknownNameError
-from agentmc.executors import (
-    EpisodeJob,
-    ExecutorOptions,
-    LocalExecutor,
-    make_executor,
-    run_rollouts,
-)
+from agentmc.executors import EpisodeJob, LocalExecutor, make_executor, run_rollouts
 from agentmc.policies.expert import NoisyExpertPolicy
 
 # Six test tasks spread over crafting depths; a tight step cap so some fail.
@@ -57,8 +52,8 @@ def test_a_failing_environment_is_recorded_and_the_others_go_on():
 def test_names_and_options():
     with pytest.raises(UnknownNameError, match="local, ray"):
         make_executor("dask")
-    with pytest.raises(ConfigError, match="workers"):
-        ExecutorOptions(workers=0)
+    with pytest.raises(ConfigError, match="--ray-workers"):
+        ExecutorOptions(ray_workers=0)
     with pytest.raises(ConfigError, match="--executor ray"):
         ExecutorOptions(ray_address="ray://x:10001")
     with pytest.raises(ConfigError, match="max_concurrency"):

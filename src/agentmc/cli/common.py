@@ -80,6 +80,9 @@ class TaskOptions:
     """TextCraft: id -> goal table (tab-separated `item<TAB>depth`, row i = task i)."""
     split_csv: Path | None = None
     """TextCraft: file with the ids of --split, one per line (with --goals-csv)."""
+    split_json: Path | None = None
+    """ScienceWorld: JSON list of the ids of --split, over AgentGym's numbering
+    (the format of the AMC paper's `sciworld_idx_*.json`)."""
     max_steps: int | None = None
     """Step cap per episode (default: the environment's own, 20 for TextCraft)."""
     reward: Literal["sparse", "dense"] = "sparse"
@@ -92,6 +95,12 @@ class TaskOptions:
             raise ConfigError(f"--max-steps must be at least 1, got {self.max_steps}")
         if self.split_csv is not None and self.goals_csv is None:
             raise ConfigError("--split-csv needs --goals-csv (the table its ids refer to)")
+        if self.env != "textcraft" and self.goals_csv is not None:
+            raise ConfigError(f"--goals-csv is a TextCraft option; --env is {self.env}")
+        if self.env != "sciworld" and self.split_json is not None:
+            raise ConfigError(f"--split-json is a ScienceWorld option; --env is {self.env}")
+        if self.split_json is not None and self.split == "all":
+            raise ConfigError("--split-json needs one --split (train, validation or test)")
 
     @functools.cached_property
     def _env_kwargs(self) -> dict[str, Any]:
@@ -101,6 +110,12 @@ class TaskOptions:
 
             splits = {self.split: self.split_csv} if self.split_csv is not None else {}
             kwargs["tasks"] = TaskTable.from_csv(self.goals_csv, split_files=splits)
+        if self.split_json is not None:
+            from agentmc.envs.sciworld.tasks import SciWorldTasks
+
+            kwargs["tasks"] = SciWorldTasks.agentgym().with_split_files(
+                {self.split: self.split_json}
+            )
         return kwargs
 
     def env_kwargs(self) -> dict[str, Any]:
@@ -126,21 +141,50 @@ class TaskOptions:
         ids = task_ids(self.env, self.split, **self.env_kwargs())
         return ids if self.n_tasks is None else ids[: self.n_tasks]
 
-    def make(self, task_id: str):
-        """A fresh environment for one task."""
-        from agentmc.envs import make
-
+    def make(self, task_id: str, executor: Any = None):
+        """A fresh environment for one task: here, or from ``executor`` (e.g. in a Ray actor)."""
         kwargs = self.env_kwargs()
         if self.max_steps is not None:
             kwargs["max_steps"] = self.max_steps
         if self.reward != "sparse":
             kwargs["reward"] = self.reward
+        if executor is not None:
+            return executor.make_env(self.env, task_id=task_id, **kwargs)
+        from agentmc.envs import make
+
         return make(self.env, task_id=task_id, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe settings recorded with a run."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where environments run. The policy always runs here, its calls concurrent."""
+
+    executor: Literal["local", "ray"] = "local"
+    """`local`: in this process. `ray`: in Ray actors, one CPU each (needs agentmc[ray]);
+    results are the same for the same seeds."""
+    ray_workers: int = 2
+    """Ray: number of environment actors."""
+    ray_address: str | None = None
+    """Ray: cluster address (default: start a local Ray instance with --ray-workers CPUs)."""
+
+    def __post_init__(self) -> None:
+        if self.ray_workers < 1:
+            raise ConfigError(f"--ray-workers must be at least 1, got {self.ray_workers}")
+        if self.executor == "local" and self.ray_address is not None:
+            raise ConfigError("--ray-address needs --executor ray")
+
+    def make(self):
+        """Build the executor (close it when done; it is a context manager)."""
+        from agentmc.executors import make_executor
+
+        if self.executor == "local":
+            return make_executor("local")
+        return make_executor("ray", n_workers=self.ray_workers, address=self.ray_address)
 
 
 @dataclass(frozen=True)

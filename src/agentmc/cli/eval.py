@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentmc.cli.common import PolicyOptions, TaskOptions, parse
+from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
 from agentmc.errors import ConfigError
 
 
@@ -34,6 +34,7 @@ class Config:
     (e.g. `single=trained:runs/g2po`)."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     critic: Path | None = None
     """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic)."""
     budget: str | None = None
@@ -142,16 +143,17 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
         },
         mutable=["workers", "progress", "report"],
     )
-    evaluation = Evaluation(
-        plan,
-        store,
-        make_env=config.tasks.make,
-        make_policy=policy_for,
-        critic=critic,
-        workers=config.workers,
-        progress=config.progress,
-    )
-    asyncio.run(evaluation.run())
+    with config.executor.make() as executor:
+        evaluation = Evaluation(
+            plan,
+            store,
+            make_env=lambda task_id: config.tasks.make(task_id, executor),
+            make_policy=policy_for,
+            critic=critic,
+            workers=config.workers,
+            progress=config.progress,
+        )
+        asyncio.run(evaluation.run())
     report = build_report(store, np.random.default_rng(config.seed), critic=critic, title=title)
     if config.report:
         write_report(store.path, report)

@@ -19,7 +19,13 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentmc.cli.common import PolicyOptions, TaskOptions, parse, success_summary
+from agentmc.cli.common import (
+    ExecutorOptions,
+    PolicyOptions,
+    TaskOptions,
+    parse,
+    success_summary,
+)
 from agentmc.errors import ConfigError
 
 
@@ -31,6 +37,7 @@ class Config:
     """Run directory (created, or resumed if it holds the same run)."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     samples_per_task: int = 1
     """Independent episodes per task."""
     seed: int = 0
@@ -87,7 +94,7 @@ def run(config: Config, *, command: str = "rollout") -> int:
 
     async def work(unit: Unit):
         task_id, sample = unit.payload
-        env = config.tasks.make(task_id)
+        env = config.tasks.make(task_id, executor)
         try:
             trajectory = await arollout(
                 env,
@@ -101,17 +108,18 @@ def run(config: Config, *, command: str = "rollout") -> int:
         return "trajectory", trajectory.to_dict()
 
     label = f"{command} {policy.name}" + (" (synthetic)" if policy.synthetic else "")
-    counts = asyncio.run(
-        run_units(
-            store,
-            units,
-            work,
-            workers=config.workers,
-            description=label,
-            progress=config.progress,
-            summary=success_summary,
+    with config.executor.make() as executor:
+        counts = asyncio.run(
+            run_units(
+                store,
+                units,
+                work,
+                workers=config.workers,
+                description=label,
+                progress=config.progress,
+                summary=success_summary,
+            )
         )
-    )
     trajectories = store.trajectories()
     solved = sum(t.success for t in trajectories)
     failed = sum(t.error is not None for t in trajectories)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentmc.cli.common import PolicyOptions, TaskOptions, parse
+from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
 from agentmc.errors import ConfigError
 
 
@@ -55,6 +55,7 @@ class Config:
     """Critic artifact (from `agentmc critic train`); none: zero critic."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     max_calls: int | None = None
     """Per-task cap on policy calls (all particles together)."""
     max_tokens: int | None = None
@@ -195,7 +196,7 @@ def main(name: str, argv: list[str]) -> int:
         task_id = unit.payload
         result = await arun_method(
             spec,
-            lambda: config.tasks.make(task_id),
+            lambda: config.tasks.make(task_id, executor),
             policy,
             task_rng(config.seed, task_index(task_id)),
             critic=critic,
@@ -206,19 +207,20 @@ def main(name: str, argv: list[str]) -> int:
         return "episode", result_row(result, split=config.tasks.split, synthetic=synthetic)
 
     label = f"{spec.label} {policy.name}" + (" (synthetic)" if synthetic else "")
-    counts = asyncio.run(
-        run_units(
-            store,
-            units,
-            work,
-            workers=config.workers,
-            description=label,
-            progress=config.progress,
-            summary=lambda records: (
-                f"solved {sum(bool(r.get('success')) for r in records)}/{len(records)}"
-            ),
+    with config.executor.make() as executor:
+        counts = asyncio.run(
+            run_units(
+                store,
+                units,
+                work,
+                workers=config.workers,
+                description=label,
+                progress=config.progress,
+                summary=lambda records: (
+                    f"solved {sum(bool(r.get('success')) for r in records)}/{len(records)}"
+                ),
+            )
         )
-    )
     rows = [record["data"] for record in store.records("episode")]
     print(f"{len(rows)} tasks ({counts.ran} new, {counts.skipped} resumed) -> {config.out}")
     print_summary(rows, config.seed, Path(config.out) / "summary.json")

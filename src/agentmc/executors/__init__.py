@@ -21,7 +21,6 @@ from agentmc.executors.core import (
     EXECUTORS,
     EpisodeJob,
     Executor,
-    ExecutorOptions,
     make_executor,
     run_rollouts,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "EXECUTORS",
     "EpisodeJob",
     "Executor",
-    "ExecutorOptions",
     "LocalExecutor",
     "make_executor",
     "run_rollouts",

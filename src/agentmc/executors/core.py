@@ -35,7 +35,7 @@ import asyncio
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,7 +48,6 @@ __all__ = [
     "EXECUTORS",
     "EpisodeJob",
     "Executor",
-    "ExecutorOptions",
     "make_executor",
     "run_rollouts",
 ]
@@ -196,27 +195,3 @@ def make_executor(name: str = "local", **options: Any) -> Executor:
         return cls(**options)
     except TypeError as error:
         raise ConfigError(f"executor {name!r}: {error}") from None
-
-
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """Where environments run (embed in a command's config)."""
-
-    executor: Literal["local", "ray"] = "local"
-    """`local`: in this process. `ray`: in Ray actors (needs agentmc[ray])."""
-    workers: int = 2
-    """Ray: number of environment actors."""
-    ray_address: str | None = None
-    """Ray: cluster address (default: start a local Ray instance with `workers` CPUs)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers!r}")
-        if self.executor == "local" and self.ray_address is not None:
-            raise ConfigError("--ray-address needs --executor ray")
-
-    def make(self) -> Executor:
-        """Build the executor."""
-        if self.executor == "local":
-            return make_executor("local")
-        return make_executor("ray", n_workers=self.workers, address=self.ray_address)
