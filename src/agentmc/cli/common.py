@@ -108,7 +108,9 @@ class TaskOptions:
         if self.goals_csv is not None:
             from agentmc.envs.textcraft import TaskTable
 
-            splits = {self.split: self.split_csv} if self.split_csv is not None else {}
+            splits: dict[str, Path] = {}
+            if self.split_csv is not None:
+                splits[self.split] = self.split_csv
             kwargs["tasks"] = TaskTable.from_csv(self.goals_csv, split_files=splits)
         if self.split_json is not None:
             from agentmc.envs.sciworld.tasks import SciWorldTasks

@@ -314,11 +314,11 @@ class Evaluation:
         results = []
         decided = self.store.done_keys("guard-decision")
         for entry in guarded:
-            base = baseline_of(entry).label
+            baseline = baseline_of(entry).label
             ours = [success[(entry.label, t)] for t in self.plan.guard_task_ids]
-            theirs = [success[(base, t)] for t in self.plan.guard_task_ids]
+            theirs = [success[(baseline, t)] for t in self.plan.guard_task_ids]
             a, b = float(np.mean(ours)), float(np.mean(theirs))
-            result = GuardResult(entry.label, base, len(ours), a, b, trusted=a > b)
+            result = GuardResult(entry.label, baseline, len(ours), a, b, trusted=a > b)
             if f"decision/{entry.label}" not in decided:
                 data = dataclasses.asdict(result) | {"reason": result.reason}
                 self.store.append("guard-decision", data, key=f"decision/{entry.label}")

@@ -114,8 +114,8 @@ class McNemar:
 
 def mcnemar(a: FloatArray, b: FloatArray) -> McNemar:
     """Exact McNemar test for two methods' successes on the same tasks (shape ``(n,)``)."""
-    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    wins_a, wins_b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    only_a, only_b = int(np.sum(wins_a & ~wins_b)), int(np.sum(~wins_a & wins_b))
     n, k = only_a + only_b, min(only_a, only_b)
     if n == 0:
         return McNemar(only_a, only_b, 1.0)

@@ -77,7 +77,8 @@ def summarize(rows: Sequence[Row], rng: np.random.Generator) -> list[MethodSumma
         success = _column(group, "success")
         steps = _column(group, "steps")
         costs = [r.get("cost") for r in group]
-        total_cost = None if any(c is None for c in costs) else float(sum(costs))
+        known = [float(c) for c in costs if c is not None]
+        total_cost = float(sum(known)) if len(known) == len(costs) else None
         out.append(
             MethodSummary(
                 method=method,

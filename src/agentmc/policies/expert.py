@@ -297,8 +297,8 @@ class NoisyExpertPolicy:
         if not off_plan:
             return "inventory"
         recipe = off_plan[int(rng.integers(len(off_plan)))]
-        parts = []
+        drawn = []
         for name, count in recipe.inputs:
             members = knowledge.tags.get(name, (name,))
-            parts.append(f"{count} {display_name(members[int(rng.integers(len(members)))])}")
-        return f"craft {recipe.count} {display_name(recipe.output)} using {', '.join(parts)}"
+            drawn.append(f"{count} {display_name(members[int(rng.integers(len(members)))])}")
+        return f"craft {recipe.count} {display_name(recipe.output)} using {', '.join(drawn)}"

@@ -410,8 +410,8 @@ class SMC(Generic[State]):
                     f"model.propose at step {t} returned {len(moved)} states, "
                     f"expected {running.size}"
                 )
-            for slot, state in zip(running, moved, strict=True):
-                self._states[slot] = state
+            for slot, particle in zip(running, moved, strict=True):
+                self._states[slot] = particle
             self._done[running] = np.asarray(self.model.is_done(moved), dtype=bool)
             self._t = t
         t = self._t

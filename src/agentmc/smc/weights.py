@@ -174,7 +174,8 @@ class LogWeights:
             delta: Increments for the selected entries.
         """
         updated = self.log_w.copy()
-        updated[index] = updated[index] + np.asarray(delta, dtype=np.float64)
+        selected = np.asarray(index)
+        updated[selected] = updated[selected] + np.asarray(delta, dtype=np.float64)
         return LogWeights(updated)
 
     @cached_property

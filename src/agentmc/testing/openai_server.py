@@ -288,13 +288,17 @@ class _Handler(BaseHTTPRequestHandler):
             pieces = [p + " " for p in text.split(" ")]
             pieces[-1] = pieces[-1][:-1]
             for piece in pieces:
+                choice: dict[str, Any]
                 if chat:
                     choice = {"index": index, "delta": {"content": piece}, "finish_reason": None}
                 else:
                     choice = {"index": index, "text": piece, "finish_reason": None}
                 events.append({**common, "choices": [choice]})
-            end = {"index": index, "finish_reason": finish}
-            end.update({"delta": {}} if chat else {"text": ""})
+            end: dict[str, Any] = {"index": index, "finish_reason": finish}
+            if chat:
+                end["delta"] = {}
+            else:
+                end["text"] = ""
             events.append({**common, "choices": [end]})
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append({**common, "choices": [], "usage": owner._usage(body, choices)})
