@@ -9,16 +9,20 @@ which the two critics can be compared), beta = 0.1 (the value amc_quality tuned
 on training tasks). Reports success with 95% intervals and the paired
 difference on the same 100 test tasks.
 
-Not measured: the embedding critic (scoring takes minutes per 10,000 states on
-this CPU, see critic_speed_embedding.json) and the LLM-judge critic (needs an
-LLM; the embedded one scores about one history per second here).
+With ``--embedding`` the embedding critic (bundled MiniLM + MLP, extra
+``agentmc[embed]``) is measured beside the hashed one, on the same data, and
+the result goes to ``critic_effect_embedding.json`` (tens of minutes here: it
+embeds every training state and every state AMC scores). Not measured: the
+LLM-judge critic (the embedded model scores about one history per second here,
+hours for the ~16,000 states of one AMC run).
 
-Run: ``python bench/critic_effect.py`` (about 20 seconds).
+Run: ``python bench/critic_effect.py [--embedding]`` (about 20 seconds without).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import numpy as np
@@ -52,15 +56,17 @@ def main() -> None:
     train = task_ids("textcraft", "train", **kwargs)[:N_CRITIC_TASKS]
     test = task_ids("textcraft", "test", **kwargs)[:N_TEST]
     policy = NoisyExpertPolicy(mistake_prob=MISTAKE_PROB, waste_prob=WASTE_PROB)
-    critic = fit(
-        asyncio.run(collect(table, train, policy)),
-        FitConfig(backend="hashed", target="return", seed=SEED),
-    ).critic
+    backends = ["hashed", "embedding"] if "--embedding" in sys.argv[1:] else ["hashed"]
+    data = asyncio.run(collect(table, train, policy))
+    critics = {
+        backend: fit(data, FitConfig(backend=backend, target="return", seed=SEED)).critic
+        for backend in backends
+    }
     rng = np.random.default_rng(SEED)
     spec = MethodSpec("amc", K, "reward", beta=BETA)
     outcomes = {
         name: success(asyncio.run(evaluate(spec, table, test, policy, c)))
-        for name, c in (("hashed", critic), ("zero", None))
+        for name, c in (*critics.items(), ("zero", None))
     }
     bon = success(asyncio.run(evaluate(MethodSpec("bon", K), table, test, policy, None)))
     metrics, units = {}, {}
@@ -72,16 +78,17 @@ def main() -> None:
             f"{label}.ci_low": estimate.low,
             f"{label}.ci_high": estimate.high,
         }
-    diff = paired_difference(outcomes["hashed"], outcomes["zero"], rng)
-    metrics |= {
-        "hashed_minus_zero.diff": diff.value,
-        "hashed_minus_zero.ci_low": diff.low,
-        "hashed_minus_zero.ci_high": diff.high,
-        "wall_s": round(time.perf_counter() - start, 1),
-    }
+    for backend in backends:
+        diff = paired_difference(outcomes[backend], outcomes["zero"], rng)
+        metrics |= {
+            f"{backend}_minus_zero.diff": diff.value,
+            f"{backend}_minus_zero.ci_low": diff.low,
+            f"{backend}_minus_zero.ci_high": diff.high,
+        }
+    metrics["wall_s"] = round(time.perf_counter() - start, 1)
     units = {k: ("s" if k == "wall_s" else "success rate") for k in metrics}
     write_result(
-        "critic_effect",
+        "critic_effect_embedding" if "embedding" in backends else "critic_effect",
         metrics,
         units,
         config={
@@ -89,6 +96,7 @@ def main() -> None:
             "mistake_prob": MISTAKE_PROB,
             "waste_prob": WASTE_PROB,
             "tasks": source,
+            "critics": [*backends, "zero"],
             "n_test": len(test),
             "n_critic_tasks": len(train),
             "particles": K,
