@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
+from agentmc.cli.common import (
+    ExecutorOptions,
+    PolicyOptions,
+    TaskOptions,
+    parse,
+    success_summary,
+)
 from agentmc.errors import ConfigError
 
 
@@ -216,9 +222,7 @@ def main(name: str, argv: list[str]) -> int:
                 workers=config.workers,
                 description=label,
                 progress=config.progress,
-                summary=lambda records: (
-                    f"solved {sum(bool(r.get('success')) for r in records)}/{len(records)}"
-                ),
+                summary=success_summary,
             )
         )
     rows = [record["data"] for record in store.records("episode")]
