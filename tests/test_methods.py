@@ -61,7 +61,9 @@ def test_parse_and_label(text, label, kind, k, select):
 def test_label_names_non_default_settings():
     spec = MethodSpec("amc", 8, "critic", beta=0.5, schedule="steps:4", resampler="residual")
     assert spec.label == "amc@critic-k8-beta0.5-steps:4-residual"
-    assert replace(spec, kind="bon").label == "bon@critic-k8-beta0.5"
+    # Best-of-N ignores beta unless it samples by weight
+    assert replace(spec, kind="bon").label == "bon@critic-k8"
+    assert replace(spec, kind="bon", select="weight").label == "bon@weight-k8-beta0.5"
     assert MethodSpec.parse("single").selection == "none"
 
 

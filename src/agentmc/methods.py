@@ -160,11 +160,14 @@ class MethodSpec:
 
     @property
     def label(self) -> str:
-        """``single``, or ``KIND@SELECT-kK`` plus any non-default beta/schedule/resampler."""
+        """``single``, or ``KIND@SELECT-kK`` plus any non-default setting that changes results.
+
+        Best-of-N ignores beta unless it samples by weight, so its label leaves it out.
+        """
         if self.kind == "single":
             return "single"
         label = f"{self.kind}@{self.select}-k{self.particles}"
-        if self.beta != 1.0:
+        if self.beta != 1.0 and (self.kind != "bon" or self.select == "weight"):
             label += f"-beta{self.beta:g}"
         if self.kind in ("smc", "amc"):
             if self.schedule != "every":
