@@ -67,6 +67,20 @@ def test_ray_missing_names_the_extra(monkeypatch):
         make_executor("ray", n_workers=2)
 
 
+def test_an_unreachable_ray_cluster_is_a_quick_config_error():
+    import socket
+
+    from agentmc.executors.ray_executor import _check_reachable
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(ConfigError, match=f"cannot reach the Ray cluster at '{address}'"):
+            _check_reachable(address, timeout_s=1.0)
+    _check_reachable("auto")  # forms Ray resolves itself are left to it
+
+
 @pytest.fixture(scope="module")
 def ray_executor():
     pytest.importorskip("ray")

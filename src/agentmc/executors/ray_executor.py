@@ -28,6 +28,7 @@ Example (``jobs`` and ``policy`` as for the local executor)::
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -179,6 +180,21 @@ class RemoteEnv:
         return StepResult(*self._keep(await self._call("step", action)))
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when nothing listens at a ``host:port`` cluster address.
+
+    ``ray.init`` itself retries such an address for minutes, logging as it goes.
+    Other forms (``"auto"``, ``"local"``) are left to Ray.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {error}") from None
+
+
 class RayExecutor:
     """Environments in ``n_workers`` Ray actors; see the module docstring.
 
@@ -205,6 +221,7 @@ class RayExecutor:
             if address is None:
                 init["num_cpus"] = n_workers
             else:
+                _check_reachable(address)
                 init["address"] = address
             try:
                 ray.init(**init)
