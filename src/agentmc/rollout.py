@@ -47,6 +47,8 @@ class AgentAction:
     parsed: bool
     usage: Usage
     logprob: float | None = None
+    valid: bool | None = None
+    """Whether the action is among the candidates the environment listed (``None``: none listed)."""
 
 
 async def act(
@@ -71,8 +73,9 @@ async def act(
     for completion in completions:
         usage = usage + completion.usage
     first = completions[0]
-    action, parsed = parse_action(first.text)
-    return AgentAction(first.text, action, parsed, usage, first.logprob)
+    action, parsed = parse_action(first.text, candidates)
+    valid = None if not candidates else action in candidates
+    return AgentAction(first.text, action, parsed, usage, first.logprob, valid)
 
 
 def make_turn(decision: AgentAction, result: StepResult) -> Turn:
@@ -86,6 +89,7 @@ def make_turn(decision: AgentAction, result: StepResult) -> Turn:
         truncated=bool(result.truncated),
         parsed=decision.parsed,
         usage=decision.usage,
+        valid=decision.valid,
     )
 
 

@@ -39,6 +39,9 @@ class Turn:
         parsed: False when no action could be parsed and the reply went to the
             environment as-is.
         usage: Policy cost of this step.
+        valid: Whether the action was among the environment's valid actions
+            (``None``: the environment lists none). Parsing can succeed on a
+            reply whose action the environment then rejects.
     """
 
     reply: str
@@ -49,9 +52,10 @@ class Turn:
     truncated: bool = False
     parsed: bool = True
     usage: Usage = field(default_factory=Usage)
+    valid: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "reply": self.reply,
             "action": self.action,
             "observation": self.observation,
@@ -61,6 +65,9 @@ class Turn:
             "parsed": self.parsed,
             "usage": self.usage.as_dict(),
         }
+        if self.valid is not None:
+            data["valid"] = self.valid
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:
@@ -73,6 +80,7 @@ class Turn:
             truncated=bool(data.get("truncated", False)),
             parsed=bool(data.get("parsed", True)),
             usage=Usage.from_dict(data.get("usage", {})),
+            valid=None if data.get("valid") is None else bool(data["valid"]),
         )
 
 
