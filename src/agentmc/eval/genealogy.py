@@ -226,6 +226,8 @@ def genealogy_svg(tree: Genealogy, *, title: str = "") -> str:
         return top + row * slot + row / 2
 
     on_path = {(t + 1, slot) for t, slot in enumerate(tree.selected_path)}
+    # value labels only where they fit; tooltips always carry them
+    label_values = tree.has_values and k <= 16 and column >= 34
     parts = [
         f"<svg class='genealogy' xmlns='http://www.w3.org/2000/svg' width='{width}' "
         f"height='{height}' viewBox='0 0 {width} {height}' role='img' "
@@ -293,7 +295,7 @@ def genealogy_svg(tree: Genealogy, *, title: str = "") -> str:
                 f"fill-opacity='{1.0 if moved else 0.35}' stroke='{_COLOURS[state]}'>"
                 f"<title>{html.escape(_tooltip(node))}</title></circle>"
             )
-            if node.value is not None and tree.has_values and not node.done:
+            if label_values and node.value is not None and not node.done:
                 parts.append(
                     f"<text class='critic-value' x='{x(node.t):.1f}' "
                     f"y='{y(node.slot) - radius - 1.5:.1f}' text-anchor='middle'>"

@@ -201,7 +201,7 @@ def write_sample(directory: str | Path = SAMPLE_DIR, seed: int = SEED) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     products, attributes, instructions = generate_sample(seed)
-    files = {
+    files: dict[str, list | dict] = {
         "items_shuffle_1000.json": products,
         "items_ins_v2_1000.json": attributes,
         "items_human_ins.json": instructions,
