@@ -132,3 +132,21 @@ def test_mlflow_logs_config_metrics_and_report_to_a_local_store(
     assert run.data.metrics[metric_key("amc@reward-k3", "tasks")] == 2.0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.html", "report.md", "run.json", "tasks"} <= artifacts
+
+
+def test_run_and_eval_log_to_mlflow_when_asked(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    common = ["--n-tasks", "1", "--no-progress", "--track", "mlflow", "--track-project", "p"]
+    assert main(["run", "--out", str(tmp_path / "run"), "--method", "single", *common]) == 0
+    args = ["--out", str(tmp_path / "eval"), "--methods", "single", "bon:2"]
+    assert main(["eval", *args, *common]) == 0
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("p").experiment_id])
+    assert sorted(r.data.params["command"] for r in runs) == ["eval", "run"]
+    logged_eval = next(r for r in runs if r.data.params["command"] == "eval")
+    assert metric_key("bon@reward-k2", "success") in logged_eval.data.metrics
+    files = {a.path for a in client.list_artifacts(logged_eval.info.run_id)}
+    assert {"report.html", "tasks"} <= files
