@@ -91,3 +91,17 @@ def test_best_of_n_has_lanes_but_no_resampling():
 
 def test_old_records_without_particle_steps_have_no_genealogy():
     assert build_genealogy({"diagnostics": {"checkpoints": []}}) is None
+
+
+def test_task_page_lists_every_particles_actions():
+    from agentmc.eval.pages import task_page
+
+    record = episode("amc:6", 0, critic=LengthCritic())
+    row = {"method": "amc@reward-k6", "task_id": "x", "success": True, "calls": 9, "cost": 0.0}
+    page = task_page("x", {"amc@reward-k6": row | {"episode": record}}, ["amc@reward-k6"], "t")
+    table = page.split("<table class='particle-actions'>", 1)[1].split("</table>", 1)[0]
+    tree = build_genealogy(record)
+    assert table.count("<tr><th>p") == 6
+    assert table.count("<td class='selected") == tree.n_steps
+    first = record["trajectory"]["turns"][0]["action"]
+    assert first in table

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentmc.eval.genealogy import build_genealogy, genealogy_svg
+from agentmc.eval.genealogy import Genealogy, build_genealogy, genealogy_svg
 
 __all__ = ["STYLE", "task_cell", "task_slug", "task_table", "write_task_pages"]
 
@@ -38,6 +38,9 @@ STYLE = (
     "section.method{border-top:2px solid #ddd;margin-top:1.5em}"
     ".genealogy-box{overflow-x:auto;border:1px solid #ddd;padding:4px;margin:0.5em 0}"
     "pre{white-space:pre-wrap;margin:0;font-size:0.9em}"
+    ".particle-actions td{font-size:0.8em;text-align:left;white-space:nowrap}"
+    ".particle-actions td.selected{background:#fde4c8}.particle-actions td.pruned"
+    "{text-decoration:line-through;color:#999}.particle-actions td.cloned{font-weight:bold}"
 )
 
 TASKS_DIR = "tasks"
@@ -123,6 +126,33 @@ def _turns_html(trajectory: dict[str, Any]) -> str:
     )
 
 
+def _actions_table(tree: Genealogy) -> str:
+    """Every particle's action at every step (rows: particles; columns: steps)."""
+    on_path = {(t + 1, slot) for t, slot in enumerate(tree.selected_path)}
+    head = "".join(f"<th>{t}</th>" for t in range(1, tree.n_steps + 1))
+    rows = []
+    for slot in range(tree.n_particles):
+        cells = []
+        for row in tree.nodes:
+            node = row[slot]
+            classes = ["selected"] if (node.t, slot) in on_path else []
+            if node.t in tree.resampled and node.children != 1:
+                classes.append("pruned" if node.children == 0 else "cloned")
+            text = "·" if node.action is None else node.action
+            if node.t in tree.resampled and node.children > 1:
+                text += f" (×{node.children})"
+            if node.done and node.action is not None:
+                text += " ✓" if node.success else " ✗"
+            cells.append(f"<td class='{' '.join(classes)}'>{html.escape(text)}</td>")
+        rows.append(f"<tr><th>p{slot}</th>{''.join(cells)}</tr>")
+    return (
+        "<details><summary>Every particle's action at every step (orange: the selected "
+        "answer's lineage; struck out: pruned at resampling; ·: finished earlier)</summary>"
+        f"<div class='genealogy-box'><table class='particle-actions'><thead><tr><th></th>{head}"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></details>"
+    )
+
+
 def _method_section(method: str, record: dict[str, Any]) -> str:
     episode = record.get("episode") or {}
     diagnostics = episode.get("diagnostics") or {}
@@ -161,7 +191,7 @@ def _method_section(method: str, record: dict[str, Any]) -> str:
             "to the one it continues or was cloned from; dashed columns are resampling events, "
             "✕ marks a pruned particle and ×n a particle cloned n times; small numbers are the "
             "critic's values at checkpoints; orange is the lineage of the selected answer. "
-            "Hover a circle for its action.</p>"
+            "Hover a circle for its action.</p>" + _actions_table(tree)
         )
     elif k > 1:
         parts.append("<p>This run predates per-step particle records; no genealogy.</p>")
