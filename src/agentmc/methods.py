@@ -65,7 +65,7 @@ from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.policies.core import Policy
 from agentmc.smc.resampling import DEFAULT_RESAMPLER, get_resampler
-from agentmc.smc.sampler import SMC, SMCConfig
+from agentmc.smc.sampler import SMC, SMCConfig, SMCState
 from agentmc.smc.schedules import parse_schedule
 from agentmc.smc.selection import select_particle
 from agentmc.steer import AgentModel, critic_values
@@ -229,8 +229,10 @@ class EpisodeResult:
         trajectory: The selected trajectory (``meta`` says which particle and how).
         candidates_rewards: True final returns of the K candidates (for analysis only).
         candidate_values: Critic scores of the K final histories, or ``None`` without a critic.
-        diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors and running
-            log-evidence (``checkpoints``), ``log_evidence``, ``genealogy``,
+        diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors, running
+            log-evidence, every particle's log weight and critic value (``checkpoints``),
+            what every particle did at every step (``particles``, see
+            :func:`particle_step`), ``log_evidence``, ``genealogy``,
             ``failed_particles``, ``failures``, ``budget_exhausted``, ``stop_reason``, ...
     """
 
@@ -293,6 +295,33 @@ class EpisodeResult:
             candidate_values=None if values is None else [float(v) for v in values],
             diagnostics=dict(data.get("diagnostics", {})),
         )
+
+
+#: Actions longer than this are cut in the per-step particle record (the selected
+#: trajectory keeps the full text).
+ACTION_CHARS = 120
+
+
+def particle_step(state: SMCState) -> dict[str, Any]:
+    """What every particle did at one step, before resampling (for genealogy views).
+
+    Returns:
+        ``{"t", "actions", "rewards", "done", "success", "failed"}``, each list of length K;
+        ``actions[i]`` is ``None`` when particle ``i`` did not move at this step.
+    """
+    t = state.t
+    actions: list[str | None] = []
+    for particle in state.proposed:
+        moved = len(particle.turns) == t and t > 0
+        actions.append(particle.turns[-1].action[:ACTION_CHARS] if moved else None)
+    return {
+        "t": t,
+        "actions": actions,
+        "rewards": [float(p.reward) for p in state.proposed],
+        "done": [bool(p.done) for p in state.proposed],
+        "success": [bool(p.success) for p in state.proposed],
+        "failed": [bool(p.failed) for p in state.proposed],
+    }
 
 
 async def arun_method(
@@ -366,7 +395,13 @@ async def arun_method(
             )
         except ConfigError as error:
             raise ConfigError(f"method {spec.label} on task {task_id!r}: {error}") from None
-        sampler = SMC(model, config, smc_rng, value_fn=model if steering is not None else None)
+        sampler = SMC(
+            model,
+            config,
+            smc_rng,
+            value_fn=model if steering is not None else None,
+            collectors={"particles": particle_step},
+        )
         result = await sampler.run()
         states = result.states
         rewards = np.array([state.reward for state in states], dtype=np.float64)
@@ -403,6 +438,7 @@ async def arun_method(
     diagnostics = result.diagnostics()
     diagnostics.update(
         {
+            "particles": result.collected["particles"],
             "kind": spec.kind,
             "selected": index,
             "observe_reward": spec.observe_reward,

@@ -81,8 +81,20 @@ class TaskOptions:
     split_csv: Path | None = None
     """TextCraft: file with the ids of --split, one per line (with --goals-csv)."""
     split_json: Path | None = None
-    """ScienceWorld: JSON list of the ids of --split, over AgentGym's numbering
-    (the format of the AMC paper's `sciworld_idx_*.json`)."""
+    """ScienceWorld, WebShop, AgentGym: JSON list of the ids of --split, over AgentGym's
+    numbering (the format of the AMC paper's `sciworld_idx_*.json`, `webshop_idx_*.json`)."""
+    data_dir: Path | None = None
+    """WebShop: directory with WebShop's data files (default: $AGENTMC_WEBSHOP_DATA, else
+    agentmc's synthetic sample catalogue)."""
+    env_url: str | None = None
+    """AgentGym: the environment server's URL (default http://127.0.0.1:36001). Not
+    --base-url, which is the policy server's."""
+    env_name: str | None = None
+    """AgentGym: which server it is (textcraft, sciworld, webshop, alfworld, babyai,
+    agentmc): sets its protocol fields and, where known, its task range."""
+    task_range: str | None = None
+    """AgentGym: the server's task indices, START-END inclusive (e.g. 0-543) or a count;
+    train/validation/test are our deterministic split of it unless --split-json is given."""
     max_steps: int | None = None
     """Step cap per episode (default: the environment's own, 20 for TextCraft)."""
     reward: Literal["sparse", "dense"] = "sparse"
@@ -97,8 +109,22 @@ class TaskOptions:
             raise ConfigError("--split-csv needs --goals-csv (the table its ids refer to)")
         if self.env != "textcraft" and self.goals_csv is not None:
             raise ConfigError(f"--goals-csv is a TextCraft option; --env is {self.env}")
-        if self.env != "sciworld" and self.split_json is not None:
-            raise ConfigError(f"--split-json is a ScienceWorld option; --env is {self.env}")
+        if self.env not in ("sciworld", "webshop", "agentgym") and self.split_json is not None:
+            raise ConfigError(
+                f"--split-json is a ScienceWorld option (and webshop, agentgym); "
+                f"--env is {self.env}"
+            )
+        if self.env != "webshop" and self.data_dir is not None:
+            raise ConfigError(f"--data-dir is a WebShop option; --env is {self.env}")
+        for flag, value in (
+            ("--env-url", self.env_url),
+            ("--env-name", self.env_name),
+            ("--task-range", self.task_range),
+        ):
+            if self.env != "agentgym" and value is not None:
+                raise ConfigError(
+                    f"{flag} is an AgentGym option (--env agentgym); --env is {self.env}"
+                )
         if self.split_json is not None and self.split == "all":
             raise ConfigError("--split-json needs one --split (train, validation or test)")
 
@@ -112,12 +138,20 @@ class TaskOptions:
             if self.split_csv is not None:
                 splits[self.split] = self.split_csv
             kwargs["tasks"] = TaskTable.from_csv(self.goals_csv, split_files=splits)
-        if self.split_json is not None:
+        if self.split_json is not None and self.env == "sciworld":
             from agentmc.envs.sciworld.tasks import SciWorldTasks
 
             kwargs["tasks"] = SciWorldTasks.agentgym().with_split_files(
                 {self.split: self.split_json}
             )
+        elif self.split_json is not None:
+            kwargs["split_files"] = {self.split: str(self.split_json)}
+        if self.data_dir is not None:
+            kwargs["data_dir"] = str(self.data_dir)
+        for name in ("env_url", "env_name", "task_range"):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs["base_url" if name == "env_url" else name] = value
         return kwargs
 
     def env_kwargs(self) -> dict[str, Any]:

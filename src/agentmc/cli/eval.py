@@ -16,7 +16,7 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
 from agentmc.errors import ConfigError
@@ -53,6 +53,10 @@ class Config:
     """Show progress bars."""
     report: bool = True
     """Write report.md / report.html into the run directory when done."""
+    track: Literal["none", "mlflow", "wandb"] = "none"
+    """Log config, metrics and report to MLflow (agentmc[mlflow]) or W&B (agentmc[wandb])."""
+    track_project: str = "agentmc"
+    """MLflow experiment / W&B project name for --track."""
 
     def __post_init__(self) -> None:
         if self.guard_tasks < 0:
@@ -163,28 +167,39 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
 def print_report(report: Any) -> None:
     """The comparison table and notes on the terminal."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agentmc.eval.report import SELECTION_MEANING, summary_table
 
     header, body = summary_table(report.summaries)
-    table = Table(*header, title=report.title)
+    # labels such as `single[trained:runs/g2po]` are text, not rich markup
+    table = Table(*map(escape, header), title=escape(report.title))
     for line in body:
-        table.add_row(*line)
+        table.add_row(*map(escape, line))
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
     if any(s.synthetic for s in report.summaries):
         console.print("  (synthetic): a stand-in policy, not a real LLM")
     for mode in sorted({s.selection for s in report.summaries}):
-        console.print(f"  [bold]{mode}[/]: {SELECTION_MEANING.get(mode, mode)}")
+        console.print(f"  [bold]{escape(mode)}[/]: {escape(SELECTION_MEANING.get(mode, mode))}")
     for note in report.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {escape(note)}")
 
 
 def main(name: str, argv: list[str]) -> int:
     config = parse(Config, name, argv)
+    from agentmc.eval.tracking import track_run
+
+    if config.track != "none":
+        from agentmc.errors import require
+
+        require(config.track, config.track)  # a missing tracker fails before the run
     store, report = run_evaluation(config)
     print_report(report)
     if config.report:
         print(f"report: {store.path / 'report.html'}")
+    logged = track_run(store, config.track, project=config.track_project)
+    if logged:
+        print(f"logged to {logged}")
     return 0

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("agentmc.cli.run", "Run single / Best-of-N / SMC / AMC on a task split."),
     "eval": ("agentmc.cli.eval", "Compare several methods at equal budget."),
     "report": ("agentmc.cli.report", "Write Markdown and HTML reports for a run directory."),
+    "export": ("agentmc.cli.export", "Export a run's records as Parquet or CSV tables."),
     "train": ("agentmc.cli.train", "Train a small policy with GRPO / RLOO / G2PO / GiGPO."),
     "serve": ("agentmc.cli.serve", "Serve an environment over the AgentGym HTTP protocol."),
 }

@@ -74,6 +74,10 @@ class Config:
     """Tasks in flight at once (each runs its K particles concurrently)."""
     progress: bool = True
     """Show a progress bar."""
+    track: Literal["none", "mlflow", "wandb"] = "none"
+    """Log config, metrics and report to MLflow (agentmc[mlflow]) or W&B (agentmc[wandb])."""
+    track_project: str = "agentmc"
+    """MLflow experiment / W&B project name for --track."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -109,6 +113,7 @@ def print_summary(rows: list[dict[str, Any]], seed: int, path: Path) -> None:
     """Print the summary table and write it (with the counts) to ``summary.json``."""
     import numpy as np
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agentmc.eval.report import summary_table
@@ -116,9 +121,9 @@ def print_summary(rows: list[dict[str, Any]], seed: int, path: Path) -> None:
 
     summaries = summarize(rows, np.random.default_rng(seed))
     header, body = summary_table(summaries)
-    table = Table(*header, title="agentmc run")
+    table = Table(*map(escape, header), title="agentmc run")
     for line in body:
-        table.add_row(*line)
+        table.add_row(*map(escape, line))  # a label like `single[trained:x]` is not markup
     console = Console()
     if not console.is_terminal:
         console = Console(width=220)  # logs and pipes: keep every column readable
@@ -168,6 +173,10 @@ def main(name: str, argv: list[str]) -> int:
     from agentmc.seeding import task_rng
 
     spec, budget = config.spec, config.budget
+    if config.track != "none":
+        from agentmc.errors import require
+
+        require(config.track, config.track)  # a missing tracker fails before the run
     critic = load_critic(config.critic, config.tasks.env)
     if spec.select == "critic" and critic is None and spec.kind != "single":
         raise ConfigError("--select critic needs a critic: pass --critic PATH")
@@ -228,4 +237,9 @@ def main(name: str, argv: list[str]) -> int:
     rows = [record["data"] for record in store.records("episode")]
     print(f"{len(rows)} tasks ({counts.ran} new, {counts.skipped} resumed) -> {config.out}")
     print_summary(rows, config.seed, Path(config.out) / "summary.json")
+    from agentmc.eval.tracking import track_run
+
+    logged = track_run(store, config.track, project=config.track_project)
+    if logged:
+        print(f"logged to {logged}")
     return 0

@@ -401,6 +401,8 @@ def build_report(
         "seed": meta.seed,
         "run": str(store.path),
     }
+    from agentmc.eval.report import critic_details
+
     return Report(
         title=title or f"agentmc {meta.command}: {', '.join(methods)}",
         summaries=summaries,
@@ -410,6 +412,8 @@ def build_report(
         notes=notes,
         ess=ess,
         calibration=calibration,
+        records=records,
+        critic=critic_details(config.get("critic")),
     )
 
 
