@@ -369,8 +369,8 @@ def test_a_fault_during_recovery_is_an_env_server_error():
         env = AgentGymEnv(AgentGymConfig(base_url=faulty.url), task_id="2")
         env.reset(seed=0)
         env.step("peek")
-        faulty.inject("/step", EnvFault(status=500))
-        faulty.inject("/reset", EnvFault(status=500), EnvFault(kind="disconnect"))
+        faulty.inject("/step", EnvFault(kind="disconnect"))  # recovery starts: replay
+        faulty.inject("/reset", EnvFault(kind="disconnect"))  # and fails in the replay
         with pytest.raises(EnvServerError, match="step"):
             env.step("2")
         env.close()
