@@ -349,3 +349,17 @@ def test_kill_9_mid_run_then_resume(tmp_path):
         # answered requests of the killed run come from the cache; at most the one request
         # in flight at the kill was sent twice
         assert recorded <= len(server.completion_requests()) <= recorded + 1
+
+
+def test_eval_outage_then_rerun(tmp_path, server, capsys):
+    out = tmp_path / "eval"
+    argv = ["eval", "--out", str(out), "--methods", "single", "bon:2", "--policy", "openai:m1"]
+    argv += ["--base-url", server.base_url, "--n-tasks", "2", "--max-steps", "2", "--no-report"]
+    server.inject(*[OUTAGE] * 8)  # the first call of the first unit fails for good
+    assert main([*argv, "--workers", "1", *ARGS]) == 3
+    captured = capsys.readouterr()
+    assert "1 of 4 (method, task) units failed" in one_line(captured.err)
+    assert "single" in captured.out  # what did finish is shown
+    assert main([*argv, *ARGS]) == 0
+    results = [r for r in records(out) if r["kind"] == "result"]
+    assert len(results) == 4 and len({r["key"] for r in results}) == 4
