@@ -121,6 +121,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     from agentmc.eval.harness import Evaluation, build_report
     from agentmc.eval.report import write_report
     from agentmc.eval.runner import check_complete
+
     critic = load_critic(config.critic, config.tasks.env)
     plan = make_plan(config, config.tasks.select(), guard_ids(config, critic))
     if critic is None and any(e.spec.select == "critic" for e in plan.entries):

@@ -81,8 +81,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        for flag, cap in (("--max-calls", self.max_calls), ("--max-tokens", self.max_tokens),
-                          ("--max-cost", self.max_cost)):
+        caps = {"--max-calls": self.max_calls, "--max-tokens": self.max_tokens}
+        for flag, cap in (caps | {"--max-cost": self.max_cost}).items():
             if cap is not None and not cap > 0:
                 raise ConfigError(f"{flag} must be > 0, got {cap}")
         self.spec  # noqa: B018 - validates method, K, beta, schedule, resampler

@@ -108,8 +108,13 @@ async def _attempt(unit: Unit, work: Work, env_attempts: int) -> tuple[str, dict
         except FatalPolicyError:
             raise  # bad key or unknown model: stop the whole run
         except InfrastructureError as error:
-            log.warning("%s: environment fault (attempt %d of %d): %s", unit.key, attempt,
-                        env_attempts, error)
+            log.warning(
+                "%s: environment fault (attempt %d of %d): %s",
+                unit.key,
+                attempt,
+                env_attempts,
+                error,
+            )
             reason = f"environment: {error}"
             continue
         except PolicyError as error:  # the policy already retried this call

@@ -407,6 +407,7 @@ def create_app(make_env: EnvFactory, task_ids: Sequence[str], config: ServerConf
         Route("/close", endpoint(close), methods=["POST"]),
         Route("/tasks", endpoint(tasks), methods=["GET"]),
     ]
+
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         # Starlette's own refusals (405 wrong method, 404 no route)
         # answer in JSON like every other error of this server, not text/plain.
