@@ -33,7 +33,10 @@ Selection modes (design.md section 2), always recorded in the result:
 
 Failed particles (a policy call that failed after its retries) are never
 selected while another candidate exists, and ``diagnostics["failed_particles"]``
-counts them.
+counts them. An episode whose particles *all* failed has
+``diagnostics["infrastructure_failed"]``: it says nothing about the method, so
+runs keep it out of results and retry it on resume. ``diagnostics["attempts"]``
+and ``["retries"]`` count the requests sent, failed ones included.
 
 Example:
     >>> import asyncio
@@ -64,6 +67,7 @@ from agentmc.data.trajectory import Trajectory
 from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.policies.core import Policy
+from agentmc.rollout import ReplyLimits
 from agentmc.smc.resampling import DEFAULT_RESAMPLER, get_resampler
 from agentmc.smc.sampler import SMC, SMCConfig, SMCState
 from agentmc.smc.schedules import parse_schedule
@@ -202,12 +206,17 @@ class Budget:
     """Prompt plus completion tokens."""
     max_cost: float | None = None
     """US dollars (needs a policy with known prices)."""
+    count: Literal["attempts", "answers"] = "attempts"
+    """What ``max_calls`` counts: every request sent, retried ones included (what a
+    provider bills), or only requests that returned an answer."""
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "max_tokens", "max_cost"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
+            if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"budget {name} must be > 0 or None (no cap), got {value!r}")
+        if self.count not in ("attempts", "answers"):
+            raise ConfigError(f"budget count must be 'attempts' or 'answers', got {self.count!r}")
 
 
 @dataclass
@@ -334,6 +343,7 @@ async def arun_method(
     budget: Budget | None = None,
     temperature: float = 1.0,
     task_id: str = "",
+    limits: ReplyLimits | None = None,
 ) -> EpisodeResult:
     """Run one method on one task.
 
@@ -351,6 +361,7 @@ async def arun_method(
             ``diagnostics["budget_exhausted"]`` says so.
         temperature: Policy sampling temperature.
         task_id: Task label (default: the environment's ``task_id``).
+        limits: Caps on reply and action length (default :class:`~agentmc.rollout.ReplyLimits`).
 
     Returns:
         The :class:`EpisodeResult`.
@@ -380,6 +391,8 @@ async def arun_method(
             temperature=temperature,
             observe_reward=spec.observe_reward,
             task_id=task_id or None,
+            count_failed_attempts=budget.count == "attempts",
+            limits=limits,
         )
         task_id = model.task_id
         try:
@@ -445,11 +458,17 @@ async def arun_method(
             "critic": None if critic is None else getattr(critic, "name", type(critic).__name__),
             "failed_particles": model.n_failed,
             "failures": list(model.failures),
+            # every particle failed for reasons outside the agent (policy errors after
+            # retries): not a result; runs record it apart and retry it on resume
+            "infrastructure_failed": bool(failed.all()),
+            "attempts": usage.attempts,
+            "retries": max(usage.failed_attempts - model.n_failed, 0),
             "budget_exhausted": result.stop_reason.startswith("budget"),
             "budget": {
                 "max_calls": budget.max_calls,
                 "max_tokens": budget.max_tokens,
                 "max_cost": budget.max_cost,
+                "count": budget.count,
             },
             "policy": policy.name,
             "synthetic": bool(getattr(policy, "synthetic", False)),

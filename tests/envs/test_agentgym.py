@@ -365,3 +365,52 @@ def test_cli_takes_the_server_url_name_and_range(server, tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["0", "1", "2"]
     assert main(["tasks", "--env", "textcraft", "--env-url", server.url]) == 2
     assert "--env-url is an AgentGym option" in capsys.readouterr().err
+
+
+def test_refusals_are_json_and_deep_nesting_is_a_400(server):
+    with httpx.Client(base_url=server.url) as http:
+        deep = http.post("/step", content=b"[" * 100_000 + b"]" * 100_000)
+        assert deep.status_code in (400, 413) and "error" in deep.json()
+        nested = http.post("/step", content=b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}")
+        assert nested.status_code == 400 and "nested too deeply" in nested.json()["error"]
+        big = http.post("/step", json={"id": 0, "action": "x" * 100_000})
+        assert big.status_code == 413
+        assert big.headers["content-type"].startswith("application/json") and big.json()["error"]
+        wrong = http.get("/step")
+        assert wrong.status_code == 405
+        assert wrong.headers["content-type"].startswith("application/json")
+        assert wrong.json()["error"]
+
+
+# -- faults of a server we did not write (agentmc.testing.AgentGymTestServer) ---------------
+
+
+def _lock_server():
+    from agentmc.testing.env_server import AgentGymTestServer
+
+    return AgentGymTestServer(lambda task: LockEnv(task), TASKS)
+
+
+def test_a_text_500_on_step_is_recovered_by_replay():
+    from agentmc.testing.env_server import EnvFault
+
+    with _lock_server() as faulty:
+        env = AgentGymEnv(AgentGymConfig(base_url=faulty.url), task_id="2")
+        reference = play(env, ACTIONS)
+        faulty.inject("/step", EnvFault(status=500))
+        assert play(env, ACTIONS) == reference
+        env.close()
+
+
+def test_a_fault_during_recovery_is_an_env_server_error():
+    from agentmc.testing.env_server import EnvFault
+
+    with _lock_server() as faulty:
+        env = AgentGymEnv(AgentGymConfig(base_url=faulty.url), task_id="2")
+        env.reset(seed=0)
+        env.step("peek")
+        faulty.inject("/step", EnvFault(kind="disconnect"))  # recovery starts: replay
+        faulty.inject("/reset", EnvFault(kind="disconnect"))  # and fails in the replay
+        with pytest.raises(EnvServerError, match="step"):
+            env.step("2")
+        env.close()

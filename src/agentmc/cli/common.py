@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,13 +49,15 @@ def parse(config_type: type[T], name: str, argv: Sequence[str], description: str
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            return tyro.cli(
+            config = tyro.cli(
                 config_type,
                 args=list(argv),
                 prog=f"agentmc {name}",
                 description=description or (config_type.__doc__ or "").strip().splitlines()[0],
                 config=(tyro.conf.OmitArgPrefixes,),
             )
+        check_numbers(config)
+        return config
     except SystemExit as stop:
         if stop.code in (0, None):
             sys.stdout.write(out.getvalue())
@@ -62,6 +65,34 @@ def parse(config_type: type[T], name: str, argv: Sequence[str], description: str
             raise
         message = _one_line(err.getvalue() + out.getvalue()) or "invalid arguments"
         raise ConfigError(f"{message} (see `agentmc {name} --help`)") from None
+
+
+#: Float flags that may be infinite (``--beta inf``: no reward tilt).
+INFINITE_OK = frozenset({"beta"})
+
+
+def check_numbers(config: Any) -> None:
+    """Checks every command shares, before anything is written.
+
+    No NaN, no stray infinity, no negative seed (seed sequences reject them, and
+    late: after the run directory exists).
+
+    Per-command limits (``--workers >= 1``, ...) live in each config's ``__post_init__``.
+
+    Raises:
+        ConfigError: Naming the flag.
+    """
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        flag = "--" + item.name.replace("_", "-")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_numbers(value)
+        elif isinstance(value, float) and (
+            math.isnan(value) or (math.isinf(value) and item.name not in INFINITE_OK)
+        ):
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
+        elif item.name == "seed" and isinstance(value, int) and not 0 <= value < 2**63:
+            raise ConfigError(f"{flag} must be an integer in 0..2**63-1, got {value}")
 
 
 @dataclass(frozen=True)
@@ -171,7 +202,7 @@ class TaskOptions:
 
                 raise UnknownNameError(
                     f"unknown {self.env} task id(s) {', '.join(unknown)}; "
-                    f"see `agentmc tasks --tasks.env {self.env} --show ids`"
+                    f"see `agentmc tasks --env {self.env} --show ids`"
                 )
             return ids
         ids = task_ids(self.env, self.split, **self.env_kwargs())
@@ -238,27 +269,59 @@ class PolicyOptions:
     """Sampling temperature."""
     concurrency: int = 16
     """Maximum policy requests in flight."""
+    max_reply_chars: int = 8192
+    """Longest policy reply kept (the rest is cut, and the cut recorded)."""
+    max_action_chars: int = 1024
+    """Longest action sent to the environment."""
+    cache: bool = True
+    """`openai:` policies: keep answered requests in RUN_DIR/cache, so a resumed run does
+    not pay again for the calls of units that were cut off (keyed by model, prompt,
+    sampling settings and seed)."""
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        self.limits()  # noqa: B018 - validates the reply caps
 
-    def make(self):
-        """Build the policy object."""
+    def limits(self):
+        """The reply caps (:class:`agentmc.rollout.ReplyLimits`)."""
+        from agentmc.rollout import ReplyLimits
+
+        return ReplyLimits(self.max_reply_chars, self.max_action_chars)
+
+    def make(self, spec: str | None = None, *, run_dir: Path | None = None):
+        """Build the policy object (``spec``: another policy spec with these settings).
+
+        Args:
+            spec: Policy spec to build instead of ``--policy`` (e.g. one method's own).
+            run_dir: The run directory; its ``cache`` subdirectory holds the request
+                cache unless ``--no-cache``.
+        """
         from agentmc.policies import make_policy
 
+        cache_dir = None if run_dir is None or not self.cache else Path(run_dir) / "cache"
         return make_policy(
-            self.policy,
+            spec or self.policy,
             base_url=self.base_url,
             api_key_env=self.api_key_env,
             concurrency=self.concurrency,
+            cache_dir=cache_dir,
         )
 
     def describe(self) -> dict[str, Any]:
-        """JSON-safe settings recorded with a run (the key's *variable name* only)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """JSON-safe settings recorded with a run (the key's *variable name* only).
+
+        ``cache`` changes no result and is left out; so are the reply caps at their
+        defaults, which keeps run directories of earlier versions resumable.
+        """
+        defaults = {"max_reply_chars": 8192, "max_action_chars": 1024}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "cache" and defaults.get(f.name, object()) != getattr(self, f.name)
+        }
 
 
 def success_summary(records: Sequence[dict[str, Any]]) -> str:

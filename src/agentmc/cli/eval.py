@@ -39,6 +39,9 @@ class Config:
     """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic)."""
     budget: str | None = None
     """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD` (default: none)."""
+    budget_counts: Literal["attempts", "answers"] = "attempts"
+    """What a `calls:N` budget counts: every request sent, retries included (what
+    providers bill), or only requests that returned an answer."""
     beta: float = 1.0
     """Inverse strength of the reward tilt for SMC / AMC."""
     schedule: str = "every"
@@ -99,6 +102,7 @@ def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
         budget=None if config.budget is None else BudgetSpec.parse(config.budget),
         guard_task_ids=tuple(guard_ids),
         temperature=config.policy.temperature,
+        budget_counts=config.budget_counts,
     )
 
 
@@ -120,18 +124,18 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     from agentmc.data.store import RunStore
     from agentmc.eval.harness import Evaluation, build_report
     from agentmc.eval.report import write_report
-    from agentmc.policies import make_policy
+    from agentmc.eval.runner import check_complete
 
     critic = load_critic(config.critic, config.tasks.env)
     plan = make_plan(config, config.tasks.select(), guard_ids(config, critic))
     if critic is None and any(e.spec.select == "critic" for e in plan.entries):
         raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
-    shared = config.policy.make()
+    shared = config.policy.make(run_dir=config.out)
 
     def policy_for(spec: str | None):
-        if spec is None:
-            return shared
-        return make_policy(spec, base_url=config.policy.base_url, concurrency=16)
+        # a method's own policy gets every --policy setting but the spec (key variable,
+        # concurrency, base URL, cache)
+        return shared if spec is None else config.policy.make(spec, run_dir=config.out)
 
     store = RunStore.create_or_resume(
         config.out,
@@ -143,6 +147,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             "policy": config.policy.describe(),
             "critic": None if config.critic is None else str(config.critic),
             "budget": None if plan.budget is None else str(plan.budget),
+            **({"budget_counts": "answers"} if config.budget_counts == "answers" else {}),
             "guard_tasks": list(plan.guard_task_ids),
         },
         mutable=["workers", "progress", "report"],
@@ -156,11 +161,19 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             critic=critic,
             workers=config.workers,
             progress=config.progress,
+            limits=config.policy.limits(),
         )
         asyncio.run(evaluation.run())
+    counts = evaluation.counts
+    if counts is not None and counts.failed and not any(store.records("result")):
+        check_complete(counts, evaluation.n_units, "(method, task) units")
     report = build_report(store, np.random.default_rng(config.seed), critic=critic, title=title)
     if config.report:
         write_report(store.path, report)
+    if counts is not None and counts.failed:
+        # show what did finish, then name the missing units (exit 3) rather than hide them
+        print_report(report)
+        check_complete(counts, evaluation.n_units, "(method, task) units")
     return store, report
 
 

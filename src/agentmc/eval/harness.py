@@ -40,10 +40,11 @@ from agentmc.data.store import RunStore
 from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, DataError
 from agentmc.eval.report import Report
-from agentmc.eval.runner import Unit, run_units
+from agentmc.eval.runner import RunCounts, Unit, check_complete, run_units
 from agentmc.eval.summary import compare, summarize
 from agentmc.methods import Budget, EpisodeResult, MethodSpec, arun_method
 from agentmc.policies.core import Policy
+from agentmc.rollout import ReplyLimits
 from agentmc.seeding import task_rng
 
 BudgetUnit = Literal["calls", "tokens", "cost"]
@@ -156,6 +157,8 @@ class Plan:
         budget: Per-task cap for every method (``None``: no cap).
         guard_task_ids: Validation tasks for the do-no-harm check (empty: no check).
         temperature: Policy sampling temperature.
+        budget_counts: What a ``calls`` budget counts: every request sent (retries
+            included, as billed) or only answered ones.
     """
 
     entries: tuple[Entry, ...]
@@ -165,6 +168,7 @@ class Plan:
     budget: BudgetSpec | None = None
     guard_task_ids: tuple[str, ...] = ()
     temperature: float = 1.0
+    budget_counts: Literal["attempts", "answers"] = "attempts"
 
     def __post_init__(self) -> None:
         if not self.entries:
@@ -221,6 +225,9 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
         "failed_particles": failed,
         "error": f"{failed} particle(s) failed" if failed else None,
+        "attempts": int(diagnostics.get("attempts", result.calls) or 0),
+        "retries": int(diagnostics.get("retries", 0) or 0),
+        "infrastructure_failed": bool(diagnostics.get("infrastructure_failed", False)),
     }
 
 
@@ -241,6 +248,7 @@ class Evaluation:
         critic: The critic AMC, SMC and critic selection use (``None``: zero critic).
         workers: (entry, task) units in flight at once.
         progress: Show progress bars.
+        limits: Caps on reply and action length (default :class:`~agentmc.rollout.ReplyLimits`).
     """
 
     plan: Plan
@@ -250,7 +258,11 @@ class Evaluation:
     critic: Any = None
     workers: int = 4
     progress: bool = True
+    limits: ReplyLimits | None = None
     _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
+    counts: RunCounts | None = field(default=None, init=False)
+    """What the last :meth:`run` did (``failed``: units left to a re-run)."""
+    n_units: int = field(default=0, init=False)
 
     def policy(self, spec: str | None) -> Policy:
         if spec not in self._policies:
@@ -265,14 +277,17 @@ class Evaluation:
             self.policy(entry.policy),
             task_rng(plan.seed, stable_index(task_id)),
             critic=self.critic,
-            budget=None if plan.budget is None else plan.budget.budget(),
+            budget=None
+            if plan.budget is None
+            else replace(plan.budget.budget(), count=plan.budget_counts),
             temperature=plan.temperature,
             task_id=task_id,
+            limits=self.limits,
         )
 
     async def _run_phase(
         self, kind: str, split: str, pairs: Sequence[tuple[Entry, str, str]], description: str
-    ) -> None:
+    ) -> RunCounts:
         """Run ``(entry, label, task)`` units not yet in the store as records of ``kind``."""
 
         async def work(unit: Unit) -> tuple[str, dict[str, Any]]:
@@ -284,7 +299,7 @@ class Evaluation:
             return kind, data
 
         units = [Unit(f"{kind}/{label}/{task}", (e, label, task)) for e, label, task in pairs]
-        await run_units(
+        return await run_units(
             self.store,
             units,
             work,
@@ -306,7 +321,11 @@ class Evaluation:
                 pairs.append((entry, entry.label, task))
                 pairs.append((base, base.label, task))
         unique = list({(label, task): (e, label, task) for e, label, task in pairs}.values())
-        await self._run_phase("guard", "validation", unique, "do-no-harm check (validation)")
+        counts = await self._run_phase(
+            "guard", "validation", unique, "do-no-harm check (validation)"
+        )
+        # the check compares methods task by task: with units missing it cannot decide
+        check_complete(counts, len(unique), "units of the do-no-harm check (validation)")
         success: dict[tuple[str, str], bool] = {
             (d["method"], d["task_id"]): bool(d["success"])
             for d in (r["data"] for r in self.store.records("guard"))
@@ -336,7 +355,10 @@ class Evaluation:
             else:
                 runs, label = entry, entry.label
             pairs += [(runs, label, task) for task in self.plan.task_ids]
-        await self._run_phase("result", self.plan.split, pairs, f"evaluating ({self.plan.split})")
+        self.counts = await self._run_phase(
+            "result", self.plan.split, pairs, f"evaluating ({self.plan.split})"
+        )
+        self.n_units = len(pairs)
         rows = [_strip(r["data"]) for r in self.store.records("result")]
         return rows, list(guards.values())
 

@@ -19,7 +19,10 @@ restarted, or closed it for idleness) or a request dies half-way, the client
 opens a new session, replays the episode so far (verified), and repeats the
 request once; with ``reconnect=False`` it raises :class:`EnvServerError`
 instead. Malformed JSON, unknown tasks and any other server error raise
-:class:`EnvServerError` with the server's message.
+:class:`EnvServerError` with the server's message; it is an
+:class:`~agentmc.errors.InfrastructureError`, so a run retries the episode a
+bounded number of times and then records it as failed-infrastructure instead
+of stopping.
 
 Example:
     >>> env = AgentGymEnv(AgentGymConfig(base_url="http://127.0.0.1:36001"), task_id="3")
@@ -36,10 +39,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentmc.envs.core import StepResult
-from agentmc.errors import AgentmcError, ConfigError, require
+from agentmc.errors import AgentmcError, ConfigError, InfrastructureError, require
 
 
-class EnvServerError(AgentmcError):
+class EnvServerError(InfrastructureError):
     """An environment server was unreachable, misbehaved, or refused a request."""
 
 
@@ -176,6 +179,10 @@ class AgentGymEnv:
             data = response.json()
         except ValueError:
             text = response.text[:200]
+            if response.status_code != 200:
+                # an error page (e.g. a bare "Internal Server Error"): a refused request,
+                # which the caller may recover from like any other
+                raise _Refused(f"{path}: HTTP {response.status_code}: {text!r}") from None
             raise EnvServerError(
                 f"{url} answered HTTP {response.status_code} with malformed JSON: {text!r}"
             ) from None
@@ -309,13 +316,13 @@ class AgentGymEnv:
         try:
             result = self._step_request(action)
         except (_Refused, _Interrupted) as error:
-            self._recover(error)
             try:
+                self._recover(error)
                 result = self._step_request(action)
             except (_Refused, _Interrupted) as second:
                 raise EnvServerError(
                     f"step {action!r} failed at {self.config.base_url}: {second}"
-                ) from error
+                ) from None
         self._actions.append(action)
         self._observations.append(result.observation)
         self._done = bool(result.terminated or result.truncated)
