@@ -295,3 +295,46 @@ def test_evidence_and_posterior_through_the_adapter_are_unbiased(schedule, resam
     for sample, target in ((zhat, z), (weighted, z * p_success)):
         error = sample.std(ddof=1) / math.sqrt(len(sample))
         assert abs(sample.mean() - target) < critical * error + 1e-12, (sample.mean(), target)
+
+
+class BatchedClimbEnv(ClimbEnv):
+    """ClimbEnv with a batched ``aadvance``, like the Ray proxy; counts round trips."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.round_trips = 0
+
+    async def astep(self, action):
+        self.round_trips += 1
+        return self.step(action)
+
+    async def aadvance(self, moves):
+        self.round_trips += 1
+        out = []
+        for snapshot, action in moves:
+            self.restore(snapshot)
+            result = self.step(action)
+            out.append((result, self.snapshot(), None))
+        return out
+
+
+def test_a_batched_remote_env_moves_every_particle_of_a_step_in_one_round_trip():
+    outcomes = []
+    for env in (ClimbEnv(height=3, max_steps=5), BatchedClimbEnv(height=3, max_steps=5)):
+        model = AgentModel(env, climb_policy())
+        config = SMCConfig(n_particles=16, schedule="every", max_steps=5)
+        result = run_smc(model, config, np.random.default_rng(3))
+        actions = [model.trajectory(state).actions for state in result.states]
+        outcomes.append((result.returns.tolist(), actions))
+    assert outcomes[0] == outcomes[1]
+    assert env.round_trips == result.n_steps  # one hop per step, not three per particle
+
+
+def test_same_seed_same_trajectories():
+    runs = []
+    for _ in range(2):
+        model = AgentModel(make("textcraft", task_id="3"), NoisyExpertPolicy())
+        config = SMCConfig(n_particles=8, schedule="every", max_steps=model.step_cap)
+        result = run_smc(model, config, np.random.default_rng(11))
+        runs.append([model.trajectory(state).actions for state in result.states])
+    assert runs[0] == runs[1]

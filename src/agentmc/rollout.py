@@ -62,8 +62,26 @@ async def act(
     Raises:
         PolicyError: The policy call failed for good.
     """
+    return await act_seeded(
+        policy, messages, draw_seed(rng), temperature=temperature, candidates=candidates
+    )
+
+
+async def act_seeded(
+    policy: Policy,
+    messages: Sequence[Message],
+    seed: int | None,
+    *,
+    temperature: float = 1.0,
+    candidates: Sequence[str] | None = None,
+) -> AgentAction:
+    """:func:`act` with the policy's seed given (no generator to build per call).
+
+    Raises:
+        PolicyError: The policy call failed for good.
+    """
     completions = await policy.complete(
-        messages, n=1, temperature=temperature, seed=draw_seed(rng), candidates=candidates
+        messages, n=1, temperature=temperature, seed=seed, candidates=candidates
     )
     if not completions:
         raise PolicyError(f"policy {policy.name!r} returned no completion")

@@ -13,10 +13,16 @@ history: the model owns one environment instance and, for each particle,
 restores that particle's snapshot, steps, and takes the new snapshot. This is
 safe under asyncio because no ``await`` happens between a restore and the
 snapshot that follows it. A resampled clone is the *same* state object as its
-parent (resampling is a gather), so cloning is O(1). A remote environment (one
-with ``astep``, e.g. a Ray proxy) is driven from a worker thread, one whole
-phase (all particles' restores and steps) per hop, so its round trips do not
-stall the event loop that other tasks' policy calls share.
+parent (resampling is a gather), so cloning is O(1). The valid actions of a
+state are read when it is made and kept on it, so asking for them costs no
+restore. A remote environment with a batched ``aadvance`` (the Ray proxy)
+moves all particles of a step in **one** round trip (restore, step and
+snapshot of each, done where the environment lives); one with only ``astep``
+is driven from a worker thread, one whole phase per hop, so its round trips
+do not stall the event loop that other tasks' policy calls share.
+
+Per step, one vectorised draw gives every particle its policy seed (no
+generator is built per particle), and the usage of all calls is summed once.
 
 Weights. At a checkpoint the sampler adds
 ``((R - R_last) + (V(h) - V_last)) / beta`` to each running particle's log
@@ -57,9 +63,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -68,18 +74,22 @@ from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs.core import StepResult, TextEnv, valid_actions
 from agentmc.errors import DataError, PolicyError
 from agentmc.policies.core import Policy
-from agentmc.rollout import AgentAction, act, is_success, make_turn
+from agentmc.rollout import AgentAction, act_seeded, is_success, make_turn
 from agentmc.seeding import draw_seed
 from agentmc.smc.model import Spend
 from agentmc.smc.schedules import Schedule
 from agentmc.types import BoolArray, FloatArray, Message, Usage
 
-T = TypeVar("T")
-
 __all__ = ["AgentModel", "AgentState", "critic_values"]
 
 #: Step cap used when the environment does not report its own (``reset`` info ``max_steps``).
 DEFAULT_STEP_CAP = 50
+
+#: Policy seeds are drawn from ``[0, _SEED_BOUND)``, as :func:`agentmc.seeding.draw_seed` does.
+_SEED_BOUND = 2**31 - 1
+
+#: What one environment move returns: the step's result, the new snapshot, its valid actions.
+Moved = tuple[StepResult, Any, "tuple[str, ...] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,8 @@ class AgentState:
         value: Critic value ``V(h)`` of this state (set at checkpoint steps; 0 otherwise).
         score: Critic score of the final history once finished with the reward
             hidden (the stand-in return), else 0.
+        candidates: The environment's valid actions in this state (``None`` if it
+            offers none), passed to the policy as a hint.
     """
 
     snapshot: Any
@@ -110,6 +122,7 @@ class AgentState:
     error: str | None = None
     value: float = 0.0
     score: float = 0.0
+    candidates: tuple[str, ...] | None = None
 
     @property
     def done(self) -> bool:
@@ -208,6 +221,7 @@ class AgentModel:
         self.task = ""
         self._reset_info: dict[str, Any] | None = None
         self._remote = callable(getattr(env, "astep", None))
+        self._batched = callable(getattr(env, "aadvance", None))
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -215,7 +229,13 @@ class AgentModel:
         self.seed = seed
         self.task, info = self.env.reset(seed=seed)
         self._reset_info = dict(info)
-        return AgentState(self.env.snapshot(), (Message("user", self.task),))
+        return AgentState(
+            self.env.snapshot(), (Message("user", self.task),), candidates=self._valid_actions()
+        )
+
+    def _valid_actions(self) -> tuple[str, ...] | None:
+        actions = valid_actions(self.env)
+        return None if actions is None else tuple(actions)
 
     @property
     def step_cap(self) -> int:
@@ -236,20 +256,22 @@ class AgentModel:
         self, t: int, states: Sequence[AgentState], rng: np.random.Generator
     ) -> list[AgentState]:
         """One step for every given particle: concurrent policy calls, then environment steps."""
-        seeds = [draw_seed(rng) for _ in states]
-        candidates = await self._on_env(lambda: [self._candidates(state) for state in states])
+        seeds = rng.integers(0, _SEED_BOUND, size=len(states)).tolist()
         decisions = await asyncio.gather(
-            *(
-                self._decide(state, np.random.default_rng(seed), options)
-                for state, seed, options in zip(states, seeds, candidates, strict=True)
-            )
+            *(self._decide(state, seed) for state, seed in zip(states, seeds, strict=True))
         )
-        moved = await self._on_env(
-            lambda: [
-                self._apply(t, state, decision)
-                for state, decision in zip(states, decisions, strict=True)
-            ]
-        )
+        moving = [
+            (state.snapshot, decision.action)
+            for state, decision in zip(states, decisions, strict=True)
+            if not isinstance(decision, PolicyError)
+        ]
+        if self._batched:
+            moves: list[Moved] = await self.env.aadvance(moving)  # type: ignore[attr-defined]
+        elif self._remote:
+            moves = await asyncio.to_thread(self._advance, moving)
+        else:
+            moves = self._advance(moving)
+        moved = self._after(t, states, decisions, iter(moves))
         if self.critic is not None:
             moved = await self._attach_values(t, moved)
         return moved
@@ -275,51 +297,72 @@ class AgentModel:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _on_env(self, phase: Callable[[], T]) -> T:
-        """Run one phase of environment work: inline, or in a thread for a remote environment."""
-        return await asyncio.to_thread(phase) if self._remote else phase()
-
-    def _candidates(self, state: AgentState) -> list[str] | None:
-        self.env.restore(state.snapshot)
-        return valid_actions(self.env)
-
-    async def _decide(
-        self, state: AgentState, rng: np.random.Generator, candidates: list[str] | None
-    ) -> AgentAction | PolicyError:
+    async def _decide(self, state: AgentState, seed: int) -> AgentAction | PolicyError:
         try:
-            return await act(
+            return await act_seeded(
                 self.policy,
                 state.messages,
-                rng,
+                seed,
                 temperature=self.temperature,
-                candidates=candidates,
+                candidates=state.candidates,
             )
         except PolicyError as failure:
             return failure
 
-    def _apply(self, t: int, state: AgentState, decision: AgentAction | PolicyError) -> AgentState:
-        if isinstance(decision, PolicyError):
-            self.n_failed += 1
-            message = f"step {t}: {decision}"
-            self.failures.append(message)
-            # Counted as a failed call with unknown usage; the failed step earns nothing.
-            return replace(state, error=message, value=0.0, score=0.0)
-        self.usage = self.usage + decision.usage
-        self.env.restore(state.snapshot)
-        result: StepResult = self.env.step(decision.action)
-        snapshot = self.env.snapshot()
-        turn = make_turn(decision, result)
-        done = bool(result.terminated or result.truncated)
-        return AgentState(
-            snapshot=snapshot,
-            messages=state.messages
-            + (Message("assistant", decision.reply), Message("user", result.observation)),
-            turns=state.turns + (turn,),
-            reward=state.reward + float(result.reward),
-            terminated=bool(result.terminated),
-            truncated=bool(result.truncated),
-            success=is_success(result) if done else False,
-        )
+    def _advance(self, moving: Sequence[tuple[Any, str]]) -> list[Moved]:
+        """Restore, step and snapshot this model's environment once per ``(snapshot, action)``."""
+        env = self.env
+        out: list[Moved] = []
+        for snapshot, action in moving:
+            env.restore(snapshot)
+            result = env.step(action)
+            out.append((result, env.snapshot(), self._valid_actions()))
+        return out
+
+    def _after(
+        self,
+        t: int,
+        states: Sequence[AgentState],
+        decisions: Sequence[AgentAction | PolicyError],
+        moves: Iterator[Moved],
+    ) -> list[AgentState]:
+        """The particles' new states from their decisions and environment moves (in order)."""
+        calls = prompt_tokens = completion_tokens = 0
+        cost: float | None = 0.0
+        out: list[AgentState] = []
+        for state, decision in zip(states, decisions, strict=True):
+            if isinstance(decision, PolicyError):
+                self.n_failed += 1
+                message = f"step {t}: {decision}"
+                self.failures.append(message)
+                # Counted as a failed call with unknown usage; the failed step earns nothing.
+                out.append(replace(state, error=message, value=0.0, score=0.0))
+                continue
+            usage = decision.usage
+            calls += usage.calls
+            prompt_tokens += usage.prompt_tokens
+            completion_tokens += usage.completion_tokens
+            cost = None if cost is None or usage.cost is None else cost + usage.cost
+            result, snapshot, candidates = next(moves)
+            done = bool(result.terminated or result.truncated)
+            out.append(
+                AgentState(
+                    snapshot,
+                    state.messages
+                    + (Message("assistant", decision.reply), Message("user", result.observation)),
+                    state.turns + (make_turn(decision, result),),
+                    state.reward + float(result.reward),
+                    bool(result.terminated),
+                    bool(result.truncated),
+                    is_success(result) if done else False,
+                    None,
+                    0.0,
+                    0.0,
+                    candidates,
+                )
+            )
+        self.usage = self.usage + Usage(calls, prompt_tokens, completion_tokens, cost)
+        return out
 
     async def _attach_values(self, t: int, states: list[AgentState]) -> list[AgentState]:
         """Critic values for running states at checkpoints, and scores of newly finished ones."""

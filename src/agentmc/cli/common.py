@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,24 +203,36 @@ class PolicyOptions:
     """Environment variable holding the API key for `openai:` policies."""
     temperature: float = 1.0
     """Sampling temperature."""
-    concurrency: int = 16
-    """Maximum policy requests in flight."""
+    concurrency: int = 256
+    """Maximum policy requests in flight (identical prompts at a step share one request)."""
+    timeout: float = 120.0
+    """`openai:` policies: seconds one policy call may spend at the server, retries and
+    their waits included; time queued behind --concurrency is not counted. One attempt
+    may take half of it (at least 60 s, at most all of it)."""
+    max_attempts: int = 8
+    """`openai:` policies: attempts per request before the call fails (retries + 1)."""
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.max_attempts < 1:
+            raise ConfigError(f"--max-attempts must be at least 1, got {self.max_attempts}")
 
-    def make(self):
-        """Build the policy object."""
+    def make(self, spec: str | None = None):
+        """Build the policy object (of ``spec`` instead of ``--policy`` if given)."""
         from agentmc.policies import make_policy
 
         return make_policy(
-            self.policy,
+            self.policy if spec is None else spec,
             base_url=self.base_url,
             api_key_env=self.api_key_env,
             concurrency=self.concurrency,
+            timeout_s=self.timeout,
+            max_attempts=self.max_attempts,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -116,7 +116,6 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     from agentmc.data.store import RunStore
     from agentmc.eval.harness import Evaluation, build_report
     from agentmc.eval.report import write_report
-    from agentmc.policies import make_policy
 
     critic = load_critic(config.critic, config.tasks.env)
     plan = make_plan(config, config.tasks.select(), guard_ids(config, critic))
@@ -127,7 +126,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     def policy_for(spec: str | None):
         if spec is None:
             return shared
-        return make_policy(spec, base_url=config.policy.base_url, concurrency=16)
+        return config.policy.make(spec)
 
     store = RunStore.create_or_resume(
         config.out,
