@@ -85,10 +85,10 @@ async def act_seeded(
     )
     if not completions:
         raise PolicyError(f"policy {policy.name!r} returned no completion")
-    usage = Usage()
-    for completion in completions:
-        usage = usage + completion.usage
     first = completions[0]
+    usage = first.usage
+    for completion in completions[1:]:
+        usage = usage + completion.usage
     action, parsed = parse_action(first.text)
     return AgentAction(first.text, action, parsed, usage, first.logprob)
 

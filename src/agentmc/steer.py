@@ -63,9 +63,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -81,6 +81,8 @@ from agentmc.smc.schedules import Schedule
 from agentmc.types import BoolArray, FloatArray, Message, Usage
 
 __all__ = ["AgentModel", "AgentState", "critic_values"]
+
+T = TypeVar("T")
 
 #: Step cap used when the environment does not report its own (``reset`` info ``max_steps``).
 DEFAULT_STEP_CAP = 50
@@ -140,6 +142,57 @@ class AgentState:
     def history(self) -> History:
         """The critic's view of this state."""
         return History(task=self.messages[0].content, messages=self.messages[1:])
+
+
+async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather`` that first runs each coroutine inline up to its first suspension.
+
+    A policy that answers without waiting (the synthetic ones) then costs no task at
+    all; one that waits (an HTTP call) goes on in a task from where it stopped. All
+    calls are issued, in order, before the first await, as with ``gather`` (Python
+    3.12's eager task factory does the same).
+    """
+    results: list[Any] = [None] * len(coroutines)
+    pending: list[tuple[int, Coroutine[Any, Any, T]]] = []
+    for index, coroutine in enumerate(coroutines):
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration as stop:
+            results[index] = stop.value
+        except BaseException:
+            for unstarted in coroutines[index + 1 :]:
+                unstarted.close()
+            for _, started in pending:
+                started.close()
+            raise
+        else:
+            pending.append((index, _resume(coroutine, waiting)))
+    if pending:
+        finished = await asyncio.gather(*(awaitable for _, awaitable in pending))
+        for (index, _), value in zip(pending, finished, strict=True):
+            results[index] = value
+    return results
+
+
+async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
+    """Drive a started coroutine to its end from inside a task (see :func:`_eager_gather`)."""
+    while True:
+        try:
+            if waiting is None:  # a bare yield (``asyncio.sleep(0)``): give the loop a turn
+                await asyncio.sleep(0)
+            else:  # it waits on this future: wait here, then let it read the outcome
+                waiting._asyncio_future_blocking = False
+                await asyncio.wait((waiting,))
+        except asyncio.CancelledError:  # this task was cancelled: pass it on
+            try:
+                waiting = coroutine.throw(asyncio.CancelledError())
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration as stop:
+            return stop.value
 
 
 async def critic_values(
@@ -257,8 +310,8 @@ class AgentModel:
     ) -> list[AgentState]:
         """One step for every given particle: concurrent policy calls, then environment steps."""
         seeds = rng.integers(0, _SEED_BOUND, size=len(states)).tolist()
-        decisions = await asyncio.gather(
-            *(self._decide(state, seed) for state, seed in zip(states, seeds, strict=True))
+        decisions = await _eager_gather(
+            [self._decide(state, seed) for state, seed in zip(states, seeds, strict=True)]
         )
         moving = [
             (state.snapshot, decision.action)

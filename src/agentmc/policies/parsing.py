@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 
 _ACTION_MARKER = re.compile(r"^\s*(?:\*\*)?action(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.IGNORECASE)
@@ -34,8 +35,12 @@ def _clean(line: str) -> str:
     return re.sub(r"\s+", " ", line)
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_action(reply: str) -> tuple[str, bool]:
     """Extract the action from a reply.
+
+    Results are memoised (a pure function of ``reply``): SMC parses the same few
+    replies for thousands of particles per step.
 
     Args:
         reply: Raw model output.
