@@ -132,8 +132,11 @@ async def amc_run(policy: OpenAIPolicy, k: int) -> dict:
     return {"wall": wall, "cpu": cpu, "calls": calls, "requests": requests}
 
 
-async def bare_run(base_url: str, k: int, bodies: list[list[bytes]]) -> dict:
-    """The same traffic shape with a bare aiohttp session: K posts per step, step by step."""
+async def bare_run(base_url: str, k: int, bodies: list[list[dict]]) -> dict:
+    """The same traffic shape with a bare aiohttp session: K posts per step, step by step.
+
+    Bodies are encoded inside the timed region, as any client must.
+    """
     import aiohttp
 
     url = base_url + "/chat/completions"
@@ -142,8 +145,8 @@ async def bare_run(base_url: str, k: int, bodies: list[list[bytes]]) -> dict:
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
-        async def post(body: bytes) -> str:
-            async with session.post(url, data=body) as response:
+        async def post(body: dict) -> str:
+            async with session.post(url, data=json.dumps(body).encode()) as response:
                 return json.loads(await response.read())["choices"][0]["message"]["content"]
 
         for step in range(STEPS):
@@ -152,7 +155,7 @@ async def bare_run(base_url: str, k: int, bodies: list[list[bytes]]) -> dict:
     return {"wall": wall, "cpu": cpu, "calls": k * STEPS}
 
 
-def bare_bodies(k: int) -> list[list[bytes]]:
+def bare_bodies(k: int) -> list[list[dict]]:
     """Chat bodies growing like an AMC conversation (system prompt + 2 messages per step)."""
     from agentmc.policies.prompts import PromptFormat
     from agentmc.types import Message
@@ -175,7 +178,7 @@ def bare_bodies(k: int) -> list[list[bytes]]:
                 "stop": list(prompt.stop),
                 "seed": particle,
             }
-            step_bodies.append(json.dumps(body).encode())
+            step_bodies.append(body)
         out.append(step_bodies)
     return out
 
