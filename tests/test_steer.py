@@ -123,15 +123,28 @@ def test_clones_share_state_and_forks_never_replay():
     config = SMCConfig(n_particles=16, beta=1.0, schedule="every", max_steps=5)
     result = run_smc(model, config, np.random.default_rng(0))
     states: tuple[AgentState, ...] = result.states
-    # One environment step per particle move, never a replayed prefix.
-    moves = sum(len(state.turns) for state in set(states))
+    # At most one environment step per particle move, never a replayed prefix; at least
+    # one per distinct history prefix the final particles went through.
+    prefixes = {state.turns[:i] for state in states for i in range(1, len(state.turns) + 1)}
     assert env.n_steps_taken <= config.n_particles * result.n_steps
-    assert env.n_steps_taken >= moves
+    assert env.n_steps_taken >= len(prefixes)
     # Resampled clones are the same objects; their histories share Message objects.
     assert len({id(state) for state in states}) < len(states)
     first, second = states[0], states[1]
     assert first.messages[0] is second.messages[0]
     assert all(isinstance(state.messages, tuple) for state in states)
+
+
+def test_identical_moves_of_clones_are_stepped_once():
+    env = CountingEnv(height=6, max_steps=4)
+    always_up = ScriptedPolicy(lambda messages: {"up": 1.0}, name="up")
+    result = run_smc(
+        AgentModel(env, always_up),
+        SMCConfig(n_particles=16, schedule="every", max_steps=4),
+        np.random.default_rng(0),
+    )
+    assert result.n_steps == 4 and all(len(state.turns) == 4 for state in result.states)
+    assert env.n_steps_taken == 4  # 16 identical particles: one step each time, not 16
 
 
 def test_all_particles_call_the_policy_concurrently():

@@ -80,7 +80,7 @@ from agentmc.smc.model import Spend
 from agentmc.smc.schedules import Schedule
 from agentmc.types import BoolArray, FloatArray, Message, Usage
 
-__all__ = ["AgentModel", "AgentState", "critic_values"]
+__all__ = ["AgentModel", "AgentState", "advance_env", "critic_values"]
 
 T = TypeVar("T")
 
@@ -142,6 +142,34 @@ class AgentState:
     def history(self) -> History:
         """The critic's view of this state."""
         return History(task=self.messages[0].content, messages=self.messages[1:])
+
+
+def advance_env(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
+    """Move ``env`` once per ``(snapshot, action)``: restore, step, snapshot, valid actions.
+
+    Identical moves (clones of one parent, i.e. the same snapshot object, taking the
+    same action) are stepped once and share the outcome: environments are
+    deterministic given a snapshot and an action (``check_env`` tests it), and for
+    one that restores by replaying (an HTTP environment) each step saved is a round
+    trip. Used here and inside Ray actors. The environment is left in the state of
+    the last move stepped.
+
+    Returns:
+        ``(result, new snapshot, valid actions or None)`` per move, in order.
+    """
+    done: dict[tuple[int, str], Moved] = {}
+    out: list[Moved] = []
+    for snapshot, action in moves:
+        key = (id(snapshot), action)
+        moved = done.get(key)
+        if moved is None:
+            env.restore(snapshot)
+            result = env.step(action)
+            actions = valid_actions(env)
+            moved = (result, env.snapshot(), None if actions is None else tuple(actions))
+            done[key] = moved
+        out.append(moved)
+    return out
 
 
 async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -364,13 +392,7 @@ class AgentModel:
 
     def _advance(self, moving: Sequence[tuple[Any, str]]) -> list[Moved]:
         """Restore, step and snapshot this model's environment once per ``(snapshot, action)``."""
-        env = self.env
-        out: list[Moved] = []
-        for snapshot, action in moving:
-            env.restore(snapshot)
-            result = env.step(action)
-            out.append((result, env.snapshot(), self._valid_actions()))
-        return out
+        return advance_env(self.env, moving)
 
     def _after(
         self,

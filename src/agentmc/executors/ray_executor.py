@@ -92,21 +92,13 @@ class EnvWorker:
         return self._guard(self._envs[handle].snapshot)
 
     def advance(self, handle: int, moves: list[tuple[Any, str]]) -> Any:
-        """Restore, step and snapshot once per ``(snapshot, action)``, in order."""
-        from agentmc.envs.core import valid_actions
+        """Restore, step and snapshot once per ``(snapshot, action)`` (:func:`advance_env`)."""
+        from agentmc.steer import advance_env
 
         env = self._envs[handle]
-
-        def run() -> list[tuple[tuple[Any, ...], Any, tuple[str, ...] | None]]:
-            out = []
-            for snapshot, action in moves:
-                env.restore(snapshot)
-                result = tuple(env.step(action))
-                actions = valid_actions(env)
-                out.append((result, env.snapshot(), None if actions is None else tuple(actions)))
-            return out
-
-        return self._guard(run)
+        return self._guard(
+            lambda: [(tuple(result), *rest) for result, *rest in advance_env(env, moves)]
+        )
 
     def restore(self, handle: int, snapshot: Any) -> Any:
         env = self._envs[handle]
