@@ -124,9 +124,9 @@ async def amc_run(policy: OpenAIPolicy, k: int) -> dict:
             requests.append(policy.stats["requests"] - before)
             if state.complete:
                 break
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         await policy.aclose()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert len(requests) == STEPS, len(requests)
     calls = k * STEPS
     return {"wall": wall, "cpu": cpu, "calls": calls, "requests": requests}
