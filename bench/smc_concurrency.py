@@ -1,8 +1,9 @@
 """SMC wall time through real HTTP: does a step cost one latency, whatever K is?
 
-An OpenAI-compatible test server (:mod:`agentmc.testing.openai_server`, 200 ms
-before every answer) runs in a **separate process** on loopback, so this
-process's CPU is the client's alone. AMC plays 20 TextCraft steps with K = 1,
+An OpenAI-compatible stand-in server (200 ms before every answer; an aiohttp
+app in this file, or with ``--threaded-server`` :mod:`agentmc.testing.openai_server`)
+runs in a **separate process** on loopback, so this process's CPU is the
+client's alone. AMC plays 20 TextCraft steps with K = 1,
 4, 16 and 64 particles through the ``openai:`` policy (the default lean aiohttp
 transport, request grouping on), resampling after every step. The server
 cycles through eight harmless actions (one per returned choice), so particles
@@ -50,6 +51,8 @@ STEPS = 20
 LATENCY = 0.2
 KS = (1, 4, 16, 64)
 REPEATS = 3
+#: "aiohttp": this file's lean stand-in server; "threaded": agentmc.testing.openai_server.
+SERVER = "threaded" if "--threaded-server" in sys.argv else "aiohttp"
 REPLIES = (
     "Action: inventory",
     "Action: get 1 oak logs",
@@ -73,6 +76,45 @@ class CrcCritic:
         )
 
 
+def serve(port: int) -> None:
+    """Subprocess entry: a lean OpenAI-compatible stand-in server (aiohttp), 200 ms per answer.
+
+    It answers ``POST /v1/chat/completions`` (with ``n``, usage as word counts) and
+    ``GET /v1/models``, cycling through ``REPLIES`` one per returned choice. An
+    asyncio server spends far less CPU per request than the threaded test server,
+    so on a shared machine the latency it adds is the 200 ms asked for.
+    """
+    from aiohttp import web
+
+    turn = [0]
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "test-model"}]})
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(LATENCY)
+        n = int(body.get("n") or 1)
+        choices = []
+        for index in range(n):
+            text = REPLIES[turn[0] % len(REPLIES)]
+            turn[0] += 1
+            message = {"role": "assistant", "content": text}
+            choices.append({"index": index, "message": message, "finish_reason": "stop"})
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        completion = sum(len(c["message"]["content"].split()) for c in choices)
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+        usage["total_tokens"] = prompt + completion
+        return web.json_response(
+            {"id": "x", "object": "chat.completion", "model": body["model"], "choices": choices,
+             "usage": usage}
+        )
+
+    app = web.Application()
+    app.add_routes([web.get("/v1/models", models), web.post("/v1/chat/completions", chat)])
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -81,10 +123,13 @@ def free_port() -> int:
 
 def start_server() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    command = [sys.executable, "-m", "agentmc.testing.openai_server", "--port", str(port)]
-    command += ["--latency", str(LATENCY)]
-    for reply in REPLIES:
-        command += ["--reply", reply]
+    if SERVER == "threaded":  # agentmc.testing's threaded test server
+        command = [sys.executable, "-m", "agentmc.testing.openai_server", "--port", str(port)]
+        command += ["--latency", str(LATENCY)]
+        for reply in REPLIES:
+            command += ["--reply", reply]
+    else:
+        command = [sys.executable, __file__, "--serve", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     for _ in range(200):
@@ -280,7 +325,11 @@ def main() -> None:
             "schedule": "every",
             "critic": "crc of the last observation (stand-in, unequal weights)",
             "env": "textcraft task 5",
-            "server": "agentmc.testing.openai_server in a separate process (threaded, loopback)",
+            "server": (
+                "agentmc.testing.openai_server, threaded, separate process"
+                if SERVER == "threaded"
+                else "aiohttp stand-in (this file, --serve), separate process, loopback"
+            ),
             "server_replies": list(REPLIES),
             "max_concurrency": 256,
             "sdk_transport": sdk_transport,
@@ -295,4 +344,7 @@ def importlib_find(name: str) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    if "--serve" in sys.argv:
+        serve(int(sys.argv[sys.argv.index("--serve") + 1]))
+    else:
+        main()
