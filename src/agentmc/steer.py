@@ -415,6 +415,9 @@ class AgentModel:
         calls = prompt_tokens = completion_tokens = 0
         cost: float | None = 0.0
         out: list[AgentState] = []
+        # Clones of one parent that give the same reply (at the same cost) reach the same
+        # state: they share one immutable object, as resampled clones already do.
+        made: dict[tuple[Any, ...], AgentState] = {}
         for state, decision in zip(states, decisions, strict=True):
             if isinstance(decision, PolicyError):
                 self.n_failed += 1
@@ -428,24 +431,29 @@ class AgentModel:
             prompt_tokens += usage.prompt_tokens
             completion_tokens += usage.completion_tokens
             cost = None if cost is None or usage.cost is None else cost + usage.cost
-            result, snapshot, candidates = next(moves)
+            moved = next(moves)
+            key = (id(state), id(moved), decision)
+            child = made.get(key)
+            if child is not None:
+                out.append(child)
+                continue
+            result, snapshot, candidates = moved
             done = bool(result.terminated or result.truncated)
-            out.append(
-                AgentState(
-                    snapshot,
-                    state.messages
-                    + (Message("assistant", decision.reply), Message("user", result.observation)),
-                    state.turns + (make_turn(decision, result),),
-                    state.reward + float(result.reward),
-                    bool(result.terminated),
-                    bool(result.truncated),
-                    is_success(result) if done else False,
-                    None,
-                    0.0,
-                    0.0,
-                    candidates,
-                )
+            child = made[key] = AgentState(
+                snapshot,
+                state.messages
+                + (Message("assistant", decision.reply), Message("user", result.observation)),
+                state.turns + (make_turn(decision, result),),
+                state.reward + float(result.reward),
+                bool(result.terminated),
+                bool(result.truncated),
+                is_success(result) if done else False,
+                None,
+                0.0,
+                0.0,
+                candidates,
             )
+            out.append(child)
         self.usage = self.usage + Usage(calls, prompt_tokens, completion_tokens, cost)
         return out
 
