@@ -308,9 +308,10 @@ def main() -> None:
     try:
         import openai
 
-        sdk_transport = (
-            "aiohttp" if importlib_find("httpx_aiohttp") else "httpx"
-        ) + f" (openai {openai.__version__})"
+        aiohttp_transport = hasattr(openai, "DefaultAioHttpClient") and importlib_find("aiohttp")
+        sdk_transport = ("aiohttp" if aiohttp_transport else "httpx") + (
+            f" (openai {openai.__version__})"
+        )
     except ImportError:
         sdk_transport = None
     write_result(
