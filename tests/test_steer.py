@@ -147,6 +147,20 @@ def test_identical_moves_of_clones_are_stepped_once():
     assert env.n_steps_taken == 4  # 16 identical particles: one step each time, not 16
 
 
+def test_synthetic_policies_run_inline_and_one_that_waits_gets_tasks():
+    inline = AgentModel(ClimbEnv(height=3, max_steps=3), climb_policy())
+    run_smc(inline, SMCConfig(n_particles=8, max_steps=3), np.random.default_rng(0))
+    assert inline._inline  # answered at once every step: no task per particle
+
+    class WaitingScript(SleepyPolicy):
+        synthetic = True
+
+    policy = WaitingScript(delay=0.01)
+    waiting = AgentModel(ClimbEnv(height=3, max_steps=3), policy)
+    result = run_smc(waiting, SMCConfig(n_particles=8, max_steps=3), np.random.default_rng(0))
+    assert not waiting._inline and result.n_steps == 3 and policy.peak == 8
+
+
 def test_all_particles_call_the_policy_concurrently():
     policy = SleepyPolicy(delay=0.05)
     model = AgentModel(ClimbEnv(height=3, max_steps=4), policy)

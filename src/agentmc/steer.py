@@ -173,13 +173,19 @@ def advance_env(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
     return out
 
 
-async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> tuple[list[T], bool]:
     """``asyncio.gather`` that first runs each coroutine inline up to its first suspension.
 
     A policy that answers without waiting (the synthetic ones) then costs no task at
-    all; one that waits (an HTTP call) goes on in a task from where it stopped. All
-    calls are issued, in order, before the first await, as with ``gather`` (Python
-    3.12's eager task factory does the same).
+    all; one that waits goes on in a task from where it stopped. All calls are
+    issued, in order, before the first await, as with ``gather`` (Python 3.12's
+    eager task factory does the same, but there the first segment runs as the new
+    task; here it runs in the caller's, so a task-bound construct entered before
+    the first suspension, such as ``asyncio.timeout``, would be bound to the caller:
+    use this only for policies that answer at once).
+
+    Returns:
+        The results in order, and whether any coroutine suspended.
     """
     results: list[Any] = [None] * len(coroutines)
     pending: list[tuple[int, Coroutine[Any, Any, T]]] = []
@@ -200,7 +206,7 @@ async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
         finished = await asyncio.gather(*(awaitable for _, awaitable in pending))
         for (index, _), value in zip(pending, finished, strict=True):
             results[index] = value
-    return results
+    return results, bool(pending)
 
 
 async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
@@ -304,6 +310,9 @@ class AgentModel:
         self._reset_info: dict[str, Any] | None = None
         self._remote = callable(getattr(env, "astep", None))
         self._batched = callable(getattr(env, "aadvance", None))
+        # Synthetic policies answer at once: their calls run inline, without a task each.
+        # One that turns out to wait goes back to plain tasks from the next step on.
+        self._inline = bool(getattr(policy, "synthetic", False))
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -339,9 +348,12 @@ class AgentModel:
     ) -> list[AgentState]:
         """One step for every given particle: concurrent policy calls, then environment steps."""
         seeds = rng.integers(0, _SEED_BOUND, size=len(states)).tolist()
-        decisions = await _eager_gather(
-            [self._decide(state, seed) for state, seed in zip(states, seeds, strict=True)]
-        )
+        calls = [self._decide(state, seed) for state, seed in zip(states, seeds, strict=True)]
+        if self._inline:
+            decisions, waited = await _eager_gather(calls)
+            self._inline = not waited
+        else:
+            decisions = list(await asyncio.gather(*calls))
         moving = [
             (state.snapshot, decision.action)
             for state, decision in zip(states, decisions, strict=True)

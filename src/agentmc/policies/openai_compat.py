@@ -793,17 +793,19 @@ class OpenAIPolicy:
         stream = self.config.stream
         if stream:
             body.update(stream=True, stream_options={"include_usage": True})
+        async def exchange() -> _Answer:
+            async with client.post(chat, json.dumps(body).encode()) as response:
+                if response.status >= 400:
+                    raw = await response.read()
+                    raise self._classify(response.status, _error_text(raw), response.headers, n)
+                if stream:
+                    return await _read_sse(response.content, chat)
+                return _read_json(json.loads(await response.read()), chat)
+
         try:
-            async with asyncio.timeout(timeout):
-                async with client.post(chat, json.dumps(body).encode()) as response:
-                    if response.status >= 400:
-                        raw = await response.read()
-                        raise self._classify(
-                            response.status, _error_text(raw), response.headers, n
-                        )
-                    if stream:
-                        return await _read_sse(response.content, chat)
-                    return _read_json(json.loads(await response.read()), chat)
+            # wait_for runs the exchange as its own task, so the timeout cancels it alone,
+            # whichever task started this call.
+            return await asyncio.wait_for(exchange(), timeout)
         except TimeoutError:
             raise _Retryable(f"no answer within {timeout:.1f} s (request timeout)") from None
         except aiohttp.ClientError as error:
