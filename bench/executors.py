@@ -1,22 +1,26 @@
-"""Ray vs local executor: wall time for 100 TextCraft episodes on 2 workers.
+"""Ray vs local executor: TextCraft rollouts, AMC over TextCraft, and a slow HTTP environment.
 
-Both executors play the same 100 jobs (the first 100 TextCraft test tasks,
-seeds 0..99) with the synthetic noisy-expert policy through
-:func:`agentmc.rollout.arollout`; the policy runs in this process in both
-cases, only the environments move (Ray: 2 actors). We check that the
-trajectories are identical, then report wall times (median of 3 runs), their
-ratio, Ray's start-up time, and the cost of one remote step.
+1. ``ray_over_local`` (rollouts): 100 TextCraft episodes (the first 100 test
+   tasks, seeds 0..99) with the synthetic noisy-expert policy through
+   :func:`agentmc.rollout.arollout`, 2 actors; trajectories checked identical.
+2. ``ray_over_local_textcraft`` (AMC): 20 TextCraft test tasks, K = 8 particles,
+   resampling every step, 4 tasks in flight, environments local or in 2 Ray
+   actors. Each particle step used to be three sequential round trips (restore,
+   step, snapshot) per particle; it is now one batched ``aadvance`` per task
+   step. Final particles checked identical.
+3. ``ray_over_local_slow_env`` (rollouts): an environment whose step waits
+   ``SLOW_LATENCY_S`` (TextCraft served over the AgentGym HTTP protocol by a
+   separate process that sleeps before every step, like a remote simulator).
+   ``SLOW_EPISODES`` episodes, all in flight; locally the client's blocking HTTP
+   calls run one after another in the event loop, in Ray ``SLOW_WORKERS``
+   actors wait in parallel.
 
-TextCraft steps take microseconds, so this is the case where Ray's per-call
-overhead (a round trip per reset/step, ~1 ms) dominates: Ray helps only when
-an environment step costs more than that round trip and steps can overlap.
-The second part shows that case when the ``sciworld`` extra and Java are
-present: 8 ScienceWorld episodes of 20 steps (a synthetic policy picking
-among fixed actions; steps take ~10-50 ms in the JVM), at most 4 in flight.
-Locally the steps run one after another in the event loop; in Ray the two
-actors step in parallel.
+TextCraft steps take microseconds, so parts 1-2 measure Ray's per-call
+overhead; part 3 is the case Ray is for. Wall times are medians of
+``REPEATS`` runs (Ray already started). ``--sciworld`` adds the earlier
+ScienceWorld rollout comparison (needs the extra and Java; minutes).
 
-Run: ``.venv/bin/python bench/executors.py`` (about a minute). Writes
+Run: ``.venv/bin/python bench/executors.py`` (about two minutes). Writes
 ``bench/results/executors.json``.
 """
 
@@ -24,8 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
 import numpy as np
 from common import write_result
@@ -33,10 +42,19 @@ from common import write_result
 from agentmc.envs import make, task_ids
 from agentmc.executors import EpisodeJob, make_executor
 from agentmc.policies.expert import NoisyExpertPolicy
+from agentmc.smc import SMC, SMCConfig
+from agentmc.steer import AgentModel
 
 N_TASKS = 100
 N_WORKERS = 2
 REPEATS = 3
+AMC_TASKS = 20
+AMC_PARTICLES = 8
+AMC_IN_FLIGHT = 4
+SLOW_LATENCY_S = 0.05
+SLOW_EPISODES = 16
+SLOW_WORKERS = 8
+SLOW_MAX_STEPS = 10
 SCIWORLD_ACTIONS = (
     "look around",
     "inventory",
@@ -61,6 +79,86 @@ class FixedActionsPolicy:
         rng = np.random.default_rng(seed)
         picks = rng.integers(len(SCIWORLD_ACTIONS), size=n)
         return [Completion(SCIWORLD_ACTIONS[int(k)]) for k in picks]
+
+
+class SlowSteps:
+    """An environment whose every step first waits ``delay_s`` (a remote simulator's latency)."""
+
+    def __init__(self, env, delay_s: float) -> None:
+        self._env = env
+        self._delay_s = delay_s
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def step(self, action):
+        time.sleep(self._delay_s)
+        return self._env.step(action)
+
+
+def serve_slow(port: int) -> None:
+    """Subprocess entry: TextCraft over the AgentGym protocol, each step delayed."""
+    from agentmc.envs.agentgym.server import BackgroundServer, ServerConfig, create_app
+
+    ids = task_ids("textcraft", "test")[:SLOW_EPISODES]
+
+    def make_env(task_id: str):
+        env = make("textcraft", task_id=task_id, max_steps=SLOW_MAX_STEPS)
+        return SlowSteps(env, SLOW_LATENCY_S)
+
+    with BackgroundServer(create_app(make_env, ids, ServerConfig(port=port)), port=port):
+        while True:
+            time.sleep(3600)
+
+
+def start_slow_server() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-slow", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url + "/tasks", timeout=1).read()
+            return process, url
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the slow environment server did not start")
+
+
+async def amc_tasks(make_env, ids: list[str]) -> list:
+    """AMC on every task, ``AMC_IN_FLIGHT`` at once; the final particles' actions."""
+    policy = NoisyExpertPolicy()
+    semaphore = asyncio.Semaphore(AMC_IN_FLIGHT)
+
+    async def one(index: int, task_id: str):
+        async with semaphore:
+            env = make_env(task_id)
+            try:
+                model = AgentModel(env, policy)
+                config = SMCConfig(
+                    n_particles=AMC_PARTICLES, schedule="every", max_steps=model.step_cap
+                )
+                result = await SMC(model, config, np.random.default_rng(index)).run()
+                return [model.trajectory(state).actions for state in result.states]
+            finally:
+                env.close()
+
+    return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(ids))))
+
+
+def timed_amc(make_env, ids: list[str]) -> tuple[float, list]:
+    walls = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        outcome = asyncio.run(amc_tasks(make_env, ids))
+        walls.append(time.perf_counter() - start)
+    return float(np.median(walls)), outcome
 
 
 def timed_runs(executor, jobs, policy, concurrency: int = 32) -> tuple[float, list]:
@@ -98,8 +196,16 @@ def main() -> None:
         costs[label] = (time.perf_counter() - start) / 500
     proxy.close()
 
+    # AMC: the same tasks and seeds with environments here or in the actors.
+    amc_ids = task_ids("textcraft", "test")[:AMC_TASKS]
+    amc_local, local_particles = timed_amc(lambda t: make("textcraft", task_id=t), amc_ids)
+    amc_ray, ray_particles = timed_amc(lambda t: ray.make_env("textcraft", task_id=t), amc_ids)
+    if ray_particles != local_particles:
+        raise SystemExit("ray and local AMC particles differ")
+
     heavy: dict[str, float] = {}
-    if importlib.util.find_spec("scienceworld") is not None and shutil.which("java"):
+    sciworld = importlib.util.find_spec("scienceworld") is not None and shutil.which("java")
+    if "--sciworld" in sys.argv and sciworld:
         sw_jobs = [
             EpisodeJob("sciworld", task_id, seed=i, env_kwargs={"max_steps": 20})
             for i, task_id in enumerate(task_ids("sciworld", "test")[::150][:8])
@@ -132,6 +238,29 @@ def main() -> None:
         }
     ray.close()
 
+    # A slow environment: rollouts over HTTP, each step waiting SLOW_LATENCY_S at the server.
+    process, url = start_slow_server()
+    try:
+        slow_jobs = [
+            EpisodeJob("agentgym", str(i), seed=i, env_kwargs={"base_url": url})
+            for i in range(SLOW_EPISODES)
+        ]
+        slow_local, local_slow = timed_runs(
+            make_executor("local"), slow_jobs, policy, SLOW_EPISODES
+        )
+        wide = make_executor("ray", n_workers=SLOW_WORKERS)
+        try:
+            slow_ray, remote_slow = timed_runs(wide, slow_jobs, policy, SLOW_EPISODES)
+        finally:
+            wide.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    if [t.actions for t in remote_slow] != [t.actions for t in local_slow]:
+        raise SystemExit("ray and local slow-env trajectories differ")
+    if any(t.error for t in local_slow):
+        raise SystemExit(f"slow-env episodes failed: {[t.error for t in local_slow if t.error]}")
+
     steps = sum(t.n_steps for t in local)
     write_result(
         "executors",
@@ -148,6 +277,14 @@ def main() -> None:
             "ray_step_us": 1e6 * costs["ray"],
             "success_rate": float(np.mean([t.success for t in local])),
             "identical_trajectories": 1.0,
+            "amc_local_wall_s": amc_local,
+            "amc_ray_wall_s": amc_ray,
+            "ray_over_local_textcraft": amc_ray / amc_local,
+            "slow_env_local_wall_s": slow_local,
+            "slow_env_ray_wall_s": slow_ray,
+            "ray_over_local_slow_env": slow_ray / slow_local,
+            "slow_env_steps": float(sum(t.n_steps for t in local_slow)),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
         },
         {
             "local_wall_s": "s (median of 3)",
@@ -161,6 +298,14 @@ def main() -> None:
             "ray_step_us": "us per step (sync round trip to an actor)",
             "success_rate": "fraction (synthetic noisy expert)",
             "identical_trajectories": "1 = ray == local",
+            "amc_local_wall_s": "s (median of 3; 20 tasks, K=8, 4 in flight, envs here)",
+            "amc_ray_wall_s": "s (median of 3; same, envs in 2 actors, one aadvance per step)",
+            "ray_over_local_textcraft": "ratio (<1: Ray faster), AMC on TextCraft",
+            "slow_env_local_wall_s": "s (median of 3; 16 HTTP episodes, 50 ms per step)",
+            "slow_env_ray_wall_s": "s (median of 3; same jobs, 8 actors)",
+            "ray_over_local_slow_env": "ratio (<1: Ray faster), slow HTTP environment",
+            "slow_env_steps": "steps per run",
+            "load_avg_1min": "1-minute load average at the end (2 shared cores)",
             "sciworld_local_wall_s": "s (median of 3; 8 episodes x 20 steps, 4 in flight)",
             "sciworld_ray_wall_s": "s (median of 3, same jobs, 2 actors)",
             "sciworld_ray_over_local": "ratio (<1: Ray faster)",
@@ -174,9 +319,26 @@ def main() -> None:
             "policy": "noisy-expert (synthetic), mistake_prob=0.2, waste_prob=0.1",
             "max_concurrency": 32,
             "repeats": REPEATS,
+            "amc": {
+                "tasks": AMC_TASKS,
+                "particles": AMC_PARTICLES,
+                "in_flight": AMC_IN_FLIGHT,
+                "schedule": "every",
+                "policy": "noisy-expert (synthetic)",
+            },
+            "slow_env": {
+                "env": "textcraft over the AgentGym HTTP protocol (separate process)",
+                "step_latency_s": SLOW_LATENCY_S,
+                "episodes": SLOW_EPISODES,
+                "ray_workers": SLOW_WORKERS,
+                "max_steps": SLOW_MAX_STEPS,
+            },
         },
     )
 
 
 if __name__ == "__main__":
-    main()
+    if "--serve-slow" in sys.argv:
+        serve_slow(int(sys.argv[sys.argv.index("--serve-slow") + 1]))
+    else:
+        main()

@@ -123,15 +123,42 @@ def test_clones_share_state_and_forks_never_replay():
     config = SMCConfig(n_particles=16, beta=1.0, schedule="every", max_steps=5)
     result = run_smc(model, config, np.random.default_rng(0))
     states: tuple[AgentState, ...] = result.states
-    # One environment step per particle move, never a replayed prefix.
-    moves = sum(len(state.turns) for state in set(states))
+    # At most one environment step per particle move, never a replayed prefix; at least
+    # one per distinct history prefix the final particles went through.
+    prefixes = {state.turns[:i] for state in states for i in range(1, len(state.turns) + 1)}
     assert env.n_steps_taken <= config.n_particles * result.n_steps
-    assert env.n_steps_taken >= moves
+    assert env.n_steps_taken >= len(prefixes)
     # Resampled clones are the same objects; their histories share Message objects.
     assert len({id(state) for state in states}) < len(states)
     first, second = states[0], states[1]
     assert first.messages[0] is second.messages[0]
     assert all(isinstance(state.messages, tuple) for state in states)
+
+
+def test_identical_moves_of_clones_are_stepped_once():
+    env = CountingEnv(height=6, max_steps=4)
+    always_up = ScriptedPolicy(lambda messages: {"up": 1.0}, name="up")
+    result = run_smc(
+        AgentModel(env, always_up),
+        SMCConfig(n_particles=16, schedule="every", max_steps=4),
+        np.random.default_rng(0),
+    )
+    assert result.n_steps == 4 and all(len(state.turns) == 4 for state in result.states)
+    assert env.n_steps_taken == 4  # 16 identical particles: one step each time, not 16
+
+
+def test_synthetic_policies_run_inline_and_one_that_waits_gets_tasks():
+    inline = AgentModel(ClimbEnv(height=3, max_steps=3), climb_policy())
+    run_smc(inline, SMCConfig(n_particles=8, max_steps=3), np.random.default_rng(0))
+    assert inline._inline  # answered at once every step: no task per particle
+
+    class WaitingScript(SleepyPolicy):
+        synthetic = True
+
+    policy = WaitingScript(delay=0.01)
+    waiting = AgentModel(ClimbEnv(height=3, max_steps=3), policy)
+    result = run_smc(waiting, SMCConfig(n_particles=8, max_steps=3), np.random.default_rng(0))
+    assert not waiting._inline and result.n_steps == 3 and policy.peak == 8
 
 
 def test_all_particles_call_the_policy_concurrently():
@@ -295,3 +322,46 @@ def test_evidence_and_posterior_through_the_adapter_are_unbiased(schedule, resam
     for sample, target in ((zhat, z), (weighted, z * p_success)):
         error = sample.std(ddof=1) / math.sqrt(len(sample))
         assert abs(sample.mean() - target) < critical * error + 1e-12, (sample.mean(), target)
+
+
+class BatchedClimbEnv(ClimbEnv):
+    """ClimbEnv with a batched ``aadvance``, like the Ray proxy; counts round trips."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.round_trips = 0
+
+    async def astep(self, action):
+        self.round_trips += 1
+        return self.step(action)
+
+    async def aadvance(self, moves):
+        self.round_trips += 1
+        out = []
+        for snapshot, action in moves:
+            self.restore(snapshot)
+            result = self.step(action)
+            out.append((result, self.snapshot(), None))
+        return out
+
+
+def test_a_batched_remote_env_moves_every_particle_of_a_step_in_one_round_trip():
+    outcomes = []
+    for env in (ClimbEnv(height=3, max_steps=5), BatchedClimbEnv(height=3, max_steps=5)):
+        model = AgentModel(env, climb_policy())
+        config = SMCConfig(n_particles=16, schedule="every", max_steps=5)
+        result = run_smc(model, config, np.random.default_rng(3))
+        actions = [model.trajectory(state).actions for state in result.states]
+        outcomes.append((result.returns.tolist(), actions))
+    assert outcomes[0] == outcomes[1]
+    assert env.round_trips == result.n_steps  # one hop per step, not three per particle
+
+
+def test_same_seed_same_trajectories():
+    runs = []
+    for _ in range(2):
+        model = AgentModel(make("textcraft", task_id="3"), NoisyExpertPolicy())
+        config = SMCConfig(n_particles=8, schedule="every", max_steps=model.step_cap)
+        result = run_smc(model, config, np.random.default_rng(11))
+        runs.append([model.trajectory(state).actions for state in result.states])
+    assert runs[0] == runs[1]

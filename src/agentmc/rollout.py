@@ -33,7 +33,7 @@ import numpy as np
 from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs.core import StepResult, TextEnv, valid_actions
 from agentmc.errors import ConfigError, FatalPolicyError, PolicyError
-from agentmc.policies.core import Policy
+from agentmc.policies.core import Completion, Policy
 from agentmc.policies.parsing import parse_action
 from agentmc.seeding import draw_seed
 from agentmc.types import Message, Usage
@@ -94,15 +94,56 @@ async def act(
     Raises:
         PolicyError: The policy call failed for good.
     """
-    completions = await policy.complete(
-        messages, n=1, temperature=temperature, seed=draw_seed(rng), candidates=candidates
+    return await act_seeded(
+        policy,
+        messages,
+        draw_seed(rng),
+        temperature=temperature,
+        candidates=candidates,
+        limits=limits,
     )
+
+
+async def act_seeded(
+    policy: Policy,
+    messages: Sequence[Message],
+    seed: int | None,
+    *,
+    temperature: float = 1.0,
+    candidates: Sequence[str] | None = None,
+    limits: ReplyLimits | None = None,
+) -> AgentAction:
+    """:func:`act` with the policy's seed given (no generator to build per call).
+
+    Raises:
+        PolicyError: The policy call failed for good.
+    """
+    completions = await policy.complete(
+        messages, n=1, temperature=temperature, seed=seed, candidates=candidates
+    )
+    return to_action(policy.name, completions, candidates, limits)
+
+
+def to_action(
+    policy_name: str,
+    completions: Sequence[Completion],
+    candidates: Sequence[str] | None,
+    limits: ReplyLimits | None,
+) -> AgentAction:
+    """The decision a policy's completions make: the first one's action, all their cost.
+
+    The reply and the action are cut to ``limits``; the action is marked valid when
+    the environment listed candidates and it is one of them.
+
+    Raises:
+        PolicyError: There is no completion.
+    """
     if not completions:
-        raise PolicyError(f"policy {policy.name!r} returned no completion")
-    usage = Usage()
-    for completion in completions:
-        usage = usage + completion.usage
+        raise PolicyError(f"policy {policy_name!r} returned no completion")
     first = completions[0]
+    usage = first.usage
+    for completion in completions[1:]:  # more than asked: their cost still counts
+        usage = usage + completion.usage
     limits = limits or DEFAULT_LIMITS
     reply = first.text[: limits.max_reply_chars]
     action, parsed = parse_action(reply, candidates)

@@ -13,10 +13,16 @@ history: the model owns one environment instance and, for each particle,
 restores that particle's snapshot, steps, and takes the new snapshot. This is
 safe under asyncio because no ``await`` happens between a restore and the
 snapshot that follows it. A resampled clone is the *same* state object as its
-parent (resampling is a gather), so cloning is O(1). A remote environment (one
-with ``astep``, e.g. a Ray proxy) is driven from a worker thread, one whole
-phase (all particles' restores and steps) per hop, so its round trips do not
-stall the event loop that other tasks' policy calls share.
+parent (resampling is a gather), so cloning is O(1). The valid actions of a
+state are read when it is made and kept on it, so asking for them costs no
+restore. A remote environment with a batched ``aadvance`` (the Ray proxy)
+moves all particles of a step in **one** round trip (restore, step and
+snapshot of each, done where the environment lives); one with only ``astep``
+is driven from a worker thread, one whole phase per hop, so its round trips
+do not stall the event loop that other tasks' policy calls share.
+
+Per step, one vectorised draw gives every particle its policy seed (no
+generator is built per particle), and the usage of all calls is summed once.
 
 Weights. At a checkpoint the sampler adds
 ``((R - R_last) + (V(h) - V_last)) / beta`` to each running particle's log
@@ -59,7 +65,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -70,18 +76,24 @@ from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs.core import StepResult, TextEnv, valid_actions
 from agentmc.errors import DataError, FatalPolicyError, PolicyError
 from agentmc.policies.core import Policy
-from agentmc.rollout import AgentAction, ReplyLimits, act, is_success, make_turn
+from agentmc.rollout import AgentAction, ReplyLimits, is_success, make_turn, to_action
 from agentmc.seeding import draw_seed
 from agentmc.smc.model import Spend
 from agentmc.smc.schedules import Schedule
 from agentmc.types import BoolArray, FloatArray, Message, Usage
 
-T = TypeVar("T")
+__all__ = ["AgentModel", "AgentState", "advance_env", "critic_values"]
 
-__all__ = ["AgentModel", "AgentState", "critic_values"]
+T = TypeVar("T")
 
 #: Step cap used when the environment does not report its own (``reset`` info ``max_steps``).
 DEFAULT_STEP_CAP = 50
+
+#: Policy seeds are drawn from ``[0, _SEED_BOUND)``, as :func:`agentmc.seeding.draw_seed` does.
+_SEED_BOUND = 2**31 - 1
+
+#: What one environment move returns: the step's result, the new snapshot, its valid actions.
+Moved = tuple[StepResult, Any, "tuple[str, ...] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,8 @@ class AgentState:
         value: Critic value ``V(h)`` of this state (set at checkpoint steps; 0 otherwise).
         score: Critic score of the final history once finished with the reward
             hidden (the stand-in return), else 0.
+        candidates: The environment's valid actions in this state (``None`` if it
+            offers none), passed to the policy as a hint.
     """
 
     snapshot: Any
@@ -112,6 +126,7 @@ class AgentState:
     error: str | None = None
     value: float = 0.0
     score: float = 0.0
+    candidates: tuple[str, ...] | None = None
 
     @property
     def done(self) -> bool:
@@ -129,6 +144,91 @@ class AgentState:
     def history(self) -> History:
         """The critic's view of this state."""
         return History(task=self.messages[0].content, messages=self.messages[1:])
+
+
+def advance_env(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
+    """Move ``env`` once per ``(snapshot, action)``: restore, step, snapshot, valid actions.
+
+    Identical moves (clones of one parent, i.e. the same snapshot object, taking the
+    same action) are stepped once and share the outcome: environments are
+    deterministic given a snapshot and an action (``check_env`` tests it), and for
+    one that restores by replaying (an HTTP environment) each step saved is a round
+    trip. Used here and inside Ray actors. The environment is left in the state of
+    the last move stepped.
+
+    Returns:
+        ``(result, new snapshot, valid actions or None)`` per move, in order.
+    """
+    done: dict[tuple[int, str], Moved] = {}
+    out: list[Moved] = []
+    for snapshot, action in moves:
+        key = (id(snapshot), action)
+        moved = done.get(key)
+        if moved is None:
+            env.restore(snapshot)
+            result = env.step(action)
+            actions = valid_actions(env)
+            moved = (result, env.snapshot(), None if actions is None else tuple(actions))
+            done[key] = moved
+        out.append(moved)
+    return out
+
+
+async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> tuple[list[T], bool]:
+    """``asyncio.gather`` that first runs each coroutine inline up to its first suspension.
+
+    A policy that answers without waiting (the synthetic ones) then costs no task at
+    all; one that waits goes on in a task from where it stopped. All calls are
+    issued, in order, before the first await, as with ``gather`` (Python 3.12's
+    eager task factory does the same, but there the first segment runs as the new
+    task; here it runs in the caller's, so a task-bound construct entered before
+    the first suspension, such as ``asyncio.timeout``, would be bound to the caller:
+    use this only for policies that answer at once).
+
+    Returns:
+        The results in order, and whether any coroutine suspended.
+    """
+    results: list[Any] = [None] * len(coroutines)
+    pending: list[tuple[int, Coroutine[Any, Any, T]]] = []
+    for index, coroutine in enumerate(coroutines):
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration as stop:
+            results[index] = stop.value
+        except BaseException:
+            for unstarted in coroutines[index + 1 :]:
+                unstarted.close()
+            for _, started in pending:
+                started.close()
+            raise
+        else:
+            pending.append((index, _resume(coroutine, waiting)))
+    if pending:
+        finished = await asyncio.gather(*(awaitable for _, awaitable in pending))
+        for (index, _), value in zip(pending, finished, strict=True):
+            results[index] = value
+    return results, bool(pending)
+
+
+async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
+    """Drive a started coroutine to its end from inside a task (see :func:`_eager_gather`)."""
+    while True:
+        try:
+            if waiting is None:  # a bare yield (``asyncio.sleep(0)``): give the loop a turn
+                await asyncio.sleep(0)
+            else:  # it waits on this future: wait here, then let it read the outcome
+                waiting._asyncio_future_blocking = False
+                await asyncio.wait((waiting,))
+        except asyncio.CancelledError:  # this task was cancelled: pass it on
+            try:
+                waiting = coroutine.throw(asyncio.CancelledError())
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration as stop:
+            return stop.value
 
 
 async def critic_values(
@@ -217,6 +317,10 @@ class AgentModel:
         self.task = ""
         self._reset_info: dict[str, Any] | None = None
         self._remote = callable(getattr(env, "astep", None))
+        self._batched = callable(getattr(env, "aadvance", None))
+        # Synthetic policies answer at once: their calls run inline, without a task each.
+        # One that turns out to wait goes back to plain tasks from the next step on.
+        self._inline = bool(getattr(policy, "synthetic", False))
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -224,7 +328,13 @@ class AgentModel:
         self.seed = seed
         self.task, info = self.env.reset(seed=seed)
         self._reset_info = dict(info)
-        return AgentState(self.env.snapshot(), (Message("user", self.task),))
+        return AgentState(
+            self.env.snapshot(), (Message("user", self.task),), candidates=self._valid_actions()
+        )
+
+    def _valid_actions(self) -> tuple[str, ...] | None:
+        actions = valid_actions(self.env)
+        return None if actions is None else tuple(actions)
 
     @property
     def step_cap(self) -> int:
@@ -245,20 +355,25 @@ class AgentModel:
         self, t: int, states: Sequence[AgentState], rng: np.random.Generator
     ) -> list[AgentState]:
         """One step for every given particle: concurrent policy calls, then environment steps."""
-        seeds = [draw_seed(rng) for _ in states]
-        candidates = await self._on_env(lambda: [self._candidates(state) for state in states])
-        decisions = await asyncio.gather(
-            *(
-                self._decide(state, np.random.default_rng(seed), options)
-                for state, seed, options in zip(states, seeds, candidates, strict=True)
-            )
-        )
-        moved = await self._on_env(
-            lambda: [
-                self._apply(t, state, decision)
-                for state, decision in zip(states, decisions, strict=True)
-            ]
-        )
+        seeds = rng.integers(0, _SEED_BOUND, size=len(states)).tolist()
+        calls = [self._decide(state, seed) for state, seed in zip(states, seeds, strict=True)]
+        if self._inline:
+            decisions, waited = await _eager_gather(calls)
+            self._inline = not waited
+        else:
+            decisions = list(await asyncio.gather(*calls))
+        moving = [
+            (state.snapshot, decision.action)
+            for state, decision in zip(states, decisions, strict=True)
+            if not isinstance(decision, PolicyError)
+        ]
+        if self._batched:
+            moves: list[Moved] = await self.env.aadvance(moving)  # type: ignore[attr-defined]
+        elif self._remote:
+            moves = await asyncio.to_thread(self._advance, moving)
+        else:
+            moves = self._advance(moving)
+        moved = self._after(t, states, decisions, iter(moves))
         if self.critic is not None:
             moved = await self._attach_values(t, moved)
         return moved
@@ -290,56 +405,83 @@ class AgentModel:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _on_env(self, phase: Callable[[], T]) -> T:
-        """Run one phase of environment work: inline, or in a thread for a remote environment."""
-        return await asyncio.to_thread(phase) if self._remote else phase()
-
-    def _candidates(self, state: AgentState) -> list[str] | None:
-        self.env.restore(state.snapshot)
-        return valid_actions(self.env)
-
-    async def _decide(
-        self, state: AgentState, rng: np.random.Generator, candidates: list[str] | None
-    ) -> AgentAction | PolicyError:
+    async def _decide(self, state: AgentState, seed: int) -> AgentAction | PolicyError:
+        """:func:`agentmc.rollout.act_seeded`, inlined: one coroutine less per particle-step."""
         try:
-            return await act(
-                self.policy,
+            completions = await self.policy.complete(
                 state.messages,
-                rng,
+                n=1,
                 temperature=self.temperature,
-                candidates=candidates,
-                limits=self.limits,
+                seed=seed,
+                candidates=state.candidates,
             )
+            return to_action(self.policy.name, completions, state.candidates, self.limits)
         except FatalPolicyError:
             raise  # a bad key or an unknown model: no other particle or task would fare better
         except PolicyError as failure:
             return failure
 
-    def _apply(self, t: int, state: AgentState, decision: AgentAction | PolicyError) -> AgentState:
-        if isinstance(decision, PolicyError):
-            self.n_failed += 1
-            message = f"step {t}: {decision}"
-            self.failures.append(message)
-            # Counted as a failed call with unknown tokens (the requests it sent still
-            # count as attempts); the failed step earns nothing.
-            self.usage = self.usage + Usage(failed_attempts=decision.attempts)
-            return replace(state, error=message, value=0.0, score=0.0)
-        self.usage = self.usage + decision.usage
-        self.env.restore(state.snapshot)
-        result: StepResult = self.env.step(decision.action)
-        snapshot = self.env.snapshot()
-        turn = make_turn(decision, result)
-        done = bool(result.terminated or result.truncated)
-        return AgentState(
-            snapshot=snapshot,
-            messages=state.messages
-            + (Message("assistant", decision.reply), Message("user", result.observation)),
-            turns=state.turns + (turn,),
-            reward=state.reward + float(result.reward),
-            terminated=bool(result.terminated),
-            truncated=bool(result.truncated),
-            success=is_success(result) if done else False,
+    def _advance(self, moving: Sequence[tuple[Any, str]]) -> list[Moved]:
+        """Restore, step and snapshot this model's environment once per ``(snapshot, action)``."""
+        return advance_env(self.env, moving)
+
+    def _after(
+        self,
+        t: int,
+        states: Sequence[AgentState],
+        decisions: Sequence[AgentAction | PolicyError],
+        moves: Iterator[Moved],
+    ) -> list[AgentState]:
+        """The particles' new states from their decisions and environment moves (in order)."""
+        calls = prompt_tokens = completion_tokens = failed_attempts = 0
+        cost: float | None = 0.0
+        out: list[AgentState] = []
+        # Clones of one parent that give the same reply (at the same cost) reach the same
+        # state: they share one immutable object, as resampled clones already do.
+        made: dict[tuple[Any, ...], AgentState] = {}
+        for state, decision in zip(states, decisions, strict=True):
+            if isinstance(decision, PolicyError):
+                self.n_failed += 1
+                message = f"step {t}: {decision}"
+                self.failures.append(message)
+                # Counted as a failed call with unknown tokens (the requests it sent still
+                # count as attempts); the failed step earns nothing.
+                failed_attempts += decision.attempts
+                out.append(replace(state, error=message, value=0.0, score=0.0))
+                continue
+            usage = decision.usage
+            calls += usage.calls
+            failed_attempts += usage.failed_attempts
+            prompt_tokens += usage.prompt_tokens
+            completion_tokens += usage.completion_tokens
+            cost = None if cost is None or usage.cost is None else cost + usage.cost
+            moved = next(moves)
+            key = (id(state), id(moved), decision)
+            child = made.get(key)
+            if child is not None:
+                out.append(child)
+                continue
+            result, snapshot, candidates = moved
+            done = bool(result.terminated or result.truncated)
+            child = made[key] = AgentState(
+                snapshot,
+                state.messages
+                + (Message("assistant", decision.reply), Message("user", result.observation)),
+                state.turns + (make_turn(decision, result),),
+                state.reward + float(result.reward),
+                bool(result.terminated),
+                bool(result.truncated),
+                is_success(result) if done else False,
+                None,
+                0.0,
+                0.0,
+                candidates,
+            )
+            out.append(child)
+        self.usage = self.usage + Usage(
+            calls, prompt_tokens, completion_tokens, cost, failed_attempts
         )
+        return out
 
     async def _attach_values(self, t: int, states: list[AgentState]) -> list[AgentState]:
         """Critic values for running states at checkpoints, and scores of newly finished ones."""

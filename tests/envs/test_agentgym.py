@@ -140,6 +140,36 @@ def test_snapshot_restores_by_replay_in_the_same_and_another_session(server):
         env.close()
 
 
+def branch_out(env, rounds=3):
+    """Three branches from one start, each moved in turn (as SMC particles are)."""
+    env.reset(seed=2)
+    root = env.snapshot()
+    branches, seen = [], []
+    for action in ["peek", "3", "9"]:
+        env.restore(root)
+        seen.append(env.step(action))
+        branches.append(env.snapshot())
+    for _ in range(rounds):
+        for i, branch in enumerate(branches):
+            env.restore(branch)
+            seen.append(env.step("peek"))
+            branches[i] = env.snapshot()
+    return seen
+
+
+def test_parked_sessions_resume_where_each_branch_left_off(server):
+    one, many = client(server, sessions=1), client(server, sessions=4)
+    assert branch_out(one) == branch_out(many)
+    # One session replays every branch's prefix at every switch; with a session per
+    # branch each restore finds its branch's session where it left off.
+    assert many.replayed_steps == 0
+    assert one.replayed_steps == 3 * (1 + 2 + 3)  # branch prefixes of length 1, 2, 3
+    full = client(server, sessions=2)  # fewer sessions than branches: replays, same result
+    assert branch_out(full) == branch_out(one)
+    for env in (one, many, full):
+        env.close()
+
+
 def test_restore_rejects_another_task(server):
     env = client(server, task_id="1")
     env.reset(seed=0)

@@ -17,6 +17,13 @@ from agentmc.types import Message, Usage
 TASK = (Message("user", "Crafting commands:\ncraft 4 stick using 2 planks\n\nGoal: craft stick."),)
 SECRET = "sk-test-7f3c9e1d2b4a68"
 FAST = ClientLimits(backoff_initial_s=0.01, backoff_max_s=0.05, deadline_s=10.0)
+#: Both transports share retries, errors and usage; the fault tests run on each.
+TRANSPORTS = ("aiohttp", "sdk")
+
+
+def task(i: int) -> tuple[Message, ...]:
+    """A distinct one-message conversation (distinct prompts are never grouped)."""
+    return (Message("user", f"Goal: craft stick number {i}."),)
 
 
 def make(server: OpenAITestServer, **kwargs) -> OpenAIPolicy:
@@ -31,8 +38,9 @@ def run(policy: OpenAIPolicy, messages=TASK, **kwargs):
     return asyncio.run(policy.complete(messages, **kwargs))
 
 
-def test_chat_n_in_one_request_with_usage_on_first(openai_server):
-    policy = make(openai_server)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_chat_n_in_one_request_with_usage_on_first(openai_server, transport):
+    policy = make(openai_server, transport=transport)
     replies = run(policy, n=3, seed=1)
     assert [r.text for r in replies] == ["get 1 oak logs"] * 3
     assert len(openai_server.completion_requests()) == 1
@@ -49,7 +57,7 @@ def test_chat_request_carries_system_prompt_examples_and_conversation(openai_ser
     roles = [m["role"] for m in body["messages"]]
     assert roles[0] == "system" and "Action:" in body["messages"][0]["content"]
     assert body["messages"][-1] == TASK[0].as_dict()
-    assert "\nThought: " in body["messages"][0]["content"]
+    assert "\nAction: craft 1 ender eye" in body["messages"][0]["content"]
     assert body["stop"] == ["\nObservation:"]
 
 
@@ -108,11 +116,12 @@ def test_server_without_n_gets_one_request_per_sample():
     ],
     ids=lambda f: f.kind,
 )
-def test_retries_recover_from_each_fault(openai_server, fault):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_retries_recover_from_each_fault(openai_server, fault, transport):
     limits = ClientLimits(
         backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=0.3, deadline_s=10
     )
-    policy = make(openai_server, limits=limits)
+    policy = make(openai_server, limits=limits, transport=transport)
     openai_server.inject(fault, fault)
     (reply,) = run(policy, seed=0)
     assert reply.text == "get 1 oak logs"
@@ -121,13 +130,94 @@ def test_retries_recover_from_each_fault(openai_server, fault):
     assert policy.usage.calls == 1  # failed attempts carry no usage
 
 
-def test_truncated_stream_is_retried_and_streaming_collects_usage(openai_server):
-    policy = make(openai_server, stream=True)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_truncated_stream_is_retried_and_streaming_collects_usage(openai_server, transport):
+    policy = make(openai_server, stream=True, transport=transport)
     openai_server.inject(Fault("truncated"))
     replies = run(policy, n=2, seed=0)
     assert [r.text for r in replies] == ["get 1 oak logs"] * 2
     assert policy.stats["retries"] == 1
     assert replies[0].usage.completion_tokens == 8 and replies[1].usage == Usage()
+
+
+def test_identical_concurrent_calls_share_one_request_with_n():
+    with OpenAITestServer(replies=["a", "b", "c", "d", "e"]) as server:
+        policy = make(server)
+
+        async def many():
+            same = [policy.complete(TASK, seed=i) for i in range(5)]
+            return await asyncio.gather(*same, policy.complete(task(0), seed=9))
+
+        results = asyncio.run(many())
+        requests = server.completion_requests()
+    assert len(requests) == 2
+    (grouped,) = [r for r in requests if r.body.get("n") == 5]
+    assert grouped.body["seed"] == 0  # the first member's seed
+    assert [len(replies) for replies in results] == [1] * 6
+    assert len({replies[0].text for replies in results[:5]}) == 5  # one choice per caller
+    # The request's usage (prompt billed once) rides on one member; the sum is what was billed.
+    total = Usage()
+    for replies in results:
+        total = total + replies[0].usage
+    assert total == policy.usage and total.calls == 2
+    assert [r[0].usage.calls for r in results[:5]] == [1, 0, 0, 0, 0]
+    assert policy.stats["grouped_calls"] == 5 and policy.stats["requests"] == 2
+
+
+def test_grouping_falls_back_to_one_request_per_call_without_n():
+    with OpenAITestServer(replies=["a", "b", "c", "d"], supports_n=False) as server:
+        policy = make(server)
+
+        async def many(seeds):
+            return await asyncio.gather(*(policy.complete(TASK, seed=s) for s in seeds))
+
+        first = asyncio.run(many([10, 11, 12, 13]))
+        assert len(server.completion_requests()) == 4  # n=4 answered once, then 3 top-ups
+        second = asyncio.run(many([20, 21]))
+        requests = server.completion_requests()
+    assert [len(r) for r in first + second] == [1] * 6
+    assert sorted(r.body["seed"] for r in requests[:4]) == [10, 11, 12, 13]  # each its own
+    assert all("n" not in r.body for r in requests[4:])  # remembered: no more n
+    assert sorted(r.body["seed"] for r in requests[4:]) == [20, 21]
+    assert policy.usage.calls == 6
+
+
+def test_grouping_off_sends_one_request_per_call(openai_server):
+    policy = make(openai_server, group_requests=False)
+
+    async def many():
+        return await asyncio.gather(*(policy.complete(TASK, seed=i) for i in range(3)))
+
+    asyncio.run(many())
+    requests = openai_server.completion_requests()
+    assert len(requests) == 3 and all("n" not in r.body for r in requests)
+
+
+def test_grouped_calls_are_cached_one_entry_per_caller(openai_server, tmp_path):
+    async def many(policy, seeds):
+        return await asyncio.gather(*(policy.complete(TASK, seed=s) for s in seeds))
+
+    first = asyncio.run(many(make(openai_server, cache_dir=str(tmp_path)), [1, 2, 3]))
+    again = make(openai_server, cache_dir=str(tmp_path))  # a resumed run
+    second = asyncio.run(many(again, [1, 2, 3, 4]))  # three hits, one new call
+    assert second[:3] == first and again.stats["cache_hits"] == 3
+    requests = openai_server.completion_requests()
+    assert len(requests) == 2 and "n" not in requests[1].body and requests[1].body["seed"] == 4
+    assert run(again, seed=2) == first[1]  # the same entry serves a lone call
+
+
+def test_deadline_counts_time_at_the_server_not_in_our_queue():
+    # One request at a time, 0.3 s each: the fourth call waits 0.9 s in our own queue,
+    # longer than the 0.5 s deadline, but spends only 0.3 s at the server.
+    with OpenAITestServer(latency_s=0.3) as server:
+        limits = ClientLimits(max_concurrency=1, deadline_s=0.5, backoff_initial_s=0.01)
+        policy = make(server, limits=limits)
+
+        async def many():
+            return await asyncio.gather(*(policy.complete(task(i)) for i in range(4)))
+
+        results = asyncio.run(many())
+    assert len(results) == 4 and policy.stats["failures"] == 0
 
 
 def test_retry_after_is_honoured(openai_server):
@@ -182,8 +272,14 @@ def test_unreachable_server_fails_with_one_line_after_deadline():
     assert url in str(info.value) and "\n" not in str(info.value)
 
 
-def test_unknown_model_fails_at_once(openai_server):
-    config = OpenAIConfig(model="no-such-model", base_url=openai_server.base_url, allow_no_key=True)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unknown_model_fails_at_once(openai_server, transport):
+    config = OpenAIConfig(
+        model="no-such-model",
+        base_url=openai_server.base_url,
+        allow_no_key=True,
+        transport=transport,
+    )
     with pytest.raises(PolicyError, match="'no-such-model' is not served"):
         run(OpenAIPolicy(config))
     assert len(openai_server.completion_requests()) == 1
@@ -195,7 +291,8 @@ def test_missing_key_names_the_variable(monkeypatch):
         OpenAIPolicy(OpenAIConfig(model="m", api_key_env="AGENTMC_TEST_KEY"))
 
 
-def test_key_never_in_logs_records_reprs_or_errors(monkeypatch, caplog, tmp_path):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_key_never_in_logs_records_reprs_or_errors(monkeypatch, caplog, tmp_path, transport):
     monkeypatch.setenv("AGENTMC_TEST_KEY", SECRET)
     caplog.set_level(logging.DEBUG)  # the SDK, httpx and ours at their most verbose
     with OpenAITestServer(api_key=SECRET) as server:
@@ -205,6 +302,7 @@ def test_key_never_in_logs_records_reprs_or_errors(monkeypatch, caplog, tmp_path
             api_key_env="AGENTMC_TEST_KEY",
             cache_dir=str(tmp_path / "cache"),
             limits=FAST,
+            transport=transport,
         )
         policy = OpenAIPolicy(config)
         server.inject(Fault("rate_limit", retry_after=0), Fault("server_error"))
@@ -222,11 +320,15 @@ def test_key_never_in_logs_records_reprs_or_errors(monkeypatch, caplog, tmp_path
     assert "retrying" in caplog.text  # the logs were captured at all
 
 
-def test_wrong_key_is_a_clear_error(monkeypatch):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_wrong_key_is_a_clear_error(monkeypatch, transport):
     monkeypatch.setenv("AGENTMC_TEST_KEY", "sk-wrong-key-123456")
     with OpenAITestServer(api_key=SECRET) as server:
         config = OpenAIConfig(
-            model="test-model", base_url=server.base_url, api_key_env="AGENTMC_TEST_KEY"
+            model="test-model",
+            base_url=server.base_url,
+            api_key_env="AGENTMC_TEST_KEY",
+            transport=transport,
         )
         with pytest.raises(PolicyError, match=r"refused the API key.*\$AGENTMC_TEST_KEY") as info:
             run(OpenAIPolicy(config))
@@ -266,7 +368,7 @@ def test_concurrency_limit_caps_requests_in_flight():
         policy = make(server, limits=ClientLimits(max_concurrency=2))
 
         async def many():
-            await asyncio.gather(*(policy.complete(TASK) for _ in range(6)))
+            await asyncio.gather(*(policy.complete(task(i)) for i in range(6)))
 
         start = time.monotonic()
         asyncio.run(many())
@@ -279,7 +381,7 @@ def test_requests_per_minute_limit_delays_the_burst_beyond_capacity():
         policy = make(server, limits=ClientLimits(requests_per_minute=60))
 
         async def many():
-            await asyncio.gather(*(policy.complete(TASK) for _ in range(62)))
+            await asyncio.gather(*(policy.complete(task(i)) for i in range(62)))
 
         start = time.monotonic()
         asyncio.run(many())
@@ -308,6 +410,7 @@ def test_logprobs_are_summed_when_the_server_sends_them():
         ({"model": "m", "base_url": "localhost:8000"}, "base_url"),
         ({"model": "m", "max_tokens": 0}, "max_tokens"),
         ({"model": "m", "samples_per_request": "all"}, "samples_per_request"),
+        ({"model": "m", "transport": "curl"}, "transport"),
     ],
 )
 def test_config_validation(kwargs, match):

@@ -267,8 +267,14 @@ class PolicyOptions:
     """Environment variable holding the API key for `openai:` policies."""
     temperature: float = 1.0
     """Sampling temperature."""
-    concurrency: int = 16
-    """Maximum policy requests in flight."""
+    concurrency: int = 256
+    """Maximum policy requests in flight (identical prompts at a step share one request)."""
+    timeout: float = 120.0
+    """`openai:` policies: seconds one policy call may spend at the server, retries and
+    their waits included; time queued behind --concurrency is not counted. One attempt
+    may take half of it (at least 60 s, at most all of it)."""
+    max_attempts: int = 8
+    """`openai:` policies: attempts per request before the call fails (retries + 1)."""
     max_reply_chars: int = 8192
     """Longest policy reply kept (the rest is cut, and the cut recorded)."""
     max_action_chars: int = 1024
@@ -283,6 +289,10 @@ class PolicyOptions:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.max_attempts < 1:
+            raise ConfigError(f"--max-attempts must be at least 1, got {self.max_attempts}")
         self.limits()  # noqa: B018 - validates the reply caps
 
     def limits(self):
@@ -303,24 +313,33 @@ class PolicyOptions:
 
         cache_dir = None if run_dir is None or not self.cache else Path(run_dir) / "cache"
         return make_policy(
-            spec or self.policy,
+            self.policy if spec is None else spec,
             base_url=self.base_url,
             api_key_env=self.api_key_env,
             concurrency=self.concurrency,
+            timeout_s=self.timeout,
+            max_attempts=self.max_attempts,
             cache_dir=cache_dir,
         )
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe settings recorded with a run (the key's *variable name* only).
 
-        ``cache`` changes no result and is left out; so are the reply caps at their
-        defaults, which keeps run directories of earlier versions resumable.
+        ``cache`` and ``concurrency`` change no result and are left out; so are the
+        reply caps and the call limits at their defaults, which keeps run directories
+        of earlier versions resumable.
         """
-        defaults = {"max_reply_chars": 8192, "max_action_chars": 1024}
+        defaults = {
+            "max_reply_chars": 8192,
+            "max_action_chars": 1024,
+            "timeout": 120.0,
+            "max_attempts": 8,
+        }
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name != "cache" and defaults.get(f.name, object()) != getattr(self, f.name)
+            if f.name not in ("cache", "concurrency")
+            and defaults.get(f.name, object()) != getattr(self, f.name)
         }
 
 

@@ -134,7 +134,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
 
     def policy_for(spec: str | None):
         # a method's own policy gets every --policy setting but the spec (key variable,
-        # concurrency, base URL, cache)
+        # concurrency, base URL, cache, timeout)
         return shared if spec is None else config.policy.make(spec, run_dir=config.out)
 
     store = RunStore.create_or_resume(

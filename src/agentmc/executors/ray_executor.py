@@ -14,7 +14,9 @@ The proxy also has the synchronous protocol (``reset``, ``step``,
 particle model can use remote environments unchanged; snapshots travel by
 value (small for TextCraft, a move history for ScienceWorld). Valid actions
 come back with every reset/step/restore, so ``valid_actions()`` costs no round
-trip.
+trip. For AMC, ``aadvance`` moves many particles in one round trip: for each
+``(snapshot, action)`` the actor restores, steps and snapshots, and returns
+all results together, so a step of K particles costs one hop instead of 3K.
 
 Actors import :mod:`agentmc.envs` and see the built-in environments; a custom
 environment must be registered by a module the workers import too.
@@ -88,6 +90,15 @@ class EnvWorker:
 
     def snapshot(self, handle: int) -> Any:
         return self._guard(self._envs[handle].snapshot)
+
+    def advance(self, handle: int, moves: list[tuple[Any, str]]) -> Any:
+        """Restore, step and snapshot once per ``(snapshot, action)`` (:func:`advance_env`)."""
+        from agentmc.steer import advance_env
+
+        env = self._envs[handle]
+        return self._guard(
+            lambda: [(tuple(result), *rest) for result, *rest in advance_env(env, moves)]
+        )
 
     def restore(self, handle: int, snapshot: Any) -> Any:
         env = self._envs[handle]
@@ -178,6 +189,19 @@ class RemoteEnv:
 
     async def astep(self, action: str) -> StepResult:
         return StepResult(*self._keep(await self._call("step", action)))
+
+    async def aadvance(
+        self, moves: Sequence[tuple[Any, str]]
+    ) -> list[tuple[StepResult, Any, tuple[str, ...] | None]]:
+        """Many particle moves in one round trip: ``(result, new snapshot, valid actions)`` each.
+
+        The remote environment is left in the last move's state.
+        """
+        if not moves:
+            return []
+        replies = _unwrap(await self._call("advance", list(moves)))
+        self._actions = None if replies[-1][2] is None else list(replies[-1][2])
+        return [(StepResult(*result), snapshot, actions) for result, snapshot, actions in replies]
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

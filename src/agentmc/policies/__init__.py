@@ -86,8 +86,10 @@ def make_policy(
     *,
     base_url: str | None = None,
     api_key_env: str = "OPENAI_API_KEY",
-    concurrency: int = 16,
+    concurrency: int = 256,
     cache_dir: str | Path | None = None,
+    timeout_s: float = 120.0,
+    max_attempts: int = 8,
 ) -> Policy:
     """Build a policy from a spec string (see the module docstring for the forms).
 
@@ -99,6 +101,10 @@ def make_policy(
             (the key itself is never passed around).
         concurrency: Most requests in flight for ``openai:`` specs.
         cache_dir: On-disk request cache for ``openai:`` specs (``None``: no cache).
+        timeout_s: ``openai:`` specs: seconds a call may spend at the server, retries
+            included (its ``deadline_s``); one attempt may take half of it (at least
+            60 s, at most all of it).
+        max_attempts: ``openai:`` specs: attempts per request.
 
     Returns:
         The policy.
@@ -128,7 +134,12 @@ def make_policy(
             api_key_env=api_key_env,
             allow_no_key=host in _LOCAL_HOSTS,
             cache_dir=None if cache_dir is None else str(cache_dir),
-            limits=ClientLimits(max_concurrency=concurrency),
+            limits=ClientLimits(
+                max_concurrency=concurrency,
+                deadline_s=timeout_s,
+                request_timeout_s=min(timeout_s, max(60.0, timeout_s / 2)),
+                max_attempts=max_attempts,
+            ),
         )
         return OpenAIPolicy(config)
     if kind == "replay" and sep:

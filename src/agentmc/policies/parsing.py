@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -55,13 +56,24 @@ def parse_action(reply: str, candidates: Sequence[str] | None = None) -> tuple[s
         ``(action, parsed)``: the cleaned action and whether one was found. When
         nothing is found, ``action`` is the stripped reply (possibly empty).
     """
-    lines = [line for line in reply.replace("\r", "").split("\n") if line.strip()]
     if candidates:
         valid = set(candidates)
-        for line in lines:
+        if reply in valid:  # the common case: a reply that is exactly a valid action
+            return reply, True
+        for line in reply.replace("\r", "").split("\n"):
             action = _clean(_ACTION_MARKER.sub("", line, count=1))
             if action in valid:
                 return action, True
+    return _parse(reply)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(reply: str) -> tuple[str, bool]:
+    """:func:`parse_action` without candidates, memoised (a pure function of ``reply``).
+
+    SMC parses the same few replies for thousands of particles per step.
+    """
+    lines = [line for line in reply.replace("\r", "").split("\n") if line.strip()]
     for line in lines:  # an explicit "Action:" wins over everything else
         if _ACTION_MARKER.match(line):
             action = _clean(_ACTION_MARKER.sub("", line, count=1))

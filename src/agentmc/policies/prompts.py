@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -264,12 +265,17 @@ class PromptFormat:
         Returns:
             ``[{"role": ..., "content": ...}, ...]`` ready for a chat endpoint.
         """
+        return [{"role": "system", "content": self._chat_system}] + [
+            m.as_dict() for m in self.window(messages)
+        ]
+
+    @functools.cached_property
+    def _chat_system(self) -> str:
+        """The system message with the worked examples (built once per format: it never changes)."""
         system = self.system
         for example in self.examples:
             system += "\n\n" + self._example_transcript(example).rstrip("\n")
-        return [{"role": "system", "content": system}] + [
-            m.as_dict() for m in self.window(messages)
-        ]
+        return system
 
     def _example_transcript(self, example: Example) -> str:
         parts = [f"Example task:\n{example.task.strip()}\n"]

@@ -8,7 +8,11 @@ turns one such server session into a :class:`~agentmc.envs.core.TextEnv`.
 The protocol has no save/load, so a snapshot is the episode's action prefix
 (plus the observations seen, to verify replays): ``restore`` resets the
 session and replays the prefix, or only steps the missing suffix when the
-session is already part-way along the same prefix. Replays are checked
+session is already part-way along the same prefix. With ``sessions`` > 1 the
+environment keeps that many server sessions, each parked at the prefix it last
+reached, and a restore resumes the session furthest along the snapshot's
+prefix: the K particles of an SMC run then each find their own session where
+they left it, and only the clones that resampling adds replay a prefix. Replays are checked
 observation by observation; a server that answers differently the second time
 (not deterministic, or a different version) raises :class:`EnvServerError`
 instead of silently playing a different episode.
@@ -35,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,6 +83,9 @@ class AgentGymConfig:
     """Check that replayed steps give the recorded observations."""
     env_id: str = "agentgym"
     """Name recorded with trajectories."""
+    sessions: int = 16
+    """Server sessions kept, each parked at the episode prefix it reached, so a restore
+    resumes one already there (or part-way) instead of replaying from the start."""
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -88,12 +96,25 @@ class AgentGymConfig:
             raise ConfigError(f"timeout_s must be a positive number, not {self.timeout_s}")
         if self.retries < 1:
             raise ConfigError(f"retries must be at least 1, not {self.retries}")
+        if self.sessions < 1:
+            raise ConfigError(f"sessions must be at least 1, not {self.sessions}")
         if self.id_field not in ("id", "env_idx"):
             raise ConfigError(f"id_field must be 'id' or 'env_idx', not {self.id_field!r}")
         if self.task_field not in ("data_idx", "session_id", "task_id"):
             raise ConfigError(
                 f"task_field must be 'data_idx', 'session_id' or 'task_id', not {self.task_field!r}"
             )
+
+
+@dataclass
+class _Parked:
+    """A server session not in use, and where its episode stands."""
+
+    seed: int | None
+    first: str
+    actions: list[str]
+    observations: list[str]
+    done: bool
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,7 @@ class AgentGymEnv:
         self._actions: list[str] = []
         self._observations: list[str] = []
         self._done = False
+        self._parked: OrderedDict[int, _Parked] = OrderedDict()  # session id -> state, LRU first
         self.replayed_steps = 0
         """Steps replayed so far by ``restore`` and recovery (a cost counter)."""
 
@@ -344,13 +366,12 @@ class AgentGymEnv:
                 f"cannot restore a snapshot of task {snapshot.task_id} into task {self.task_id}"
             )
         actions, observations = list(snapshot.actions), list(snapshot.observations)
-        n = len(self._actions)
-        on_the_way = (
-            self.session is not None
-            and self._seed == snapshot.seed
-            and self._first == snapshot.first_observation
-            and self._actions == actions[:n]
+        on_the_way = self.session is not None and self._leads_to(
+            self._seed, self._first, self._actions, snapshot
         )
+        if not on_the_way and self.config.sessions > 1:
+            on_the_way = self._switch_session(snapshot)
+        n = len(self._actions)
         try:
             if on_the_way:
                 self._replay(actions, observations, n)  # already on the way: step the rest
@@ -380,8 +401,56 @@ class AgentGymEnv:
         self._actions, self._observations = actions, observations
         self._done = snapshot.done
 
+    @staticmethod
+    def _leads_to(
+        seed: int | None, first: str, done: list[str], snapshot: AgentGymSnapshot
+    ) -> bool:
+        """Whether a session that took ``done`` after ``seed``/``first`` leads to ``snapshot``."""
+        return (
+            seed == snapshot.seed
+            and first == snapshot.first_observation
+            and len(done) <= len(snapshot.actions)
+            and tuple(done) == snapshot.actions[: len(done)]
+        )
+
+    def _switch_session(self, snapshot: AgentGymSnapshot) -> bool:
+        """Park the active session; activate the one furthest on the way to ``snapshot``.
+
+        Returns:
+            True if the activated session is on the way (replay only the rest); False
+            if none is, and the active session (a new one while there is room, else
+            the least recently used) must be reset and replay the whole prefix.
+        """
+        best, best_length = None, -1
+        for session, parked in self._parked.items():
+            if len(parked.actions) > best_length and self._leads_to(
+                parked.seed, parked.first, parked.actions, snapshot
+            ):
+                best, best_length = session, len(parked.actions)
+        if self.session is not None:
+            self._parked[self.session] = _Parked(
+                self._seed, self._first, self._actions, self._observations, self._done
+            )
+            self.session = None
+        if best is not None:
+            parked = self._parked.pop(best)
+            self.session = best
+            self._seed, self._first = parked.seed, parked.first
+            self._actions, self._observations = parked.actions, parked.observations
+            self._done = parked.done
+            return True
+        if len(self._parked) >= self.config.sessions:  # full: reuse the least recently used
+            session, _ = self._parked.popitem(last=False)
+            self.session = session
+        self._actions, self._observations = [], []
+        return False
+
     def close(self) -> None:
         self._close_session()
+        for session in list(self._parked):
+            self.session = session
+            self._close_session()
+        self._parked.clear()
         if self._owns_client:
             self._client.close()
 
