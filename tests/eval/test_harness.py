@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import numpy as np
 import pytest
@@ -162,7 +163,8 @@ def test_guard_rule_is_a_one_sided_sign_test_on_at_least_30_tasks(
 
 
 def test_guard_falls_back_to_best_of_n_when_amc_does_not_win(tmp_path):
-    # A random agent never crafts the goal: AMC and Best-of-N tie at 0, so AMC is not trusted.
+    # With a critic that scores every state alike, AMC and Best-of-N solve the same tasks
+    # (no disagreement): no evidence for AMC, so it is not trusted.
     guard = task_ids("textcraft", "validation")[:30]
     run = evaluation(tmp_path, ["amc:2:critic"], policy="random", guard=guard, n=2)
     rows, guards = asyncio.run(run.run())
@@ -172,6 +174,9 @@ def test_guard_falls_back_to_best_of_n_when_amc_does_not_win(tmp_path):
     assert any("replaced by bon@critic-k2" in note for note in report.notes)
     md, html = write_report(tmp_path / "report", report)
     assert "replaced by bon@critic-k2" in md.read_text()
+    # both methods' validation figures and the rule are in the report
+    assert re.search(r"AMC solved \d+% vs \d+% for bon@critic-k2", md.read_text())
+    assert "Rule: AMC kept iff n >= 30 validation tasks" in md.read_text()
     assert html.read_text().startswith("<!doctype html>")
 
 
