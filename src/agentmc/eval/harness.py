@@ -52,28 +52,55 @@ DEPLOYABLE = ("weight", "critic")
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of the comparison: a method, and the policy it runs (default: the shared one).
+    """One row of the comparison: a method, the policy it runs and the critic it uses.
+
+    Text form: ``METHOD[{critic=CRITIC}][=POLICY]``, e.g. ``amc:8:critic``,
+    ``single=trained:runs/g2po``, ``smc:8:critic{critic=judge}``,
+    ``amc:8:critic{critic=runs/critic}``. CRITIC is a critic artifact path,
+    ``judge`` (the evaluation's own policy rates the histories, zero-shot),
+    ``judge:POLICY`` (another model judges) or ``zero``.
 
     Attributes:
         spec: The method.
         policy: A policy spec for this entry only (``None``: the evaluation's policy),
             e.g. ``trained:runs/g2po`` for an RL-trained agent.
+        critic: A critic for this entry only (``None``: the evaluation's ``--critic``).
     """
 
     spec: MethodSpec
     policy: str | None = None
+    critic: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Entry:
-        """``METHOD`` or ``METHOD=POLICY``: ``amc:8:critic``, ``single=trained:runs/g2po``."""
+        """Parse the text form (see the class docstring).
+
+        Raises:
+            ConfigError: An empty ``=POLICY``, an unclosed ``{``, or an option other
+                than ``critic=``.
+        """
+        critic = None
+        if "{" in text:
+            start = text.index("{")
+            end = text.find("}", start)
+            if end < 0:
+                raise ConfigError(f"method {text!r}: '{{' without '}}'; e.g. amc:8{{critic=PATH}}")
+            key, sep, value = text[start + 1 : end].partition("=")
+            if key.strip() != "critic" or not sep or not value.strip():
+                raise ConfigError(
+                    f"method {text!r}: the only option is {{critic=PATH|judge|judge:POLICY|zero}}"
+                )
+            critic = value.strip()
+            text = text[:start] + text[end + 1 :]
         method, sep, policy = text.partition("=")
         if sep and not policy:
             raise ConfigError(f"method {text!r}: nothing after '='; expected METHOD=POLICY")
-        return cls(MethodSpec.parse(method), policy or None)
+        return cls(MethodSpec.parse(method), policy or None, critic)
 
     @property
     def label(self) -> str:
-        return self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+        label = self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+        return label if self.critic is None else f"{label}{{critic={self.critic}}}"
 
 
 @dataclass(frozen=True)
@@ -194,7 +221,7 @@ def stable_index(task_id: str) -> int:
 def baseline_of(entry: Entry) -> Entry:
     """Best-of-N with the same K, selection mode and policy: the do-no-harm yardstick."""
     spec = replace(entry.spec, kind="bon")
-    return Entry(spec, entry.policy)
+    return Entry(spec, entry.policy, entry.critic)
 
 
 def fallback_label(entry: Entry) -> str:
@@ -216,6 +243,11 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "calls": int(result.calls),
         "tokens": int(result.prompt_tokens + result.completion_tokens),
         "cost": result.cost,
+        "judge_calls": result.judge_calls,
+        "judge_tokens": result.judge_tokens,
+        "critic_cpu_s": result.critic_cpu_s,
+        "total_calls": int(result.calls) + result.judge_calls,
+        "total_tokens": int(result.prompt_tokens + result.completion_tokens) + result.judge_tokens,
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
@@ -239,6 +271,8 @@ class Evaluation:
         make_policy: ``policy spec or None -> policy`` (``None``: the shared policy);
             called once per distinct spec.
         critic: The critic AMC, SMC and critic selection use (``None``: zero critic).
+        make_critic: ``entry.critic text -> critic`` for entries with their own critic
+            (``{critic=...}``); called once per distinct text.
         workers: (entry, task) units in flight at once.
         progress: Show progress bars.
     """
@@ -250,7 +284,19 @@ class Evaluation:
     critic: Any = None
     workers: int = 4
     progress: bool = True
+    make_critic: Callable[[str], Any] | None = None
     _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
+    _critics: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def critic_for(self, entry: Entry) -> Any:
+        """The entry's own critic, else the evaluation's."""
+        if entry.critic is None:
+            return self.critic
+        if entry.critic not in self._critics:
+            if self.make_critic is None:
+                raise ConfigError(f"method {entry.label} names a critic but none can be loaded")
+            self._critics[entry.critic] = self.make_critic(entry.critic)
+        return self._critics[entry.critic]
 
     def policy(self, spec: str | None) -> Policy:
         if spec not in self._policies:
@@ -264,7 +310,7 @@ class Evaluation:
             lambda: self.make_env(task_id),
             self.policy(entry.policy),
             task_rng(plan.seed, stable_index(task_id)),
-            critic=self.critic,
+            critic=self.critic_for(entry),
             budget=None if plan.budget is None else plan.budget.budget(),
             temperature=plan.temperature,
             task_id=task_id,
