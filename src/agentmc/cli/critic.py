@@ -21,12 +21,20 @@ Backend settings beyond the common flags go in ``--backend-options KEY=VALUE``
 (e.g. ``rank=16 dtype=bfloat16 base_model=/models/llama`` for LoRA); the valid
 keys are the fields of the backend's config and are listed on error.
 
+``critic refresh`` warm-starts a new version of a deployed critic from the
+trajectories produced since (``agentmc run``/``eval`` directories keep every
+particle): held-out tasks are drawn among tasks the old critic never saw, the
+old and new versions are compared there (pooled and within-task metrics),
+and the new artifact records its lineage (parent version, data fingerprints).
+
 Example::
 
     agentmc collect --out runs/prior --n-tasks 200
     agentmc critic train --data runs/prior --backend hashed --out critics/tc
     agentmc rollout --out runs/heldout --split validation
     agentmc critic eval --critic critics/tc --data runs/heldout --out reports/critic
+    agentmc eval --critic critics/tc --methods amc:8:critic --out runs/day1
+    agentmc critic refresh --critic critics/tc --data runs/day1 --out critics/tc-v2
 """
 
 from __future__ import annotations
@@ -98,6 +106,28 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("--data needs at least one run directory")
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    """Warm-start a new critic version from new trajectories."""
+
+    critic: Path
+    """The critic artifact to refresh (a hashed critic with a return target)."""
+    data: tuple[Path, ...]
+    """New run directories: agentmc run, eval, collect or rollout."""
+    out: Path
+    """Artifact directory of the new version (may be --critic itself to replace it)."""
+    val_fraction: float = 0.2
+    """Share of the tasks the old critic never saw that are held out to compare old and new."""
+    seed: int = 0
+    """Seed of the split and the solver."""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("--data needs at least one run directory")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
 
 
 # -- backend options -----------------------------------------------------------------
@@ -412,7 +442,55 @@ def evaluate(config: EvalConfig) -> int:
     return 0
 
 
+COMPARED = (
+    ("within-task AUROC", "within_task_auroc"),
+    ("within-task pairwise accuracy", "within_task_pairwise_accuracy"),
+    ("within-task Spearman", "within_task_spearman"),
+    ("finished attempts AUROC (within task)", "final_within_task_auroc"),
+    ("AUROC(success), pooled", "auroc_success"),
+    ("Spearman, pooled", "spearman"),
+    ("MSE", "mse"),
+)
+
+
+def refresh_command(config: RefreshConfig) -> int:
+    from agentmc.critics.artifact import load, read_meta, save
+    from agentmc.critics.fit import load_runs
+    from agentmc.critics.refresh import refresh
+
+    trajectories = load_runs(config.data)
+    meta = read_meta(config.critic)
+    parent = load(config.critic)
+    result = refresh(
+        parent,
+        trajectories,
+        parent_path=str(config.critic),
+        parent_created=meta.get("created"),
+        source=", ".join(str(p) for p in config.data),
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
+    path = save(result.critic, config.out)
+    provenance = result.critic.provenance
+    label = " (synthetic data)" if provenance.synthetic_data else ""
+    print(
+        f"critic {config.critic} v{provenance.version - 1} -> v{provenance.version}{label}: "
+        f"warm-started on {provenance.n_examples} states of "
+        f"{len(result.train_tasks)} tasks; compared on {len(result.heldout_tasks)} held-out "
+        "tasks neither version trained on"
+    )
+    width = max(len(name) for name, _ in COMPARED)
+    print(f"  {'metric':<{width}}  {'old':>7}  {'new':>7}")
+    for name, key in COMPARED:
+        old, new = result.parent_metrics.get(key), result.metrics.get(key)
+        print(f"  {name:<{width}}  {_fmt(old):>7}  {_fmt(new):>7}")
+    print(f"-> {path}")
+    return 0
+
+
 def main(name: str, argv: list[str]) -> int:
+    if name.endswith("refresh"):
+        return refresh_command(parse(RefreshConfig, name, argv))
     if name.endswith("train"):
         return train(parse(TrainConfig, name, argv))
     return evaluate(parse(EvalConfig, name, argv))
