@@ -160,7 +160,10 @@ def test_records_round_trip_through_json_and_runs_are_reproducible(text):
     data = json.loads(json.dumps(first.to_dict()))
     assert EpisodeResult.from_dict(data) == first
     first_dict, second_dict = first.to_dict(), second.to_dict()
-    first_dict.pop("wall_s"), second_dict.pop("wall_s")
+    for record in (first_dict, second_dict):
+        record.pop("wall_s")
+        for timing in ("cpu_s", "wall_s"):  # the critic's measured time
+            assert record["critic_spend"].pop(timing) >= 0.0
     assert first_dict == second_dict
     assert first.method == spec.label and first.selection == spec.selection
     assert len(first.candidates_rewards) == spec.particles

@@ -44,6 +44,15 @@ Failed particles (a policy call that failed after its retries) are never
 selected while another candidate exists, and ``diagnostics["failed_particles"]``
 counts them.
 
+What a method spends, all of it (so equal-cost comparisons are honest):
+``calls``/``prompt_tokens``/``completion_tokens``/``cost`` are the agent's;
+``critic`` holds the critic's (an LLM judge's requests, tokens and dollars,
+and the CPU seconds and wall seconds spent scoring, see
+:mod:`agentmc.critics.meter`). A budget cap counts judge requests and tokens
+too. With K > 1, ``particles`` keeps every finished particle's trajectory,
+shared prefixes once (:mod:`agentmc.data.particles`), so a critic can later be
+trained on everything a run generated.
+
 Example:
     >>> import asyncio
     >>> import numpy as np
@@ -73,6 +82,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from agentmc.critics.core import Critic
+from agentmc.critics.meter import MeteredCritic
+from agentmc.data.particles import pack
 from agentmc.data.trajectory import Trajectory
 from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
@@ -350,6 +361,11 @@ class EpisodeResult:
         trajectory: The selected trajectory (``meta`` says which particle and how).
         candidates_rewards: True final returns of the K candidates (for analysis only).
         candidate_values: Critic scores of the K final histories, or ``None`` without a critic.
+        critic_spend: What the critic cost: judge ``calls``, ``prompt_tokens``,
+            ``completion_tokens``, ``cost``, and ``cpu_s``, ``wall_s``, ``histories``
+            (``None`` without a critic).
+        particles: Every particle's trajectory packed by
+            :func:`agentmc.data.particles.pack` (``None`` for K = 1: the trajectory is all).
         diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors and running
             log-evidence (``checkpoints``), ``log_evidence``, ``genealogy``,
             ``failed_particles``, ``failures``, ``budget_exhausted``, ``stop_reason``, ...
@@ -370,10 +386,38 @@ class EpisodeResult:
     candidates_rewards: list[float]
     candidate_values: list[float] | None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    critic_spend: dict[str, Any] | None = None
+    particles: dict[str, Any] | None = None
+
+    @property
+    def judge_calls(self) -> int:
+        return int((self.critic_spend or {}).get("calls", 0))
+
+    @property
+    def judge_tokens(self) -> int:
+        spend = self.critic_spend or {}
+        return int(spend.get("prompt_tokens", 0)) + int(spend.get("completion_tokens", 0))
+
+    @property
+    def critic_cpu_s(self) -> float:
+        return float((self.critic_spend or {}).get("cpu_s", 0.0))
+
+    def trajectories(self) -> list[Trajectory]:
+        """Every kept particle's trajectory (the selected one alone for K = 1)."""
+        if self.particles is None:
+            return [self.trajectory]
+        from agentmc.data.particles import unpack
+
+        return unpack(self.particles)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
-        return {
+        extra: dict[str, Any] = {}
+        if self.critic_spend is not None:
+            extra["critic_spend"] = self.critic_spend
+        if self.particles is not None:
+            extra["particles"] = self.particles
+        return extra | {
             "task_id": self.task_id,
             "method": self.method,
             "selection": self.selection,
@@ -413,6 +457,8 @@ class EpisodeResult:
             candidates_rewards=[float(v) for v in data["candidates_rewards"]],
             candidate_values=None if values is None else [float(v) for v in values],
             diagnostics=dict(data.get("diagnostics", {})),
+            critic_spend=data.get("critic_spend"),
+            particles=data.get("particles"),
         )
 
 
@@ -459,6 +505,8 @@ async def arun_method(
         )
     budget = budget or Budget()
     start = time.perf_counter()
+    meter = None if critic is None else MeteredCritic(critic)
+    critic = meter
     smc_rng, select_rng = rng.spawn(2)
     env = make_env()
     try:
@@ -518,6 +566,14 @@ async def arun_method(
                 "lineage": lineage,
             },
         )
+        particles = None
+        if spec.particles > 1:
+            particles = pack(
+                [
+                    model.trajectory(state, meta={"method": spec.label, "particle": i})
+                    for i, state in enumerate(states)
+                ]
+            )
     finally:
         env.close()
     usage = model.usage
@@ -556,6 +612,8 @@ async def arun_method(
         candidates_rewards=rewards.tolist(),
         candidate_values=None if scores is None else scores.tolist(),
         diagnostics=diagnostics,
+        critic_spend=None if meter is None else meter.spend(),
+        particles=particles,
     )
 
 

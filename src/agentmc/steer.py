@@ -271,6 +271,9 @@ class AgentModel:
 
     def spent(self) -> Spend:
         usage = self.usage
+        judged = getattr(self.critic, "usage", None)  # a metered critic's judge requests count too
+        if isinstance(judged, Usage):
+            usage = usage + judged
         return Spend(calls=usage.calls, tokens=usage.tokens, cost=usage.cost)
 
     # -- helpers ----------------------------------------------------------------------------

@@ -37,7 +37,9 @@ class Config:
     methods: tuple[str, ...] = ("single", "bon:8", "amc:8:critic")
     """Methods: `single`, `bon:K[:SELECT]`, `smc:K[:SELECT]`, `amc:K[:SELECT]` with SELECT
     one of reward, weight, critic; append `=POLICY` to give one method its own policy
-    (e.g. `single=trained:runs/g2po`)."""
+    (e.g. `single=trained:runs/g2po`) and `{critic=C}` its own critic, C a critic artifact,
+    `judge` (the policy judges, zero-shot), `judge:POLICY` or `zero` (e.g.
+    `smc:8:critic{critic=judge}`)."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
@@ -125,6 +127,44 @@ def tuned_choices(config: Config, budget: str | None) -> dict[str, str]:
     return {c["base"]: c["chosen"] for c in data["choices"]}
 
 
+def critic_maker(config: Config, shared_policy: Any):
+    """``text -> critic`` for per-method ``{critic=...}`` options."""
+
+    def make(text: str) -> Any:
+        from agentmc.critics.judge import JudgeCritic
+        from agentmc.policies import make_policy
+
+        if text == "zero":
+            return None
+        if text == "judge":
+            return JudgeCritic(shared_policy)
+        if text.startswith("judge:"):
+            spec = text[len("judge:") :]
+            judge = make_policy(spec, base_url=config.policy.base_url)
+            return JudgeCritic(judge, policy_spec=spec, base_url=config.policy.base_url)
+        return load_critic(Path(text), config.tasks.env)
+
+    return make
+
+
+def check_unseen(critic: Any, label: str, task_ids: list[str]) -> None:
+    """Refuse a trained critic on tasks it was trained or validated on.
+
+    Raises:
+        ConfigError: Some evaluated task is in the critic's training or validation split.
+    """
+    provenance = getattr(critic, "provenance", None)
+    if provenance is None:
+        return
+    seen = sorted(set(task_ids) & (set(provenance.train_tasks) | set(provenance.val_tasks)))
+    if seen:
+        raise ConfigError(
+            f"critic {label} was trained or validated on {len(seen)} of the {len(task_ids)} "
+            f"tasks to evaluate (e.g. {', '.join(seen[:3])}); evaluate on other tasks or "
+            "retrain it without them (never evaluate a critic on its training tasks)"
+        )
+
+
 def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
     from dataclasses import replace
 
@@ -174,15 +214,25 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     import numpy as np
 
     from agentmc.data.store import RunStore
-    from agentmc.eval.harness import Evaluation, build_report
+    from agentmc.eval.harness import Entry, Evaluation, build_report
     from agentmc.eval.report import write_report
     from agentmc.policies import make_policy
 
     critic = load_critic(config.critic, config.tasks.env)
-    plan = make_plan(config, config.tasks.select(), guard_ids(config, critic))
-    if critic is None and any(e.spec.select == "critic" for e in plan.entries):
+    entries_critic = any(Entry.parse(m).critic not in (None, "zero") for m in config.methods)
+    plan = make_plan(config, config.tasks.select(), guard_ids(config, critic or entries_critic))
+    if critic is None and any(
+        e.spec.select == "critic" and e.critic in (None, "zero") for e in plan.entries
+    ):
         raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
     shared = config.policy.make()
+    make_critic = critic_maker(config, shared)
+    evaluated = list(plan.task_ids) + list(plan.guard_task_ids)
+    if critic is not None:
+        check_unseen(critic, str(config.critic), evaluated)
+    for entry in plan.entries:
+        if entry.critic not in (None, "zero", "judge") and not entry.critic.startswith("judge:"):
+            check_unseen(load_critic(Path(entry.critic), config.tasks.env), entry.critic, evaluated)
 
     def policy_for(spec: str | None):
         if spec is None:
@@ -213,6 +263,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             critic=critic,
             workers=config.workers,
             progress=config.progress,
+            make_critic=make_critic,
         )
         asyncio.run(evaluation.run())
     report = build_report(store, np.random.default_rng(config.seed), critic=critic, title=title)

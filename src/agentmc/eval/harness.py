@@ -73,32 +73,62 @@ GUARD_RULE = (
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of the comparison: a method, and the policy it runs (default: the shared one).
+    """One row of the comparison: a method, the policy it runs and the critic it uses.
+
+    Text form: ``METHOD[{critic=CRITIC}][=POLICY]``, e.g. ``amc:8:critic``,
+    ``single=trained:runs/g2po``, ``smc:8:critic{critic=judge}``,
+    ``amc:8:critic{critic=runs/critic}``. CRITIC is a critic artifact path,
+    ``judge`` (the evaluation's own policy rates the histories, zero-shot),
+    ``judge:POLICY`` (another model judges) or ``zero``.
 
     Attributes:
         spec: The method.
         policy: A policy spec for this entry only (``None``: the evaluation's policy),
             e.g. ``trained:runs/g2po`` for an RL-trained agent.
+        critic: A critic for this entry only (``None``: the evaluation's ``--critic``).
     """
 
     spec: MethodSpec
     policy: str | None = None
+    critic: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Entry:
-        """``METHOD`` or ``METHOD=POLICY``: ``amc:8:critic``, ``single=trained:runs/g2po``.
+        """Parse the text form (see the class docstring).
 
         The method's own ``key=value`` settings (``amc:8:beta=0.3=trained:runs/g2po``)
         are not taken for the policy separator.
+
+        Raises:
+            ConfigError: An empty ``=POLICY``, an unclosed ``{``, or an option other
+                than ``critic=``.
         """
-        method, policy = cls.split(text)
+        critic, rest = cls._critic_option(text)
+        method, policy = cls.split(rest)
         if policy == "":
             raise ConfigError(f"method {text!r}: nothing after '='; expected METHOD=POLICY")
-        return cls(MethodSpec.parse(method), policy)
+        return cls(MethodSpec.parse(method), policy, critic)
 
     @staticmethod
-    def split(text: str) -> tuple[str, str | None]:
-        """``(method, policy)`` of ``METHOD[=POLICY]`` (policy ``None`` when absent)."""
+    def _critic_option(text: str) -> tuple[str | None, str]:
+        """``(critic or None, text without its {critic=...} option)``."""
+        if "{" not in text:
+            return None, text
+        start = text.index("{")
+        end = text.find("}", start)
+        if end < 0:
+            raise ConfigError(f"method {text!r}: '{{' without '}}'; e.g. amc:8{{critic=PATH}}")
+        key, sep, value = text[start + 1 : end].partition("=")
+        if key.strip() != "critic" or not sep or not value.strip():
+            raise ConfigError(
+                f"method {text!r}: the only option is {{critic=PATH|judge|judge:POLICY|zero}}"
+            )
+        return value.strip(), text[:start] + text[end + 1 :]
+
+    @classmethod
+    def split(cls, text: str) -> tuple[str, str | None]:
+        """``(method, policy)`` of ``METHOD[{...}][=POLICY]`` (policy ``None`` when absent)."""
+        text = cls._critic_option(text)[1]
         for index, char in enumerate(text):
             if char == "=":
                 key = text[:index].rsplit(":", 1)[-1].strip().lower()
@@ -108,7 +138,8 @@ class Entry:
 
     @property
     def label(self) -> str:
-        return self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+        label = self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+        return label if self.critic is None else f"{label}{{critic={self.critic}}}"
 
 
 @dataclass(frozen=True)
@@ -290,7 +321,7 @@ def stable_index(task_id: str) -> int:
 def baseline_of(entry: Entry) -> Entry:
     """Best-of-N with the same K, selection mode and policy: the do-no-harm yardstick."""
     spec = replace(entry.spec, kind="bon")
-    return Entry(spec, entry.policy)
+    return Entry(spec, entry.policy, entry.critic)
 
 
 def fallback_label(entry: Entry) -> str:
@@ -312,6 +343,11 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "calls": int(result.calls),
         "tokens": int(result.prompt_tokens + result.completion_tokens),
         "cost": result.cost,
+        "judge_calls": result.judge_calls,
+        "judge_tokens": result.judge_tokens,
+        "critic_cpu_s": result.critic_cpu_s,
+        "total_calls": int(result.calls) + result.judge_calls,
+        "total_tokens": int(result.prompt_tokens + result.completion_tokens) + result.judge_tokens,
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
@@ -335,6 +371,8 @@ class Evaluation:
         make_policy: ``policy spec or None -> policy`` (``None``: the shared policy);
             called once per distinct spec.
         critic: The critic AMC, SMC and critic selection use (``None``: zero critic).
+        make_critic: ``entry.critic text -> critic`` for entries with their own critic
+            (``{critic=...}``); called once per distinct text.
         workers: (entry, task) units in flight at once.
         progress: Show progress bars.
     """
@@ -346,7 +384,19 @@ class Evaluation:
     critic: Any = None
     workers: int = 4
     progress: bool = True
+    make_critic: Callable[[str], Any] | None = None
     _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
+    _critics: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def critic_for(self, entry: Entry) -> Any:
+        """The entry's own critic, else the evaluation's."""
+        if entry.critic is None:
+            return self.critic
+        if entry.critic not in self._critics:
+            if self.make_critic is None:
+                raise ConfigError(f"method {entry.label} names a critic but none can be loaded")
+            self._critics[entry.critic] = self.make_critic(entry.critic)
+        return self._critics[entry.critic]
 
     def policy(self, spec: str | None) -> Policy:
         if spec not in self._policies:
@@ -360,7 +410,7 @@ class Evaluation:
             lambda: self.make_env(task_id),
             self.policy(entry.policy),
             task_rng(plan.seed, stable_index(task_id)),
-            critic=self.critic,
+            critic=self.critic_for(entry),
             budget=None if plan.budget is None else plan.budget.budget(),
             temperature=plan.temperature,
             task_id=task_id,
