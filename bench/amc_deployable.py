@@ -94,6 +94,10 @@ MAX_STEPS = 20
 #: Chosen so a single run of the expert succeeds 35-55% on the 100 test tasks (51%).
 EPS = 0.85
 PRIORS = {"expert": f"noisy-expert:eps={EPS}", "local": "local"}
+#: The local model is slow: its default runs the main critic only.
+DEFAULT_CRITICS = {"expert": ("plan", "learned"), "local": ("plan",)}
+#: Noise levels of the expert's calibration sweep (single-run success and pass@8 per depth).
+EPS_SWEEP = (0.0, 0.3, 0.6, 0.8, 0.85, 0.9)
 #: Critic of the main metric keys; others go under ``<prior>.<critic>.``.
 MAIN_CRITIC = "plan"
 RANK_WEIGHT = 1.0
@@ -112,7 +116,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "local": {
         "ks": (4,),
         "n_test": 50,
-        "n_critic": 60,
+        "n_critic": 30,
         "rollouts": 2,
         "n_tune": 20,
         "n_guard": 30,
@@ -142,11 +146,11 @@ def arguments() -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.selects = tuple(args.selects or ("reward", "critic"))
-    args.critics = tuple(args.critics or ("plan", "learned"))
+    args.critics = tuple(args.critics or DEFAULT_CRITICS[args.prior])
     if not SPLITS.is_dir():
         parser.exit(2, f"{NAME}: error: the AMC paper's splits are not at {SPLITS}\n")
-    if args.n_guard < 30:
-        parser.exit(2, f"{NAME}: error: --n-guard must be at least 30 (the guard's minimum)\n")
+    if 0 < args.n_guard < 30:
+        parser.exit(2, f"{NAME}: error: --n-guard must be 0 (skip) or >= 30\n")
     return args
 
 
@@ -182,6 +186,37 @@ def collect(root: Path, table: TaskTable, policy: Any, tasks: list[str], rollout
     units = [Unit(f"{t}/{s}", (t, s)) for t in tasks for s in range(rollouts)]
     asyncio.run(run_units(store, units, work, workers=workers, description="prior data"))
     return [Trajectory.from_dict(r["data"]) for r in store.records("trajectory")]
+
+
+def eps_sweep(table: TaskTable, tasks: list[str], samples: int = 8) -> list[dict[str, Any]]:
+    """Single-run success and pass@8 of the expert per eps, overall and by gold-plan length."""
+    lengths = np.array([len(make("textcraft", task_id=t, tasks=table).gold_plan()) for t in tasks])
+    buckets = {"plan<=4": lengths <= 4, "plan5-8": (lengths > 4) & (lengths <= 8)}
+    buckets["plan>=9"] = lengths > 8
+    rows = []
+    for eps in EPS_SWEEP:
+        policy = make_policy(f"noisy-expert:eps={eps}")
+
+        async def play(task_id: str, sample: int, policy: Any = policy) -> bool:
+            env = make("textcraft", task_id=task_id, tasks=table)
+            trajectory = await arollout(env, policy, task_rng(SEED, int(task_id), 5000 + sample))
+            return trajectory.success
+
+        async def play_all() -> list[bool]:
+            return await asyncio.gather(*(play(t, s) for t in tasks for s in range(samples)))
+
+        wins = np.array(asyncio.run(play_all()), dtype=float).reshape(len(tasks), samples)
+        row: dict[str, Any] = {
+            "policy": policy.name,
+            "pass_at_1": float(wins.mean()),
+            "pass_at_8": float(wins.max(axis=1).mean()),
+        }
+        for name, mask in buckets.items():
+            row[f"pass_at_1.{name}"] = float(wins[mask].mean()) if mask.any() else None
+            row[f"pass_at_8.{name}"] = float(wins[mask].max(axis=1).mean()) if mask.any() else None
+        rows.append(row)
+        print(f"eps sweep: {row}", flush=True)
+    return rows
 
 
 def train_critic(trajectories: list[Trajectory]) -> tuple[Any, Any, dict[str, Any]]:
@@ -319,7 +354,7 @@ def run_variant(
                 row |= schedule_statistics(tuned, row["label"], tune_ids)
             choices[f"{select}.k{k}"] = record
             print(f"{variant} k={k} {select}: chose {choice.chosen}", flush=True)
-            if select == "critic":
+            if select == "critic" and split["guard"]:
                 bon = MethodSpec("bon", k, "critic")
                 ids = split["guard"]
                 guard = run(
@@ -396,6 +431,7 @@ def main() -> None:
     table = TaskTable.from_amc_splits(SPLITS)
     split = partition(table, args)
     policy = make_policy(PRIORS[prior])
+    sweep = eps_sweep(table, split["test"]) if prior == "expert" else None
     trajectories = collect(root, table, policy, split["critic"], args.rollouts, args.workers)
     learned, held_out, fit_info = train_critic(trajectories)
     critics = {"plan": TextCraftPlanCritic(max_steps=MAX_STEPS), "learned": learned}
@@ -428,10 +464,10 @@ def main() -> None:
         "learned": fit_info | {"trained_on": "prior data on the critic tasks"},
         "main": MAIN_CRITIC,
     }
-    merge_and_write(prior, args, split, critic_config, variants, metrics, units)
+    merge_and_write(prior, args, split, critic_config, variants, metrics, units, sweep)
 
 
-def merge_and_write(prior, args, split, critic_info, variants, metrics, units) -> None:
+def merge_and_write(prior, args, split, critic_info, variants, metrics, units, sweep) -> None:
     """Keep the other prior's keys from an earlier run; replace this prior's."""
     path = RESULTS / f"{NAME}.json"
     old: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
@@ -459,6 +495,7 @@ def merge_and_write(prior, args, split, critic_info, variants, metrics, units) -
         "rollouts_per_critic_task": args.rollouts,
         "critics": critic_info,
         "variants": variants,
+        "eps_sweep": sweep,
     }
     write_result(NAME, keep | metrics, keep_units | units, config)
 

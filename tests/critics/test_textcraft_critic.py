@@ -65,3 +65,17 @@ def test_values_are_probabilities():
     critic = TextCraftPlanCritic(rate=0.5)
     values = critic.values([history_after(t, ["inventory"]) for t in task_ids("textcraft", "test")])
     assert np.all((values >= 0) & (values <= 1))
+
+
+def test_eval_takes_the_plan_critic_by_name(tmp_path):
+    from agentmc.cli.main import main
+    from agentmc.data.store import RunStore
+
+    out = tmp_path / "eval"
+    args = ["--out", str(out), "--methods", "bon:2:critic", "amc:2:critic", "--n-tasks", "2"]
+    args += ["--critic", "textcraft-plan", "--guard-tasks", "0", "--no-progress", "--no-report"]
+    assert main(["eval", *args, "--policy", "noisy-expert:eps=0.85"]) == 0
+    rows = [r["data"] for r in RunStore.open(out).records("result")]
+    assert {r["method"] for r in rows} == {"bon@critic-k2", "amc@critic-k2"}
+    critics = {r["episode"]["diagnostics"]["critic"] for r in rows}
+    assert critics == {"textcraft-plan"}

@@ -44,7 +44,8 @@ class Config:
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     critic: Path | None = None
-    """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic)."""
+    """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic), or
+    `textcraft-plan` (a hand-written TextCraft critic that plans from the conversation)."""
     budget: str | None = None
     """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD` (default: none)."""
     beta: float = 1.0
@@ -80,10 +81,24 @@ class Config:
             raise ConfigError(f"--beta must be positive, got {self.beta}")
 
 
+BUILTIN_CRITICS = ("textcraft-plan",)
+"""Critics named instead of a path: ``textcraft-plan`` (hand-written, TextCraft only)."""
+
+
 def load_critic(path: Path | None, env_id: str) -> Any:
-    """Load a critic artifact (``None`` stays ``None``)."""
+    """Load a critic artifact, or a built-in critic by name (``None`` stays ``None``).
+
+    Raises:
+        ConfigError: A built-in critic for another environment.
+    """
     if path is None:
         return None
+    if str(path) in BUILTIN_CRITICS and not Path(path).exists():
+        if env_id != "textcraft":
+            raise ConfigError(f"critic {path} is for TextCraft; --env is {env_id}")
+        from agentmc.critics.textcraft import TextCraftPlanCritic
+
+        return TextCraftPlanCritic()
     from agentmc.critics.artifact import load
 
     return load(path, env_id=env_id)
