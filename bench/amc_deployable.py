@@ -388,6 +388,8 @@ def run_variant(
             )
             metrics[f"{variant}.pass_at_1"] = float(wins.mean())
             metrics[f"{variant}.pass_at_8"] = float(wins.max(axis=1).mean())
+            for key in (f"{variant}.pass_at_1", f"{variant}.pass_at_8"):
+                units[key] = "prior success rate: one sample / any of 8 (Best-of-8 samples, test)"
         for select in args.selects:
             cell = f"{variant}.{select}.k{k}"
             bon_label = bon_reward if select == "reward" else f"bon@critic-k{k}"
@@ -451,8 +453,8 @@ def main() -> None:
             "critic AUROC among states of one task at one step (held-out training tasks)"
         )
         for key, value in held.items():
-            metrics[f"{variant}.critic.{key}"] = value
-            units[f"{variant}.critic.{key}"] = "critic metric on held-out training tasks"
+            metrics[f"{variant}.critic_heldout.{key}"] = value
+            units[f"{variant}.critic_heldout.{key}"] = "critic metric on held-out training tasks"
         variants[name] = {"metrics_prefix": variant, "choices": choices}
     for key in (f"{prior}.pass_at_1", f"{prior}.pass_at_8"):
         metrics.setdefault(key, None)
