@@ -424,6 +424,21 @@ def run_variant(
     return metrics, units, choices
 
 
+def schedule_summary(choices: dict[str, Any]) -> dict[str, Any]:
+    """Per cell: the best grid point of each schedule family (every / fixed steps / ESS)."""
+    summary = {}
+    for cell, choice in choices.items():
+        best: dict[str, dict[str, Any]] = {}
+        for row in choice["grid"]:
+            schedule = MethodSpec.parse(row["method"]).schedule
+            family = schedule if schedule == "every" else schedule.split(":")[0]
+            key = (row["success"], -(row["calls"] or 0.0))
+            if family not in best or key > (best[family]["success"], -best[family]["calls"]):
+                best[family] = {k: row[k] for k in row if k != "label"}
+        summary[cell] = best
+    return summary
+
+
 def main() -> None:
     args = arguments()
     start = time.perf_counter()
@@ -455,7 +470,11 @@ def main() -> None:
         for key, value in held.items():
             metrics[f"{variant}.critic_heldout.{key}"] = value
             units[f"{variant}.critic_heldout.{key}"] = "critic metric on held-out training tasks"
-        variants[name] = {"metrics_prefix": variant, "choices": choices}
+        variants[name] = {
+            "metrics_prefix": variant,
+            "schedule_families": schedule_summary(choices),
+            "choices": choices,
+        }
     for key in (f"{prior}.pass_at_1", f"{prior}.pass_at_8"):
         metrics.setdefault(key, None)
         units[key] = "prior success rate: one sample / any of 8 (Best-of-8 samples, test)"
