@@ -72,6 +72,7 @@ from common import RESULTS, write_result
 from agentmc.critics.evaluate import critic_metrics
 from agentmc.critics.fit import FitConfig, fit
 from agentmc.critics.hashed import HashedConfig
+from agentmc.critics.targets import make_examples
 from agentmc.critics.textcraft import TextCraftPlanCritic
 from agentmc.data.store import RunStore
 from agentmc.data.trajectory import Trajectory
@@ -450,8 +451,12 @@ def main() -> None:
     policy = make_policy(PRIORS[prior])
     sweep = eps_sweep(table, split["test"]) if prior == "expert" else None
     trajectories = collect(root, table, policy, split["critic"], args.rollouts, args.workers)
-    learned, held_out, fit_info = train_critic(trajectories)
-    critics = {"plan": TextCraftPlanCritic(max_steps=MAX_STEPS), "learned": learned}
+    critics: dict[str, Any] = {"plan": TextCraftPlanCritic(max_steps=MAX_STEPS)}
+    if "learned" in args.critics:
+        critics["learned"], held_out, fit_info = train_critic(trajectories)
+    else:  # nothing to fit: measure the critics on all the prior data (none of it is tuned on)
+        held_out = make_examples(trajectories, "success", terminal=True)
+        fit_info = {"not_trained": "the learned critic was not asked for (--critics)"}
     context = {"root": root, "table": table, "policy": policy, "split": split}
     metrics: dict[str, Any] = {f"{prior}.n_tasks": len(split["test"])}
     units: dict[str, str] = {f"{prior}.n_tasks": "test tasks"}
