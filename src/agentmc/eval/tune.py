@@ -98,7 +98,8 @@ def tune_specs(base: MethodSpec, grid: TuneGrid) -> list[MethodSpec]:
     for select in selects:
         for beta in grid.betas:
             for schedule in grid.schedules:
-                specs[replace(base, select=select, beta=float(beta), schedule=schedule)] = None
+                spec = replace(base, beta=float(beta), schedule=schedule)
+                specs[replace(spec, select=select)] = None  # type: ignore[arg-type]
     return list(specs)
 
 
@@ -172,19 +173,15 @@ def choose(
     sizes = {len(success[s.label]) for s in specs}
     if len(sizes) != 1 or 0 in sizes:
         raise ConfigError(f"grid points ran on different or no task counts: {sorted(sizes)}")
-    rows = []
-    for spec in specs:
+    rows: list[dict[str, Any]] = []
+    keys: list[tuple[float, float, int]] = []
+    for index, spec in enumerate(specs):
         spent = None if calls is None or spec.label not in calls else calls[spec.label]
+        mean_success = float(np.mean(success[spec.label]))
+        mean_calls = None if spent is None else float(np.mean(spent))
         rows.append(
-            {
-                "method": spec.text,
-                "label": spec.label,
-                "success": float(np.mean(success[spec.label])),
-                "calls": None if spent is None else float(np.mean(spent)),
-            }
+            {"method": spec.text, "label": spec.label, "success": mean_success, "calls": mean_calls}
         )
-    best = max(
-        range(len(rows)),
-        key=lambda i: (rows[i]["success"], -(rows[i]["calls"] or 0.0), -i),
-    )
-    return TuneChoice(base.text, rows[best]["method"], sizes.pop(), tuple(rows))
+        keys.append((mean_success, -(mean_calls or 0.0), -index))
+    best = max(range(len(rows)), key=keys.__getitem__)
+    return TuneChoice(base.text, specs[best].text, sizes.pop(), tuple(rows))
