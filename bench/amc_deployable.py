@@ -523,7 +523,11 @@ def merge_and_write(prior, args, split, critic_info, variants, metrics, units, s
         "variants": variants,
         "eps_sweep": sweep,
     }
-    write_result(NAME, keep | metrics, keep_units | units, config)
+    finite = {
+        k: None if isinstance(v, float) and not np.isfinite(v) else v
+        for k, v in (keep | metrics).items()
+    }
+    write_result(NAME, finite, keep_units | units, config)
 
 
 if __name__ == "__main__":
