@@ -400,6 +400,9 @@ class AgentModel:
         answered ones with ``count_failed_attempts=False``.
         """
         usage = self.usage
+        judged = getattr(self.critic, "usage", None)  # a metered critic's judge requests count too
+        if isinstance(judged, Usage):
+            usage = usage + judged
         calls = usage.attempts if self.count_failed_attempts else usage.calls
         return Spend(calls=calls, tokens=usage.tokens, cost=usage.cost)
 

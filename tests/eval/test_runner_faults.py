@@ -72,7 +72,8 @@ def test_a_fatal_policy_error_stops_the_run(tmp_path):
     policy = FailingPolicy(FatalPolicyError)
     with pytest.raises(FatalPolicyError):
         asyncio.run(run_units(store, units(), work_with(policy), workers=1, progress=False))
-    assert policy.calls == 2 and list(store.records()) == []  # the first episode's 2 particles
+    # at most the first episode's 2 particles (particles may be asked one after another)
+    assert 1 <= policy.calls <= 2 and list(store.records()) == []
 
 
 def test_environment_server_faults_cost_at_most_the_episode(tmp_path):

@@ -11,12 +11,21 @@ validation metrics.
 ``critic eval`` scores a saved critic on held-out trajectories (e.g. an
 ``agentmc rollout`` on the validation or test split) and writes
 ``metrics.json`` (MSE, Spearman, AUROC for final success overall and at turns
-2, 4 and 8, calibration table), ``reliability.png`` and ``predictions.csv``.
+2, 4 and 8, calibration table; the within-task AUROC, pairwise accuracy and
+Spearman among histories of one task at one step, which is what resampling
+and selection use; AUROC on finished attempts), ``reliability.png`` and
+``predictions.csv``.
 Tasks the critic was trained on are counted and flagged.
 
 Backend settings beyond the common flags go in ``--backend-options KEY=VALUE``
 (e.g. ``rank=16 dtype=bfloat16 base_model=/models/llama`` for LoRA); the valid
 keys are the fields of the backend's config and are listed on error.
+
+``critic refresh`` warm-starts a new version of a deployed critic from the
+trajectories produced since (``agentmc run``/``eval`` directories keep every
+particle): held-out tasks are drawn among tasks the old critic never saw, the
+old and new versions are compared there (pooled and within-task metrics),
+and the new artifact records its lineage (parent version, data fingerprints).
 
 Example::
 
@@ -24,6 +33,8 @@ Example::
     agentmc critic train --data runs/prior --backend hashed --out critics/tc
     agentmc rollout --out runs/heldout --split validation
     agentmc critic eval --critic critics/tc --data runs/heldout --out reports/critic
+    agentmc eval --critic critics/tc --methods amc:8:critic --out runs/day1
+    agentmc critic refresh --critic critics/tc --data runs/day1 --out critics/tc-v2
 """
 
 from __future__ import annotations
@@ -51,7 +62,8 @@ class TrainConfig:
     """Train a critic on collected trajectories."""
 
     data: tuple[Path, ...]
-    """Run directories with the prior policy's trajectories (agentmc collect)."""
+    """Run directories with trajectories: agentmc collect, rollout, run or eval (every
+    particle of run/eval is used)."""
     out: Path
     """Artifact directory to write (an existing critic artifact there is replaced)."""
     fit: FitConfig = field(default_factory=FitConfig)
@@ -59,13 +71,23 @@ class TrainConfig:
     """With --target td: the critic artifact whose values TD(lambda) bootstraps from."""
     backend_options: tuple[str, ...] = ()
     """Backend settings as KEY=VALUE (fields of HashedConfig / EmbeddingConfig /
-    LoraCriticConfig), e.g. `rank=16 dtype=bfloat16`."""
+    LoraCriticConfig / JudgeConfig), e.g. `rank=16 dtype=bfloat16`."""
+    judge_policy: str | None = None
+    """With --backend judge: the policy spec of the judge (e.g. `openai:gpt-4o-mini`, `local`)."""
+    judge_base_url: str | None = None
+    """With --backend judge: server URL of an `openai:` judge."""
+    judge_states: int = 200
+    """With --backend judge: states of --data the judge is measured on (0: none)."""
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ConfigError("--data needs at least one run directory")
         if (self.fit.target == "td") != (self.td_critic is not None):
             raise ConfigError("--target td and --td-critic PATH go together")
+        if (self.fit.backend == "judge") != (self.judge_policy is not None):
+            raise ConfigError("--backend judge and --judge-policy SPEC go together")
+        if self.judge_states < 0:
+            raise ConfigError(f"--judge-states must be >= 0, got {self.judge_states}")
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,28 @@ class EvalConfig:
             raise ConfigError("--data needs at least one run directory")
 
 
+@dataclass(frozen=True)
+class RefreshConfig:
+    """Warm-start a new critic version from new trajectories."""
+
+    critic: Path
+    """The critic artifact to refresh (a hashed critic with a return target)."""
+    data: tuple[Path, ...]
+    """New run directories: agentmc run, eval, collect or rollout."""
+    out: Path
+    """Artifact directory of the new version (may be --critic itself to replace it)."""
+    val_fraction: float = 0.2
+    """Share of the tasks the old critic never saw that are held out to compare old and new."""
+    seed: int = 0
+    """Seed of the split and the solver."""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ConfigError("--data needs at least one run directory")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+
+
 # -- backend options -----------------------------------------------------------------
 
 
@@ -99,6 +143,10 @@ def backend_config_type(backend: str) -> type:
         from agentmc.critics.embedding import EmbeddingConfig
 
         return EmbeddingConfig
+    if backend == "judge":
+        from agentmc.critics.judge import JudgeConfig
+
+        return JudgeConfig
     from agentmc.critics.lora import LoraCriticConfig
 
     return LoraCriticConfig
@@ -168,6 +216,21 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
         f"  MSE {_fmt(metrics.get('mse'))}  Spearman {_fmt(metrics.get('spearman'))}  "
         f"AUROC(success) {_fmt(metrics.get('auroc_success'))}",
     ]
+    if "within_task_auroc" in metrics:
+        lines.append(
+            f"  within task (same task, same step; {metrics.get('within_task_pairs')} pairs in "
+            f"{metrics.get('within_task_groups')} groups): AUROC "
+            f"{_fmt(metrics.get('within_task_auroc'))}  pairwise accuracy "
+            f"{_fmt(metrics.get('within_task_pairwise_accuracy'))}  Spearman "
+            f"{_fmt(metrics.get('within_task_spearman'))}"
+        )
+    if "final_auroc" in metrics:
+        lines.append(
+            f"  finished attempts ({metrics.get('n_final_states')}): AUROC "
+            f"{_fmt(metrics.get('final_auroc'))}  within task "
+            f"{_fmt(metrics.get('final_within_task_auroc'))} "
+            f"({metrics.get('final_within_task_pairs')} pairs)"
+        )
     turns = sorted(int(k.rsplit("_", 1)[1]) for k in metrics if k.startswith("auroc_turn_"))
     if turns:
         lines.append(
@@ -180,16 +243,87 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def warn_test_split(result: Any) -> None:
+    """Say so when a critic was trained on tasks of a test split."""
+    seen = result.test_split_tasks
+    if seen:
+        print(
+            f"note: {len(seen)} of the training tasks were played on a test split; do not "
+            "evaluate this critic on them (agentmc eval refuses a critic on tasks it was "
+            "trained or validated on)",
+            file=sys.stderr,
+        )
+
+
+def train_judge(config: TrainConfig, settings: Any) -> int:
+    """Write a judge artifact; measure the judge on a sample of --data states."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from agentmc.critics.artifact import Provenance, fingerprint, save
+    from agentmc.critics.evaluate import critic_metrics
+    from agentmc.critics.fit import load_runs
+    from agentmc.critics.judge import JudgeCritic
+    from agentmc.critics.targets import env_of, make_examples
+    from agentmc.policies import make_policy
+
+    assert config.judge_policy is not None
+    trajectories = load_runs(config.data)
+    env_id = env_of(trajectories)
+    policy = make_policy(config.judge_policy, base_url=config.judge_base_url)
+    provenance = Provenance(
+        env_id=env_id,
+        target="success",
+        last_turns=settings.last_turns,
+        data_fingerprint="",
+        synthetic_data=bool(getattr(policy, "synthetic", False)),
+    )
+    critic = JudgeCritic(
+        policy,
+        settings,
+        policy_spec=config.judge_policy,
+        base_url=config.judge_base_url,
+        provenance=provenance,
+    )
+    metrics: dict[str, Any] = {}
+    if config.judge_states:
+        examples = make_examples(trajectories, "success", terminal=True)
+        rng = np.random.default_rng(config.fit.seed)
+        n = min(config.judge_states, len(examples))
+        mask = np.zeros(len(examples), dtype=bool)
+        mask[rng.choice(len(examples), size=n, replace=False)] = True
+        sample = examples.subset(mask)
+        found, _ = critic_metrics(critic, sample)
+        metrics = {k: v for k, v in found.items() if k != "calibration"}
+        metrics |= critic.stats() | {
+            "measured_on": fingerprint([trajectories[i] for i in sorted(set(sample.episode))]),
+            "seed": config.fit.seed,
+        }
+    critic.provenance = replace(provenance, metrics=metrics)
+    path = save(critic, config.out)
+    print(f"LLM judge ({config.judge_policy}) for {env_id}: zero-shot, nothing trained")
+    if metrics:
+        print(f"measured on {metrics['n_states']} states of --data (every task is held out):")
+        for line in _metric_lines(metrics):
+            print(line)
+    print(f"-> {path}")
+    return 0
+
+
 def train(config: TrainConfig) -> int:
     from agentmc.critics.artifact import load, save
     from agentmc.critics.fit import train_from_runs
 
     settings = backend_config(config.fit.backend, config.backend_options)
+    if config.fit.backend == "judge":
+        return train_judge(config, settings)
     bootstrap = None
     if config.td_critic is not None:
         bootstrap = load(config.td_critic)
     result = train_from_runs(config.data, config.fit, settings, bootstrap_critic=bootstrap)
     path = save(result.critic, config.out)
+    warn_test_split(result)
     provenance = result.critic.provenance
     label = " (synthetic data)" if provenance.synthetic_data else ""
     skipped = (
@@ -231,6 +365,7 @@ def evaluate(config: EvalConfig) -> int:
         target,
         gamma=float(recorded.get("gamma", 1.0)),
         truncation=recorded.get("truncation", "terminal"),
+        terminal=True,
     )
     if len(examples) == 0:
         raise DataError(
@@ -260,13 +395,17 @@ def evaluate(config: EvalConfig) -> int:
         (config.out / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
         with (config.out / PREDICTIONS_FILE).open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["task_id", "episode", "step", "value", "target", "success"])
+            writer.writerow(
+                ["task_id", "episode", "step", "final", "value", "target", "success"]
+            )
+            final = examples.is_terminal
             for i in range(len(examples)):
                 writer.writerow(
                     [
                         examples.task_ids[i],
                         int(examples.episode[i]),
                         int(examples.steps[i]),
+                        int(final[i]),
                         f"{values[i]:.6g}",
                         f"{examples.targets[i]:.6g}",
                         int(examples.success[i]),
@@ -303,7 +442,55 @@ def evaluate(config: EvalConfig) -> int:
     return 0
 
 
+COMPARED = (
+    ("within-task AUROC", "within_task_auroc"),
+    ("within-task pairwise accuracy", "within_task_pairwise_accuracy"),
+    ("within-task Spearman", "within_task_spearman"),
+    ("finished attempts AUROC (within task)", "final_within_task_auroc"),
+    ("AUROC(success), pooled", "auroc_success"),
+    ("Spearman, pooled", "spearman"),
+    ("MSE", "mse"),
+)
+
+
+def refresh_command(config: RefreshConfig) -> int:
+    from agentmc.critics.artifact import load, read_meta, save
+    from agentmc.critics.fit import load_runs
+    from agentmc.critics.refresh import refresh
+
+    trajectories = load_runs(config.data)
+    meta = read_meta(config.critic)
+    parent = load(config.critic)
+    result = refresh(
+        parent,
+        trajectories,
+        parent_path=str(config.critic),
+        parent_created=meta.get("created"),
+        source=", ".join(str(p) for p in config.data),
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
+    path = save(result.critic, config.out)
+    provenance = result.critic.provenance
+    label = " (synthetic data)" if provenance.synthetic_data else ""
+    print(
+        f"critic {config.critic} v{provenance.version - 1} -> v{provenance.version}{label}: "
+        f"warm-started on {provenance.n_examples} states of "
+        f"{len(result.train_tasks)} tasks; compared on {len(result.heldout_tasks)} held-out "
+        "tasks neither version trained on"
+    )
+    width = max(len(name) for name, _ in COMPARED)
+    print(f"  {'metric':<{width}}  {'old':>7}  {'new':>7}")
+    for name, key in COMPARED:
+        old, new = result.parent_metrics.get(key), result.metrics.get(key)
+        print(f"  {name:<{width}}  {_fmt(old):>7}  {_fmt(new):>7}")
+    print(f"-> {path}")
+    return 0
+
+
 def main(name: str, argv: list[str]) -> int:
+    if name.endswith("refresh"):
+        return refresh_command(parse(RefreshConfig, name, argv))
     if name.endswith("train"):
         return train(parse(TrainConfig, name, argv))
     return evaluate(parse(EvalConfig, name, argv))

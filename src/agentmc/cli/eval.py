@@ -8,6 +8,12 @@ Runs the do-no-harm check on validation tasks first when a deployable AMC
 method is listed (``--guard-tasks 0`` turns it off), then every method on
 every task of the split, resumably; prints the comparison table and writes
 ``report.md`` / ``report.html`` into the run directory.
+
+Settings named in a method string (``amc:8:critic:beta=0.3:steps=4``) win
+over ``--beta`` / ``--schedule``. With ``--tuned runs/tune/tuned.json`` (from
+``agentmc tune``), each method that was tuned runs with the settings chosen
+on validation tasks; the choice must have been made at this evaluation's
+budget, policy and critic.
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ class Config:
     methods: tuple[str, ...] = ("single", "bon:8", "amc:8:critic")
     """Methods: `single`, `bon:K[:SELECT]`, `smc:K[:SELECT]`, `amc:K[:SELECT]` with SELECT
     one of reward, weight, critic; append `=POLICY` to give one method its own policy
-    (e.g. `single=trained:runs/g2po`)."""
+    (e.g. `single=trained:runs/g2po`) and `{critic=C}` its own critic, C a critic artifact,
+    `judge` (the policy judges, zero-shot), `judge:POLICY` or `zero` (e.g.
+    `smc:8:critic{critic=judge}`)."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     critic: Path | None = None
-    """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic)."""
+    """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic), or
+    `textcraft-plan` (a hand-written TextCraft critic that plans from the conversation)."""
     budget: str | None = None
     """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD` (default: none)."""
     budget_counts: Literal["attempts", "answers"] = "attempts"
@@ -46,8 +55,12 @@ class Config:
     """Inverse strength of the reward tilt for SMC / AMC."""
     schedule: str = "every"
     """Resampling schedule for SMC / AMC (e.g. `every`, `steps:4,8`, `ess:0.5`)."""
-    guard_tasks: int = 20
-    """Validation tasks for the do-no-harm check of deployable AMC methods (0: no check)."""
+    tuned: Path | None = None
+    """`tuned.json` from `agentmc tune`: tuned methods run with the chosen settings."""
+    guard_tasks: int = 30
+    """Validation tasks for the do-no-harm check of deployable AMC methods: at least 30
+    (AMC is kept only if a one-sided exact sign test on them favours it at p <= 0.05),
+    or 0 for no check."""
     seed: int = 0
     """Root seed; every task uses the same generator for every method."""
     workers: int = 4
@@ -62,44 +75,146 @@ class Config:
     """MLflow experiment / W&B project name for --track."""
 
     def __post_init__(self) -> None:
-        if self.guard_tasks < 0:
-            raise ConfigError(f"--guard-tasks must be >= 0, got {self.guard_tasks}")
+        from agentmc.eval.harness import MIN_GUARD_TASKS
+
+        if self.guard_tasks < 0 or 0 < self.guard_tasks < MIN_GUARD_TASKS:
+            raise ConfigError(
+                f"--guard-tasks must be 0 (no check) or at least {MIN_GUARD_TASKS}, "
+                f"got {self.guard_tasks}"
+            )
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.beta <= 0:
             raise ConfigError(f"--beta must be positive, got {self.beta}")
 
 
+BUILTIN_CRITICS = ("textcraft-plan",)
+"""Critics named instead of a path: ``textcraft-plan`` (hand-written, TextCraft only)."""
+
+
 def load_critic(path: Path | None, env_id: str) -> Any:
-    """Load a critic artifact (``None`` stays ``None``)."""
+    """Load a critic artifact, or a built-in critic by name (``None`` stays ``None``).
+
+    Raises:
+        ConfigError: A built-in critic for another environment.
+    """
     if path is None:
         return None
+    if str(path) in BUILTIN_CRITICS and not Path(path).exists():
+        if env_id != "textcraft":
+            raise ConfigError(f"critic {path} is for TextCraft; --env is {env_id}")
+        from agentmc.critics.textcraft import TextCraftPlanCritic
+
+        return TextCraftPlanCritic()
     from agentmc.critics.artifact import load
 
     return load(path, env_id=env_id)
+
+
+def _names(method: str) -> set[str]:
+    """Which of beta / schedule a method string sets itself (a label names all it ran with)."""
+    if "@" in method:
+        return {"beta", "schedule"}
+    keys = {part.partition("=")[0].strip().lower() for part in method.split(":") if "=" in part}
+    return {"schedule" if k in ("steps", "ess") else k for k in keys}
+
+
+def tuned_choices(config: Config, budget: str | None) -> dict[str, str]:
+    """Base method text -> chosen method text, from ``--tuned`` (empty without it).
+
+    Raises:
+        ConfigError: The choice was made at another budget, policy or critic.
+    """
+    if config.tuned is None:
+        return {}
+    from agentmc.cli.tune import read_tuned
+
+    data = read_tuned(config.tuned)
+    ours = {
+        "budget": budget,
+        "policy": config.policy.policy,
+        "critic": None if config.critic is None else str(config.critic),
+    }
+    theirs = {
+        "budget": data.get("budget"),
+        "policy": (data.get("policy") or {}).get("policy"),
+        "critic": data.get("critic"),
+    }
+    for key in ours:
+        if ours[key] != theirs[key]:
+            raise ConfigError(
+                f"--tuned {config.tuned}: tuned with {key} {theirs[key]!r}, but this evaluation "
+                f"uses {ours[key]!r}; tune again with the evaluation's settings"
+            )
+    return {c["base"]: c["chosen"] for c in data["choices"]}
+
+
+def critic_maker(config: Config, shared_policy: Any):
+    """``text -> critic`` for per-method ``{critic=...}`` options."""
+
+    def make(text: str) -> Any:
+        from agentmc.critics.judge import JudgeCritic
+        from agentmc.policies import make_policy
+
+        if text == "zero":
+            return None
+        if text == "judge":
+            return JudgeCritic(shared_policy)
+        if text.startswith("judge:"):
+            spec = text[len("judge:") :]
+            judge = make_policy(spec, base_url=config.policy.base_url)
+            return JudgeCritic(judge, policy_spec=spec, base_url=config.policy.base_url)
+        return load_critic(Path(text), config.tasks.env)
+
+    return make
+
+
+def check_unseen(critic: Any, label: str, task_ids: list[str]) -> None:
+    """Refuse a trained critic on tasks it was trained or validated on.
+
+    Raises:
+        ConfigError: Some evaluated task is in the critic's training or validation split.
+    """
+    provenance = getattr(critic, "provenance", None)
+    if provenance is None:
+        return
+    seen = sorted(set(task_ids) & (set(provenance.train_tasks) | set(provenance.val_tasks)))
+    if seen:
+        raise ConfigError(
+            f"critic {label} was trained or validated on {len(seen)} of the {len(task_ids)} "
+            f"tasks to evaluate (e.g. {', '.join(seen[:3])}); evaluate on other tasks or "
+            "retrain it without them (never evaluate a critic on its training tasks)"
+        )
 
 
 def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
     from dataclasses import replace
 
     from agentmc.eval.harness import BudgetSpec, Entry, Plan
+    from agentmc.methods import MethodSpec
 
+    budget = None if config.budget is None else BudgetSpec.parse(config.budget)
+    choices = tuned_choices(config, None if budget is None else str(budget))
     entries = []
     for text in config.methods:
         entry = Entry.parse(text)
-        if entry.spec.kind in ("smc", "amc"):
-            entry = replace(
-                entry, spec=replace(entry.spec, beta=config.beta, schedule=config.schedule)
-            )
-        elif entry.spec.kind == "bon":
-            entry = replace(entry, spec=replace(entry.spec, beta=config.beta))
-        entries.append(entry)
+        chosen = choices.get(entry.spec.text)
+        if chosen is not None:
+            entries.append(replace(entry, spec=MethodSpec.parse(chosen)))
+            continue
+        named = _names(Entry.split(text)[0])
+        settings: dict[str, Any] = {}
+        if "beta" not in named and entry.spec.kind in ("smc", "amc", "bon"):
+            settings["beta"] = config.beta
+        if "schedule" not in named and entry.spec.kind in ("smc", "amc"):
+            settings["schedule"] = config.schedule
+        entries.append(replace(entry, spec=replace(entry.spec, **settings)))
     return Plan(
         entries=tuple(entries),
         split=config.tasks.split,
         task_ids=tuple(task_ids),
         seed=config.seed,
-        budget=None if config.budget is None else BudgetSpec.parse(config.budget),
+        budget=budget,
         guard_task_ids=tuple(guard_ids),
         temperature=config.policy.temperature,
         budget_counts=config.budget_counts,
@@ -122,15 +237,25 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     import numpy as np
 
     from agentmc.data.store import RunStore
-    from agentmc.eval.harness import Evaluation, build_report
+    from agentmc.eval.harness import Entry, Evaluation, build_report
     from agentmc.eval.report import write_report
     from agentmc.eval.runner import check_complete
 
     critic = load_critic(config.critic, config.tasks.env)
-    plan = make_plan(config, config.tasks.select(), guard_ids(config, critic))
-    if critic is None and any(e.spec.select == "critic" for e in plan.entries):
+    entries_critic = any(Entry.parse(m).critic not in (None, "zero") for m in config.methods)
+    plan = make_plan(config, config.tasks.select(), guard_ids(config, critic or entries_critic))
+    if critic is None and any(
+        e.spec.select == "critic" and e.critic in (None, "zero") for e in plan.entries
+    ):
         raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
     shared = config.policy.make(run_dir=config.out)
+    make_critic = critic_maker(config, shared)
+    evaluated = list(plan.task_ids) + list(plan.guard_task_ids)
+    if critic is not None:
+        check_unseen(critic, str(config.critic), evaluated)
+    for entry in plan.entries:
+        if entry.critic not in (None, "zero", "judge") and not entry.critic.startswith("judge:"):
+            check_unseen(load_critic(Path(entry.critic), config.tasks.env), entry.critic, evaluated)
 
     def policy_for(spec: str | None):
         # a method's own policy gets every --policy setting but the spec (key variable,
@@ -149,6 +274,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             "budget": None if plan.budget is None else str(plan.budget),
             **({"budget_counts": "answers"} if config.budget_counts == "answers" else {}),
             "guard_tasks": list(plan.guard_task_ids),
+            "tuned": None if config.tuned is None else str(config.tuned),
         },
         mutable=["workers", "progress", "report"],
     )
@@ -162,6 +288,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             workers=config.workers,
             progress=config.progress,
             limits=config.policy.limits(),
+            make_critic=make_critic,
         )
         asyncio.run(evaluation.run())
     counts = evaluation.counts

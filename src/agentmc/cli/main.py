@@ -29,7 +29,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("agentmc.cli.collect", "Collect prior trajectories on the training split."),
     "critic train": ("agentmc.cli.critic", "Train a critic on collected trajectories."),
     "critic eval": ("agentmc.cli.critic", "Evaluate a critic on held-out tasks."),
+    "critic refresh": (
+        "agentmc.cli.critic",
+        "Warm-start a new critic version from new run/eval data.",
+    ),
     "run": ("agentmc.cli.run", "Run single / Best-of-N / SMC / AMC on a task split."),
+    "tune": ("agentmc.cli.tune", "Choose AMC's beta, schedule and selection on validation tasks."),
     "eval": ("agentmc.cli.eval", "Compare several methods at equal budget."),
     "report": ("agentmc.cli.report", "Write Markdown and HTML reports for a run directory."),
     "export": ("agentmc.cli.export", "Export a run's records as Parquet or CSV tables."),

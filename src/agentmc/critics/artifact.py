@@ -64,6 +64,7 @@ BACKENDS: dict[str, str] = {
     "hashed": "agentmc.critics.hashed:HashedCritic",
     "embedding": "agentmc.critics.embedding:EmbeddingCritic",
     "lora": "agentmc.critics.lora:LoraCritic",
+    "judge": "agentmc.critics.judge:JudgeCritic",
 }
 
 
@@ -80,8 +81,15 @@ class Provenance:
         n_examples: Training states (train split only).
         metrics: Validation metrics measured at training time.
         synthetic_data: True if the training trajectories came from a stand-in policy.
-        train_tasks: Task ids the model was fitted on (sorted).
-        val_tasks: Task ids held out for validation and model selection (sorted).
+        train_tasks: Task ids the model was fitted on (sorted); for a refreshed
+            critic, those of every version in its lineage.
+        val_tasks: Task ids held out for validation and model selection (sorted; all
+            versions).
+        version: 1 for a critic trained from scratch, parent's + 1 for a refresh.
+        parent: The critic this one was warm-started from (``path``, ``version``,
+            ``data_fingerprint``, ``created``), else ``None``.
+        lineage: One entry per version, oldest first: ``version``,
+            ``data_fingerprint`` and the ``data`` directories it learned from.
     """
 
     env_id: str
@@ -94,6 +102,9 @@ class Provenance:
     synthetic_data: bool = False
     train_tasks: list[str] = field(default_factory=list)
     val_tasks: list[str] = field(default_factory=list)
+    version: int = 1
+    parent: dict[str, Any] | None = None
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
 
 class TrainableCritic(Protocol):

@@ -13,6 +13,26 @@ held-out trajectories (:func:`agentmc.critics.targets.make_examples`):
 - ``calibration``: per bin of predicted value, the mean prediction and the
   observed success rate (:func:`reliability_plot` draws it).
 
+Pooled metrics reward a critic for knowing which *tasks* are hard; resampling
+and final selection only ever compare particles of one task. So, given the
+task of each state, the **within-task** metrics compare states of the same
+task at the same step only (:func:`pair_concordance`):
+
+- ``within_task_auroc``: over all (solved, failed) pairs of states of one
+  task at one step, the share the critic orders correctly (ties count half),
+  i.e. the pair-weighted mean of the per-group AUROCs;
+- ``within_task_pairwise_accuracy``: the same over pairs whose targets differ;
+- ``within_task_spearman``: rank correlation of value and target inside each
+  (task, step) group, averaged with group sizes as weights.
+
+Pairs of identical histories are left out: any critic must score them alike,
+so they measure the data (the same history can end either way), not the
+critic. Final states (:attr:`~agentmc.critics.targets.Examples.terminal`)
+get their own ``final_auroc`` and ``final_within_task_auroc`` (finished
+attempts of one task, whatever their length): how well the critic judges a
+finished attempt, which is what the deployable selections use. The pooled
+metrics above are over the other states only.
+
 Metrics that are undefined on the data (a single class, a constant
 prediction) are ``None``, never an exception.
 
@@ -62,6 +82,134 @@ def spearman(a: FloatArray, b: FloatArray) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
+def pair_concordance(
+    values: FloatArray,
+    targets: FloatArray,
+    groups: Sequence[Any],
+    keys: Sequence[int] | None = None,
+) -> tuple[float | None, int, int]:
+    """Share of same-group pairs ordered like their targets (ties in value count half).
+
+    Over every pair ``(i, j)`` in one group with ``targets[i] > targets[j]``
+    (and ``keys[i] != keys[j]`` when keys are given), the score of the pair is
+    1 if ``values[i] > values[j]``, 0.5 on a tie, else 0. With 0/1 targets this
+    is the pair-weighted mean of the groups' AUROCs.
+
+    Args:
+        values: Predictions, shape ``(N,)``.
+        targets: What the order should follow, shape ``(N,)``.
+        groups: Group label of each item, length N (e.g. ``(task, step)``).
+        keys: Identity of each item's input, length N; pairs with equal keys are skipped.
+
+    Returns:
+        ``(score, n_pairs, n_groups)``: score ``None`` when no pair qualifies;
+        ``n_groups`` counts groups with at least one pair.
+
+    Example:
+        >>> pair_concordance(np.array([0.9, 0.1, 0.5, 0.5]), np.array([1, 0, 1, 0]),
+        ...                  ["a", "a", "b", "b"])
+        (0.75, 2, 2)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    total, n_pairs, n_groups = 0.0, 0, 0
+    for index in members.values():
+        if len(index) < 2:
+            continue
+        idx = np.asarray(index)
+        t, v = targets[idx], values[idx]
+        mask = t[:, None] > t[None, :]
+        if keys is not None:
+            k = np.asarray([keys[i] for i in index])
+            mask &= k[:, None] != k[None, :]
+        count = int(mask.sum())
+        if not count:
+            continue
+        diff = v[:, None] - v[None, :]
+        total += float(np.sum((diff > 0)[mask]) + 0.5 * np.sum((diff == 0)[mask]))
+        n_pairs += count
+        n_groups += 1
+    return (total / n_pairs if n_pairs else None), n_pairs, n_groups
+
+
+def grouped_spearman(
+    values: FloatArray, targets: FloatArray, groups: Sequence[Any]
+) -> tuple[float | None, int]:
+    """Spearman correlation inside each group, averaged with group sizes as weights.
+
+    Groups where values or targets are constant are skipped.
+
+    Returns:
+        ``(mean correlation or None, groups used)``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    total, weight, used = 0.0, 0, 0
+    for index in members.values():
+        if len(index) < 3:
+            continue
+        rho = spearman(values[index], targets[index])
+        if rho is None:
+            continue
+        total += rho * len(index)
+        weight += len(index)
+        used += 1
+    return (total / weight if weight else None), used
+
+
+def within_task_metrics(
+    values: FloatArray,
+    targets: FloatArray,
+    success: FloatArray,
+    task_ids: Sequence[str],
+    steps: IntArray,
+    keys: Sequence[int] | None = None,
+    prefix: str = "within_task",
+    by_step: bool = True,
+) -> dict[str, Any]:
+    """Within-task AUROC, pairwise accuracy and Spearman (see the module docstring).
+
+    Args:
+        values: Predictions, shape ``(N,)``.
+        targets: Regression targets, shape ``(N,)``.
+        success: Final success 0/1, shape ``(N,)``.
+        task_ids: Task of each state, length N.
+        steps: Turns taken before each state, shape ``(N,)``.
+        keys: Identity of each state's history (equal keys: identical histories).
+        prefix: Name prefix of the returned metrics.
+        by_step: Group by (task, step); else by task only (finished attempts).
+
+    Returns:
+        ``<prefix>_auroc``, ``<prefix>_pairwise_accuracy``, ``<prefix>_spearman`` and
+        the counts ``<prefix>_pairs`` and ``<prefix>_groups``.
+    """
+    groups = (
+        [(t, int(s)) for t, s in zip(task_ids, steps, strict=True)] if by_step else list(task_ids)
+    )
+    score, n_pairs, n_groups = pair_concordance(values, success, groups, keys)
+    accuracy, _, _ = pair_concordance(values, targets, groups, keys)
+    rho, _ = grouped_spearman(values, targets, groups)
+    return {
+        f"{prefix}_auroc": score,
+        f"{prefix}_pairwise_accuracy": accuracy,
+        f"{prefix}_spearman": rho,
+        f"{prefix}_pairs": n_pairs,
+        f"{prefix}_groups": n_groups,
+    }
+
+
+def history_keys(histories: Sequence[Any]) -> list[int]:
+    """Equal ints for equal histories (first-seen numbering)."""
+    seen: dict[Any, int] = {}
+    return [seen.setdefault(h, len(seen)) for h in histories]
+
+
 def calibration_bins(
     values: FloatArray, success: FloatArray, n_bins: int = 10
 ) -> list[dict[str, float]]:
@@ -101,6 +249,10 @@ def prediction_metrics(
     success: FloatArray,
     steps: IntArray,
     turns: Sequence[int] = AUROC_TURNS,
+    *,
+    task_ids: Sequence[str] | None = None,
+    keys: Sequence[int] | None = None,
+    terminal: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All metrics for predictions ``values`` (see the module docstring).
 
@@ -110,6 +262,9 @@ def prediction_metrics(
         success: Final success of each state's episode, 0/1, shape ``(N,)``.
         steps: Turns taken before each state, shape ``(N,)``.
         turns: Turn numbers with their own AUROC.
+        task_ids: Task of each state; adds the within-task metrics.
+        keys: Identity of each history (:func:`history_keys`); identical pairs are skipped.
+        terminal: True for final states, shape ``(N,)``: scored separately (``final_*``).
 
     Returns:
         JSON-safe dict of metrics.
@@ -118,6 +273,36 @@ def prediction_metrics(
     targets = np.asarray(targets, dtype=np.float64)
     success = np.asarray(success, dtype=np.float64)
     steps = np.asarray(steps)
+    final = np.zeros(values.shape[0], dtype=bool) if terminal is None else np.asarray(terminal)
+    extra: dict[str, Any] = {}
+    if task_ids is not None:
+        tasks = np.asarray(list(task_ids), dtype=object)
+        key_array = None if keys is None else np.asarray(keys)
+        parts = (("within_task", ~final, True), ("final_within_task", final, False))
+        for prefix, mask, by_step in parts:
+            if prefix.startswith("final") and not final.any():
+                continue
+            extra.update(
+                within_task_metrics(
+                    values[mask],
+                    targets[mask],
+                    success[mask],
+                    list(tasks[mask]),
+                    steps[mask],
+                    None if key_array is None else list(key_array[mask]),
+                    prefix=prefix,
+                    by_step=by_step,
+                )
+            )
+    if final.any():
+        extra["final_auroc"] = auroc(values[final], success[final])
+        extra["n_final_states"] = int(final.sum())
+        values, targets, success, steps = (
+            values[~final],
+            targets[~final],
+            success[~final],
+            steps[~final],
+        )
     out: dict[str, Any] = {
         "n_states": int(values.shape[0]),
         "mse": float(np.mean((values - targets) ** 2)) if values.size else None,
@@ -130,6 +315,7 @@ def prediction_metrics(
         mask = steps == turn
         out[f"auroc_turn_{turn}"] = auroc(values[mask], success[mask])
         out[f"n_turn_{turn}"] = int(mask.sum())
+    out.update(extra)
     out["calibration"] = calibration_bins(values, success)
     return out
 
@@ -143,7 +329,16 @@ def critic_metrics(
         The metrics (plus ``n_tasks`` and ``n_trajectories``) and the predictions ``(N,)``.
     """
     values = np.asarray(critic.values(examples.histories), dtype=np.float64)
-    metrics = prediction_metrics(values, examples.targets, examples.success, examples.steps, turns)
+    metrics = prediction_metrics(
+        values,
+        examples.targets,
+        examples.success,
+        examples.steps,
+        turns,
+        task_ids=examples.task_ids,
+        keys=history_keys(examples.histories),
+        terminal=examples.is_terminal,
+    )
     metrics["n_tasks"] = len(set(examples.task_ids))
     metrics["n_trajectories"] = examples.n_trajectories
     return metrics, values

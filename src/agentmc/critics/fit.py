@@ -32,12 +32,12 @@ from agentmc.critics.artifact import BACKENDS, Provenance, TrainableCritic, fing
 from agentmc.critics.evaluate import critic_metrics
 from agentmc.critics.targets import Examples, make_examples
 from agentmc.critics.text import DEFAULT_LAST_TURNS
+from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, DataError
 from agentmc.types import BoolArray
 
 if TYPE_CHECKING:
     from agentmc.critics.core import Critic
-    from agentmc.data.trajectory import Trajectory
 
 #: The least data a critic can be trained and validated on.
 MIN_TASKS = 4
@@ -48,8 +48,9 @@ MIN_STATES = 20
 class FitConfig:
     """How to train a critic."""
 
-    backend: Literal["hashed", "embedding", "lora"] = "hashed"
-    """Model family: hashed n-grams (seconds), sentence embeddings + MLP, LM + LoRA."""
+    backend: Literal["hashed", "embedding", "lora", "judge"] = "hashed"
+    """Model family: hashed n-grams (seconds), sentence embeddings + MLP, LM + LoRA, or
+    `judge`: a zero-shot LLM judge (nothing trained; needs --judge-policy)."""
     target: Literal["return", "success", "td"] = "return"
     """Regression target: Monte-Carlo return-to-go, final success 0/1, or TD(lambda)
     returns bootstrapped from a given critic."""
@@ -63,6 +64,9 @@ class FitConfig:
     """Share of tasks held out for validation (model selection and reported metrics)."""
     truncation: Literal["terminal", "drop"] = "terminal"
     """Truncated episodes: targets as obtained under the step cap, or left out."""
+    final_states: bool = True
+    """Also train on each episode's final state with its outcome as target, so the
+    critic can judge a finished attempt (critic / weight selection)."""
     seed: int = 0
     """Seed of the split and of every stochastic training step."""
 
@@ -103,6 +107,7 @@ class FitResult:
     val_values: np.ndarray
     val_examples: Examples
     skipped: dict[str, int] = field(default_factory=dict)
+    test_split_tasks: set[str] = field(default_factory=set)
 
 
 def split_by_task(
@@ -197,6 +202,11 @@ def fit(
             training or validation state; a bootstrap critic of another environment.
         MissingExtraError: The backend's extra is not installed.
     """
+    if config.backend == "judge":
+        raise ConfigError(
+            "the judge backend is zero-shot: nothing to fit; make its artifact with "
+            "agentmc critic train --backend judge --judge-policy SPEC"
+        )
     if (config.target == "td") != (bootstrap_critic is not None):
         raise ConfigError(
             "target 'td' needs a critic to bootstrap from (--td-critic PATH), and only "
@@ -210,6 +220,7 @@ def fit(
         truncation=config.truncation,
         critic=bootstrap_critic,
         lam=config.lam,
+        terminal=config.final_states,
     )
     bootstrap_env = getattr(getattr(bootstrap_critic, "provenance", None), "env_id", None)
     if bootstrap_env is not None and bootstrap_env != examples.env_id:
@@ -226,16 +237,18 @@ def fit(
     cls: Any = backend_class(config.backend)
     backend_config = backend_config or default_backend_config(config.backend)
     used = [trajectories[i] for i in sorted(set(examples.episode.tolist()))]
+    data_fingerprint = fingerprint(used)
     provenance = Provenance(
         env_id=examples.env_id,
         target=config.target,
         last_turns=config.last_turns,
-        data_fingerprint=fingerprint(used),
+        data_fingerprint=data_fingerprint,
         n_trajectories=examples.n_trajectories,
         n_examples=len(train),
         synthetic_data=any(t.synthetic for t in used),
         train_tasks=sorted(set(train.task_ids)),
         val_tasks=sorted(set(val.task_ids)),
+        lineage=[{"version": 1, "data_fingerprint": data_fingerprint, "data": source}],
     )
     critic = cls.train(
         train,
@@ -257,6 +270,7 @@ def fit(
             "gamma": config.gamma,
             "lam": config.lam if config.target == "td" else None,
             "truncation": config.truncation,
+            "final_states": config.final_states,
             "val_fraction": config.val_fraction,
             "seed": config.seed,
         },
@@ -269,11 +283,47 @@ def fit(
         val_values=values,
         val_examples=val,
         skipped=examples.skipped,
+        test_split_tasks=tasks_of_test_split(used),
     )
 
 
+#: Record kinds that hold trajectories: collect/rollout write ``trajectory``, ``run``
+#: writes ``episode``, ``eval`` writes ``result`` (test split) and ``guard`` (validation).
+TRAJECTORY_KINDS = ("trajectory", "episode", "result", "guard")
+
+
+def episode_trajectories(row: dict[str, Any], source: str) -> list[Trajectory]:
+    """Every kept particle's trajectory of one ``run``/``eval`` record (a result row).
+
+    Particles of SMC/AMC that resampling made identical (the same turns, the same
+    leaf of the packed tree) are kept once; Best-of-N's independent samples are all kept.
+    Each trajectory's ``meta`` gets ``source``, ``split``, ``method`` and ``particle``.
+    """
+    from agentmc.data.particles import unpack
+
+    episode = row["episode"]
+    packed = episode.get("particles")
+    kind = (episode.get("diagnostics") or {}).get("kind")
+    if packed is None:
+        found = [Trajectory.from_dict(episode["trajectory"])]
+    else:
+        found = unpack(packed)
+        if kind in ("smc", "amc"):
+            first: dict[int, int] = {}
+            for i, leaf in enumerate(packed["leaves"]):
+                first.setdefault(int(leaf["node"]), i)
+            found = [found[i] for i in sorted(first.values())]
+    extra = {"source": source, "split": row.get("split"), "method": row.get("method")}
+    return [replace(t, meta={**t.meta, **extra}) for t in found]
+
+
 def load_runs(run_dirs: Sequence[str | Path]) -> list[Trajectory]:
-    """Read the trajectories of one or more run directories (``agentmc collect``/``rollout``).
+    """Read the trajectories of run directories from ``collect``, ``rollout``, ``run`` or ``eval``.
+
+    ``run`` and ``eval`` directories give every particle of every episode
+    (:func:`episode_trajectories`); ``eval`` directories give those of the
+    do-no-harm check (validation split) too. Each trajectory's ``meta["split"]``
+    says which split its task came from.
 
     Args:
         run_dirs: Run directories, read in the order given.
@@ -288,23 +338,39 @@ def load_runs(run_dirs: Sequence[str | Path]) -> list[Trajectory]:
     from agentmc.data.store import RunStore
 
     if not run_dirs:
-        raise DataError("no run directory given: pass --data RUN_DIR (from agentmc collect)")
+        raise DataError(
+            "no run directory given: pass --data RUN_DIR (from agentmc collect, run or eval)"
+        )
     trajectories: list[Trajectory] = []
     for run_dir in run_dirs:
         path = Path(run_dir)
         if not path.is_dir():
             raise DataError(f"run directory {path} does not exist; create it with agentmc collect")
         store = RunStore.open(path)
-        found = store.trajectories()
+        found: list[Trajectory] = []
+        kinds: set[str] = set()
+        try:
+            for record in store.records():
+                kinds.add(record["kind"])
+                if record["kind"] == "trajectory":
+                    found.append(Trajectory.from_dict(record["data"]))
+                elif record["kind"] in TRAJECTORY_KINDS and "episode" in record["data"]:
+                    found.extend(episode_trajectories(record["data"], store.meta.command))
+        except (KeyError, TypeError, ValueError) as error:
+            raise DataError(f"{store.records_path}: malformed trajectory ({error})") from None
         if not found:
-            kinds = sorted({record["kind"] for record in store.records()})
-            what = f"only {', '.join(kinds)} records" if kinds else "no records yet"
+            what = f"only {', '.join(sorted(kinds))} records" if kinds else "no records yet"
             raise DataError(
                 f"{path} holds no trajectories ({what}); collect some with "
                 f"agentmc collect --out {path}"
             )
         trajectories.extend(found)
     return trajectories
+
+
+def tasks_of_test_split(trajectories: Sequence[Trajectory]) -> set[str]:
+    """Tasks of ``trajectories`` that were played on a ``test`` split."""
+    return {t.task_id for t in trajectories if t.meta.get("split") == "test"}
 
 
 def train_from_runs(

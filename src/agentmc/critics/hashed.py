@@ -14,6 +14,16 @@ logistic regression for 0/1 success; its regularisation strength is chosen on
 the validation split (the split is by task, see :mod:`agentmc.critics.fit`).
 Predictions are clipped to the range of the training targets.
 
+Ranking within a task (``rank_weight > 0``). Resampling and final selection
+only compare histories of one task, and task-level features (how hard is
+this task) dominate a plain regression. :func:`ranking_pairs` draws pairs of
+different histories of one task at one step (or two finished attempts of one
+task) whose targets differ; each pair adds the row ``x_i - x_j`` with the
+target ``y_i - y_j`` (ridge) or both orders with labels 1 and 0 (logistic, the
+RankNet / RankSVM form), with weight ``rank_weight``. The task features cancel
+in a difference, so these rows can only be fitted by what happened in the
+history. The intercept is an explicit column absent from difference rows.
+
 Artifacts store the coefficients as a numpy ``.npz`` read with
 ``allow_pickle=False``: the hashing vectorizer is stateless, so nothing else is
 needed and nothing is unpickled.
@@ -58,6 +68,10 @@ class HashedConfig:
     """Regularisation strengths tried (ridge alpha; 1/C for logistic); best on validation wins."""
     max_iter: int = 300
     """Iteration cap of the logistic regression solver."""
+    rank_weight: float = 0.0
+    """Weight of the within-task ranking rows (0: plain pointwise regression)."""
+    pairs_per_group: int = 20
+    """Most ranking pairs drawn per (task, step) group."""
 
     def __post_init__(self) -> None:
         if self.n_features < 16 or self.n_features & (self.n_features - 1):
@@ -68,6 +82,10 @@ class HashedConfig:
             raise ConfigError(f"strengths must be positive numbers, got {self.strengths}")
         if self.max_iter < 1:
             raise ConfigError(f"max_iter must be >= 1, got {self.max_iter}")
+        if not self.rank_weight >= 0:
+            raise ConfigError(f"rank_weight must be >= 0, got {self.rank_weight}")
+        if self.pairs_per_group < 1:
+            raise ConfigError(f"pairs_per_group must be >= 1, got {self.pairs_per_group}")
 
 
 class Featurizer:
@@ -151,6 +169,89 @@ class Featurizer:
         return sp.hstack([task_block, last_block, window_block, step_block], format="csr")
 
 
+def ranking_pairs(
+    examples: Examples, per_group: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)`` of one group with ``targets[i] > targets[j]`` and different histories.
+
+    Groups are (task, step) for running states and (task, final) for final
+    states. At most ``per_group`` pairs per group, drawn with ``rng``.
+
+    Returns:
+        ``(first, second)`` index arrays of equal length (the first has the higher target).
+    """
+    terminal = examples.is_terminal
+    members: dict[tuple[str, int], list[int]] = {}
+    for i, task in enumerate(examples.task_ids):
+        step = -1 if terminal[i] else int(examples.steps[i])
+        members.setdefault((task, step), []).append(i)
+    keys: dict[History, int] = {}
+    ids = np.array([keys.setdefault(h, len(keys)) for h in examples.histories])
+    first: list[np.ndarray] = []
+    second: list[np.ndarray] = []
+    for index in members.values():
+        if len(index) < 2:
+            continue
+        idx = np.asarray(index)
+        t = examples.targets[idx]
+        mask = (t[:, None] > t[None, :]) & (ids[idx][:, None] != ids[idx][None, :])
+        a, b = np.nonzero(mask)
+        if a.size > per_group:
+            keep = rng.choice(a.size, size=per_group, replace=False)
+            a, b = a[keep], b[keep]
+        first.append(idx[a])
+        second.append(idx[b])
+    if not first:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(first), np.concatenate(second)
+
+
+#: Value of the explicit intercept column (large, so the ridge penalty barely touches it).
+_INTERCEPT_SCALE = 10.0
+
+
+def _with_pairs(x: Any, y: np.ndarray, first: np.ndarray, second: np.ndarray, logistic: bool):
+    """Point rows plus difference rows, with an intercept column set on point rows only.
+
+    Returns:
+        ``(rows, targets, is_pair)``.
+    """
+    import scipy.sparse as sp
+
+    n = x.shape[0]
+    m = first.size
+    signs = sp.csr_matrix(
+        (
+            np.concatenate([np.ones(m), -np.ones(m)]),
+            (np.tile(np.arange(m), 2), np.concatenate([first, second])),
+        ),
+        shape=(m, n),
+    )
+    diff = (signs @ x).astype(np.float32)
+    if logistic:
+        pair_rows = sp.vstack([diff, -diff])
+        pair_y = np.concatenate([np.ones(m), np.zeros(m)])
+    else:
+        pair_rows = diff
+        pair_y = y[first] - y[second]
+    k = pair_rows.shape[0]
+    intercept = sp.csr_matrix(
+        np.concatenate([np.full(n, _INTERCEPT_SCALE), np.zeros(k)]).reshape(-1, 1),
+        dtype=np.float32,
+    )
+    rows = sp.hstack([sp.vstack([x, pair_rows]), intercept], format="csr")
+    is_pair = np.concatenate([np.zeros(n, dtype=bool), np.ones(k, dtype=bool)])
+    return rows, np.concatenate([y, pair_y]), is_pair
+
+
+def _with_intercept(x: Any) -> Any:
+    """``x`` with the explicit intercept column of :func:`_with_pairs` appended."""
+    import scipy.sparse as sp
+
+    column = sp.csr_matrix(np.full((x.shape[0], 1), _INTERCEPT_SCALE, dtype=np.float32))
+    return sp.hstack([x, column], format="csr")
+
+
 def _unique(texts: list[str]) -> tuple[list[str], list[int]]:
     """Distinct texts in first-seen order, and each input's index into them."""
     seen: dict[str, int] = {}
@@ -212,8 +313,15 @@ class HashedCritic:
         last_turns: int = DEFAULT_LAST_TURNS,
         rng: np.random.Generator,
         provenance: Provenance | None = None,
+        init: HashedCritic | None = None,
     ) -> HashedCritic:
         """Fit on ``train``, choosing the regularisation strength on ``val``.
+
+        With ``init`` (a warm start, :mod:`agentmc.critics.refresh`), the ridge model
+        is fitted as a correction to ``init``: the penalty pulls the weights towards
+        ``init``'s instead of towards 0 (a Gaussian prior centred on the old model),
+        so a strength chosen large on validation keeps the old critic and a small one
+        follows the new data.
 
         Args:
             train: Training examples.
@@ -223,6 +331,7 @@ class HashedCritic:
             last_turns: Window N of turns read.
             rng: Source of the solver seeds.
             provenance: Recorded with the critic (filled in by :func:`fit`).
+            init: A critic to warm-start from (ridge only; same features and window).
 
         Returns:
             The fitted critic.
@@ -230,27 +339,56 @@ class HashedCritic:
         linear = require("sklearn.linear_model", "critic")
         featurizer = Featurizer(config, last_turns)
         x_train, x_val = featurizer(train.histories), featurizer(val.histories)
+        kind = "logistic" if target == "success" else "ridge"
+        offset_train, offset_val = np.zeros(len(train)), np.zeros(len(val))
+        if init is not None:
+            if kind != "ridge" or init.kind != "ridge":
+                raise ConfigError(
+                    "a warm start refits ridge (return / td target) hashed critics only; "
+                    "retrain a success-target critic on the old and new data together"
+                )
+            same_columns = init.featurizer.n_columns == featurizer.n_columns
+            if not same_columns or init.provenance.last_turns != last_turns:
+                raise ConfigError(
+                    "a warm start needs the same features and window as the old critic"
+                )
+            offset_train = np.asarray(x_train @ init.coef, dtype=np.float64) + init.intercept
+            offset_val = np.asarray(x_val @ init.coef, dtype=np.float64) + init.intercept
         # Only hash buckets that occur in the training states can get a non-zero weight:
         # solving over those columns alone gives the same model, and in float32 the
         # iterative solvers run several times faster on 10^4 states.
         used = np.unique(x_train.indices)
         x_train = x_train[:, used].astype(np.float32)
         x_val = x_val[:, used].astype(np.float32)
-        y_train, y_val = train.targets, val.targets
-        kind = "logistic" if target == "success" else "ridge"
+        y_train, y_val = train.targets - offset_train, val.targets
         if kind == "logistic" and len(np.unique(y_train)) < 2:
             raise DataError(
                 "the success target needs both solved and failed episodes in the training "
                 f"tasks; all {len(y_train)} training states have success={int(y_train[0])}"
             )
-        bounds = (float(np.min(y_train)), float(np.max(y_train)))
+        bounds = (float(np.min(train.targets)), float(np.max(train.targets)))
+        if init is not None:
+            bounds = (min(bounds[0], init.bounds[0]), max(bounds[1], init.bounds[1]))
+        ranking = config.rank_weight > 0
+        weights = None
+        if ranking:
+            first, second = ranking_pairs(train, config.pairs_per_group, rng)
+            x_train, y_fit, is_pair = _with_pairs(
+                x_train, y_train, first, second, logistic=kind == "logistic"
+            )
+            weights = np.where(is_pair, config.rank_weight, 1.0)
+            x_val = _with_intercept(x_val)
+        else:
+            y_fit = y_train
         best: tuple[float, float, Any] | None = None
         for strength in config.strengths:
             seed = int(rng.integers(2**31 - 1))  # drawn for every strength: same stream
             if kind == "ridge":
-                model = linear.Ridge(alpha=strength, solver="lsqr", tol=1e-3)
-                model.fit(x_train, y_train.astype(np.float32))
-                prediction = np.clip(model.predict(x_val), *bounds)
+                model = linear.Ridge(
+                    alpha=strength, solver="lsqr", tol=1e-3, fit_intercept=not ranking
+                )
+                model.fit(x_train, y_fit.astype(np.float32), sample_weight=weights)
+                prediction = np.clip(offset_val + model.predict(x_val), *bounds)
                 loss = float(np.mean((prediction - y_val) ** 2))
             else:
                 # saga: an order of magnitude faster than lbfgs on wide sparse inputs.
@@ -260,21 +398,30 @@ class HashedCritic:
                     tol=1e-3,
                     max_iter=config.max_iter,
                     random_state=seed,
+                    fit_intercept=not ranking,
                 )
-                model.fit(x_train, y_train.astype(int))
+                model.fit(x_train, y_fit.astype(int), sample_weight=weights)
                 p = np.clip(model.predict_proba(x_val)[:, 1], 1e-6, 1 - 1e-6)
                 loss = float(-np.mean(y_val * np.log(p) + (1 - y_val) * np.log(1 - p)))
             if best is None or loss < best[0]:
                 best = (loss, strength, model)
         assert best is not None
         _, strength, model = best
-        coef = np.zeros(featurizer.n_columns)
-        coef[used] = np.asarray(model.coef_, dtype=np.float64).reshape(-1)
+        fitted = np.asarray(model.coef_, dtype=np.float64).reshape(-1)
+        if ranking:
+            intercept = float(fitted[-1] * _INTERCEPT_SCALE)
+            fitted = fitted[:-1]
+        else:
+            intercept = float(np.asarray(model.intercept_).reshape(-1)[0])
+        coef = np.zeros(featurizer.n_columns) if init is None else init.coef.copy()
+        coef[used] += fitted
+        if init is not None:
+            intercept += init.intercept
         return cls(
             config,
             kind=kind,
             coef=coef,
-            intercept=float(np.asarray(model.intercept_).reshape(-1)[0]),
+            intercept=intercept,
             bounds=bounds,
             strength=strength,
             provenance=provenance

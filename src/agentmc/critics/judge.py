@@ -17,6 +17,14 @@ the prompt, so the same history gets the same request whatever the batch.
 Histories longer than ``max_chars`` are cut from the left (the task text is
 kept) and a warning is logged once per critic.
 
+As an artifact (``agentmc critic train --backend judge --judge-policy SPEC``)
+the judge is a critic like the trained ones: ``critic.json`` records the
+policy spec, the model, the server URL (never a key) and the settings, and
+``prompt.txt`` holds the exact prompt template; :func:`agentmc.critics.artifact.load`
+rebuilds it, so ``eval``/``run`` take it with ``--critic PATH`` or per method.
+What it costs (requests, tokens) is reported through :meth:`JudgeCritic.avalues_with_usage`
+and counted in every method's budget (:mod:`agentmc.critics.meter`).
+
 Example:
     >>> parse_rating("Chance of success: 85%")
     0.85
@@ -31,15 +39,18 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from agentmc.critics.artifact import Provenance
 from agentmc.critics.core import History
 from agentmc.critics.text import DEFAULT_LAST_TURNS, render
 from agentmc.errors import ConfigError
 from agentmc.policies.core import Policy
-from agentmc.types import FloatArray, Message
+from agentmc.types import FloatArray, Message, Usage
 
 log = logging.getLogger("agentmc")
 
@@ -131,14 +142,44 @@ class JudgeConfig:
             raise ConfigError(f"max_chars must be >= 200, got {self.max_chars}")
 
 
+PROMPT_FILE = "prompt.txt"
+
+
 class JudgeCritic:
-    """Zero-shot value from a policy's rated chance of success. See the module docstring."""
+    """Zero-shot value from a policy's rated chance of success. See the module docstring.
+
+    Args:
+        policy: The model that judges.
+        config: Settings.
+        prompt: Template with one ``{history}`` field.
+        policy_spec: The spec that rebuilds ``policy`` (recorded in artifacts;
+            default: the policy's name).
+        base_url: Server of an ``openai:`` judge (recorded; the key never is).
+        provenance: Environment and measured metrics (set when made an artifact).
+    """
 
     name = "judge"
 
-    def __init__(self, policy: Policy, config: JudgeConfig = JudgeConfig()) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        config: JudgeConfig = JudgeConfig(),
+        *,
+        prompt: str = PROMPT,
+        policy_spec: str | None = None,
+        base_url: str | None = None,
+        provenance: Provenance | None = None,
+    ) -> None:
+        if "{history}" not in prompt:
+            raise ConfigError("a judge prompt needs a {history} field for the agent's history")
         self.policy = policy
         self.config = config
+        self.prompt_template = prompt
+        self.policy_spec = policy_spec or getattr(policy, "name", "")
+        self.base_url = base_url
+        self.provenance = provenance or Provenance(
+            env_id="", target="success", last_turns=config.last_turns, data_fingerprint=""
+        )
         self.requests = 0
         self.replies = 0
         self.unparsed = 0
@@ -163,13 +204,16 @@ class JudgeCritic:
             head = f"TASK: {history.task.strip()}\n"[: self.config.max_chars // 2]
             tail = text[len(text) - (self.config.max_chars - len(head) - 20) :]
             text = head + "(...earlier text cut...)\n" + tail
-        return PROMPT.format(history=text)
+        return self.prompt_template.replace("{history}", text)
 
     def _seed(self, prompt: str) -> int:
         digest = hashlib.sha256(f"{self.config.seed}\n{prompt}".encode()).digest()
         return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
     async def _one(self, history: History) -> float:
+        return (await self._scored(history))[0]
+
+    async def _scored(self, history: History) -> tuple[float, Usage]:
         prompt = self.prompt(history)
         completions = await self.policy.complete(
             (Message("user", prompt),),
@@ -179,7 +223,9 @@ class JudgeCritic:
         )
         self.requests += 1
         ratings = []
+        usage = Usage()
         for completion in completions:
+            usage = usage + completion.usage
             self.replies += 1
             rating = parse_rating(completion.text)
             if rating is None:
@@ -189,7 +235,17 @@ class JudgeCritic:
         if not ratings:
             self.unparsed += 1
             ratings.append(self.config.neutral)
-        return float(np.mean(ratings)) * self.config.reward_scale
+        if usage.calls == 0:
+            usage = usage + Usage(calls=1)  # the policy did not count its own request
+        return float(np.mean(ratings)) * self.config.reward_scale, usage
+
+    async def avalues_with_usage(self, histories: Sequence[History]) -> tuple[FloatArray, Usage]:
+        """Rated values and what the requests cost (calls, tokens, dollars)."""
+        results = await asyncio.gather(*(self._scored(h) for h in histories))
+        total = Usage()
+        for _, usage in results:
+            total = total + usage
+        return np.asarray([value for value, _ in results], dtype=np.float64), total
 
     async def avalues(self, histories: Sequence[History]) -> FloatArray:
         """Rated values, requests issued concurrently; shape ``(len(histories),)``."""
@@ -210,4 +266,38 @@ class JudgeCritic:
         raise ConfigError(
             "JudgeCritic.values() was called inside a running event loop; "
             "use `await critic.avalues(histories)` (or agentmc.critics.core.avalues)"
+        )
+
+    # -- artifacts (agentmc.critics.artifact) ---------------------------------------------
+
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self.config),
+            "policy": self.policy_spec,
+            "model": getattr(self.policy, "name", self.policy_spec),
+            "base_url": self.base_url,
+        }
+
+    def libraries(self) -> dict[str, str]:
+        return {}
+
+    def save_files(self, directory: Path) -> None:
+        (directory / PROMPT_FILE).write_text(self.prompt_template, encoding="utf-8")
+
+    @classmethod
+    def load_files(
+        cls, directory: Path, config: dict[str, Any], provenance: Provenance
+    ) -> JudgeCritic:
+        """Rebuild the judge: its policy from the recorded spec, its prompt from the file."""
+        from agentmc.policies import make_policy
+
+        settings = {k: v for k, v in config.items() if k not in ("policy", "model", "base_url")}
+        spec, base_url = str(config["policy"]), config.get("base_url")
+        return cls(
+            make_policy(spec, base_url=base_url),
+            JudgeConfig(**settings),
+            prompt=(directory / PROMPT_FILE).read_text(encoding="utf-8"),
+            policy_spec=spec,
+            base_url=base_url,
+            provenance=provenance,
         )

@@ -1,9 +1,13 @@
 """Regression targets for critics, as pure functions over reward arrays.
 
 A trajectory with T turns gives T training states: the state *before* turn t
-(t = 0 is the initial state, the task alone). The final state is not an
-example: the sampler never asks a critic about it (a finished particle's
-future return is known to be 0).
+(t = 0 is the initial state, the task alone). With ``terminal=True`` it also
+gives its final state, with an **outcome** target: the episode's return (or
+its success, for the success target). The sampler's twist never asks about a
+final state (a finished particle's future return is known), but in the
+deployable modes (rewards hidden) the critic is also the judge of finished
+attempts, ``E[R | h_T]``, and a critic that never saw a final state cannot
+rank them (design.md section 4). :attr:`Examples.terminal` marks these rows.
 
 Targets for the state before turn t, with rewards ``r_0 .. r_{T-1}``:
 
@@ -44,7 +48,7 @@ import numpy as np
 
 from agentmc.critics.core import History
 from agentmc.errors import ConfigError, DataError
-from agentmc.types import FloatArray, IntArray
+from agentmc.types import BoolArray, FloatArray, IntArray
 
 if TYPE_CHECKING:
     from agentmc.critics.core import Critic
@@ -131,6 +135,8 @@ class Examples:
         env_id: The environment all trajectories come from.
         n_trajectories: Trajectories used.
         skipped: Trajectories left out, by reason (``"incomplete"``, ``"truncated"``).
+        terminal: True for a final state (outcome target), shape ``(N,)``; empty
+            means no final states.
     """
 
     histories: list[History]
@@ -142,6 +148,14 @@ class Examples:
     env_id: str
     n_trajectories: int
     skipped: dict[str, int] = field(default_factory=dict)
+    terminal: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @property
+    def is_terminal(self) -> BoolArray:
+        """:attr:`terminal` with the full length ``(N,)`` (all false when none was made)."""
+        if self.terminal.shape[0] == len(self.histories):
+            return self.terminal
+        return np.zeros(len(self.histories), dtype=bool)
 
     def __len__(self) -> int:
         return len(self.histories)
@@ -159,6 +173,7 @@ class Examples:
             env_id=self.env_id,
             n_trajectories=len(set(self.episode[index].tolist())),
             skipped=dict(self.skipped),
+            terminal=self.is_terminal[index],
         )
 
 
@@ -186,6 +201,7 @@ def make_examples(
     truncation: Truncation = "terminal",
     critic: Critic | None = None,
     lam: float = 0.95,
+    terminal: bool = False,
 ) -> Examples:
     """Turn trajectories into one example per state (see the module docstring).
 
@@ -197,9 +213,11 @@ def make_examples(
         truncation: ``"terminal"`` or ``"drop"`` for truncated episodes.
         critic: The critic whose values TD(lambda) bootstraps from (``"td"`` only).
         lam: Lambda for ``"td"``.
+        terminal: Add each episode's final state with its outcome as target
+            (the return obtained, or success for ``"success"``).
 
     Returns:
-        The examples, in trajectory order, then turn order.
+        The examples, in trajectory order, then turn order (a final state last).
 
     Raises:
         ConfigError: Bad ``target``, ``gamma``, ``lam`` or ``truncation``.
@@ -222,6 +240,7 @@ def make_examples(
     steps: list[int] = []
     success: list[float] = []
     episode: list[int] = []
+    is_final: list[bool] = []
     skipped = {"incomplete": 0, "truncated": 0, "empty": 0}
     for index, trajectory in enumerate(trajectories):
         n = trajectory.n_steps
@@ -246,12 +265,19 @@ def make_examples(
             final = History.from_trajectory(trajectory)
             critic_values = np.asarray(critic.values([*states, final]), dtype=np.float64)
             values = td_lambda_returns(rewards, critic_values, gamma, lam, bootstrap=truncated)
+        is_final.extend([False] * n)
+        if terminal:
+            states.append(History.from_trajectory(trajectory))
+            outcome = trajectory.success if target == "success" else trajectory.total_return
+            values = np.append(values, float(outcome))
+            is_final.append(True)
+        count = len(states)
         histories.extend(states)
         targets.append(values)
-        task_ids.extend([trajectory.task_id] * n)
-        steps.extend(range(n))
-        success.extend([float(trajectory.success)] * n)
-        episode.extend([index] * n)
+        task_ids.extend([trajectory.task_id] * count)
+        steps.extend(range(count))
+        success.extend([float(trajectory.success)] * count)
+        episode.extend([index] * count)
     return Examples(
         histories=histories,
         targets=np.concatenate(targets) if targets else np.zeros(0),
@@ -262,4 +288,5 @@ def make_examples(
         env_id=env_id,
         n_trajectories=len(set(episode)),
         skipped={k: v for k, v in skipped.items() if v},
+        terminal=np.asarray(is_final, dtype=bool),
     )

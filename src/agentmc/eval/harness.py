@@ -15,8 +15,20 @@ rejected up front, and every table shows what each method actually spent.
 AMC worse than plain Best-of-N (the paper lost on TextCraft this way). Before
 the test split, each deployable AMC entry (``select`` of ``weight`` or
 ``critic``) is run next to Best-of-N with the same K and selection mode on
-validation tasks. If AMC does not beat it there, the entry runs as Best-of-N
-on the test split under the label ``amc→bon@...`` and the report says why.
+validation tasks (same tasks, same seeds). The rule (:func:`guard_decision`):
+AMC is kept only if it ran on at least ``MIN_GUARD_TASKS`` (30) tasks and
+solves significantly more of them than Best-of-N by the one-sided exact sign
+(McNemar) test on the tasks where the two disagree, ``p <= GUARD_ALPHA``
+(0.05). Otherwise the entry runs as Best-of-N on the test split under the
+label ``amc→bon@...``, and the report gives both methods' validation figures,
+the disagreements, the p-value and the rule.
+
+Why this rule: falling back costs nothing (Best-of-N is the yardstick), while
+trusting a harmful AMC costs success, so AMC must show evidence; a strict
+``>`` on a handful of tasks trusts AMC half the time when the two are equal.
+The exact test on paired outcomes needs no random resampling (the decision is
+reproducible), is valid for the few disagreements 30 tasks give, and is the
+paired comparison the reports already show.
 
 Example:
     >>> from agentmc.eval.harness import Entry
@@ -39,42 +51,96 @@ from agentmc.critics.core import History
 from agentmc.data.store import RunStore
 from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, DataError
+from agentmc.eval.metrics import mcnemar
 from agentmc.eval.report import Report
 from agentmc.eval.runner import RunCounts, Unit, check_complete, run_units
 from agentmc.eval.summary import compare, summarize
-from agentmc.methods import Budget, EpisodeResult, MethodSpec, arun_method
+from agentmc.methods import SETTINGS, Budget, EpisodeResult, MethodSpec, arun_method
 from agentmc.policies.core import Policy
 from agentmc.rollout import ReplyLimits
 from agentmc.seeding import task_rng
 
 BudgetUnit = Literal["calls", "tokens", "cost"]
 DEPLOYABLE = ("weight", "critic")
+MIN_GUARD_TASKS = 30
+"""Fewest validation tasks on which the do-no-harm guard may trust AMC."""
+GUARD_ALPHA = 0.05
+"""Level of the guard's one-sided exact sign test (AMC solves more tasks than Best-of-N)."""
+GUARD_RULE = (
+    f"AMC kept iff n >= {MIN_GUARD_TASKS} validation tasks and the one-sided exact sign "
+    f"(McNemar) test on the tasks where AMC and Best-of-N disagree gives p <= {GUARD_ALPHA:g}"
+)
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of the comparison: a method, and the policy it runs (default: the shared one).
+    """One row of the comparison: a method, the policy it runs and the critic it uses.
+
+    Text form: ``METHOD[{critic=CRITIC}][=POLICY]``, e.g. ``amc:8:critic``,
+    ``single=trained:runs/g2po``, ``smc:8:critic{critic=judge}``,
+    ``amc:8:critic{critic=runs/critic}``. CRITIC is a critic artifact path,
+    ``judge`` (the evaluation's own policy rates the histories, zero-shot),
+    ``judge:POLICY`` (another model judges) or ``zero``.
 
     Attributes:
         spec: The method.
         policy: A policy spec for this entry only (``None``: the evaluation's policy),
             e.g. ``trained:runs/g2po`` for an RL-trained agent.
+        critic: A critic for this entry only (``None``: the evaluation's ``--critic``).
     """
 
     spec: MethodSpec
     policy: str | None = None
+    critic: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Entry:
-        """``METHOD`` or ``METHOD=POLICY``: ``amc:8:critic``, ``single=trained:runs/g2po``."""
-        method, sep, policy = text.partition("=")
-        if sep and not policy:
+        """Parse the text form (see the class docstring).
+
+        The method's own ``key=value`` settings (``amc:8:beta=0.3=trained:runs/g2po``)
+        are not taken for the policy separator.
+
+        Raises:
+            ConfigError: An empty ``=POLICY``, an unclosed ``{``, or an option other
+                than ``critic=``.
+        """
+        critic, rest = cls._critic_option(text)
+        method, policy = cls.split(rest)
+        if policy == "":
             raise ConfigError(f"method {text!r}: nothing after '='; expected METHOD=POLICY")
-        return cls(MethodSpec.parse(method), policy or None)
+        return cls(MethodSpec.parse(method), policy, critic)
+
+    @staticmethod
+    def _critic_option(text: str) -> tuple[str | None, str]:
+        """``(critic or None, text without its {critic=...} option)``."""
+        if "{" not in text:
+            return None, text
+        start = text.index("{")
+        end = text.find("}", start)
+        if end < 0:
+            raise ConfigError(f"method {text!r}: '{{' without '}}'; e.g. amc:8{{critic=PATH}}")
+        key, sep, value = text[start + 1 : end].partition("=")
+        if key.strip() != "critic" or not sep or not value.strip():
+            raise ConfigError(
+                f"method {text!r}: the only option is {{critic=PATH|judge|judge:POLICY|zero}}"
+            )
+        return value.strip(), text[:start] + text[end + 1 :]
+
+    @classmethod
+    def split(cls, text: str) -> tuple[str, str | None]:
+        """``(method, policy)`` of ``METHOD[{...}][=POLICY]`` (policy ``None`` when absent)."""
+        text = cls._critic_option(text)[1]
+        for index, char in enumerate(text):
+            if char == "=":
+                key = text[:index].rsplit(":", 1)[-1].strip().lower()
+                if key not in SETTINGS:
+                    return text[:index], text[index + 1 :]
+        return text, None
 
     @property
     def label(self) -> str:
-        return self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+        label = self.spec.label if self.policy is None else f"{self.spec.label}[{self.policy}]"
+        return label if self.critic is None else f"{label}{{critic={self.critic}}}"
 
 
 @dataclass(frozen=True)
@@ -126,7 +192,20 @@ class BudgetSpec:
 
 @dataclass(frozen=True)
 class GuardResult:
-    """The do-no-harm check of one AMC entry on validation tasks."""
+    """The do-no-harm check of one AMC entry on validation tasks.
+
+    Attributes:
+        label: The AMC entry.
+        baseline: Its Best-of-N yardstick.
+        n_tasks: Validation tasks both ran on.
+        amc_success: AMC's success rate there.
+        baseline_success: Best-of-N's success rate there.
+        trusted: Whether AMC runs on the test split.
+        only_amc: Tasks only AMC solved.
+        only_baseline: Tasks only Best-of-N solved.
+        p_value: One-sided exact sign test of "AMC solves more".
+        rule: The decision rule, in words.
+    """
 
     label: str
     baseline: str
@@ -134,6 +213,10 @@ class GuardResult:
     amc_success: float
     baseline_success: float
     trusted: bool
+    only_amc: int = 0
+    only_baseline: int = 0
+    p_value: float = 1.0
+    rule: str = GUARD_RULE
 
     @property
     def reason(self) -> str:
@@ -141,8 +224,52 @@ class GuardResult:
         return (
             f"{self.label}: on {self.n_tasks} validation tasks AMC solved "
             f"{self.amc_success:.0%} vs {self.baseline_success:.0%} for {self.baseline} "
-            f"at equal budget; {verdict}"
+            f"at equal budget (only AMC {self.only_amc}, only Best-of-N {self.only_baseline}, "
+            f"one-sided sign test p = {self.p_value:.3g}); {verdict}. Rule: {self.rule}"
         )
+
+
+def guard_decision(
+    amc: Sequence[bool],
+    baseline: Sequence[bool],
+    *,
+    label: str = "amc",
+    baseline_label: str = "bon",
+) -> GuardResult:
+    """Apply the do-no-harm rule to paired validation outcomes (same tasks, same order).
+
+    Args:
+        amc: AMC's success per validation task.
+        baseline: Best-of-N's success on the same tasks.
+        label: AMC's label (for the reason).
+        baseline_label: Best-of-N's label.
+
+    Returns:
+        The :class:`GuardResult`; ``trusted`` iff ``n >= MIN_GUARD_TASKS`` and
+        the one-sided exact sign test gives ``p <= GUARD_ALPHA``.
+
+    Example:
+        >>> guard_decision([True] * 5 + [False] * 25, [False] * 30).trusted
+        True
+        >>> guard_decision([True] * 5 + [False] * 24, [False] * 29).trusted  # too few tasks
+        False
+    """
+    ours, theirs = np.asarray(amc, dtype=bool), np.asarray(baseline, dtype=bool)
+    if ours.shape != theirs.shape:
+        raise ValueError(f"paired outcomes differ in shape: {ours.shape} vs {theirs.shape}")
+    test = mcnemar(ours, theirs, alternative="greater")
+    n = len(ours)
+    return GuardResult(
+        label,
+        baseline_label,
+        n,
+        float(ours.mean()) if n else 0.0,
+        float(theirs.mean()) if n else 0.0,
+        trusted=n >= MIN_GUARD_TASKS and test.p_value <= GUARD_ALPHA,
+        only_amc=test.only_a,
+        only_baseline=test.only_b,
+        p_value=test.p_value,
+    )
 
 
 @dataclass(frozen=True)
@@ -198,7 +325,7 @@ def stable_index(task_id: str) -> int:
 def baseline_of(entry: Entry) -> Entry:
     """Best-of-N with the same K, selection mode and policy: the do-no-harm yardstick."""
     spec = replace(entry.spec, kind="bon")
-    return Entry(spec, entry.policy)
+    return Entry(spec, entry.policy, entry.critic)
 
 
 def fallback_label(entry: Entry) -> str:
@@ -220,6 +347,11 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "calls": int(result.calls),
         "tokens": int(result.prompt_tokens + result.completion_tokens),
         "cost": result.cost,
+        "judge_calls": result.judge_calls,
+        "judge_tokens": result.judge_tokens,
+        "critic_cpu_s": result.critic_cpu_s,
+        "total_calls": int(result.calls) + result.judge_calls,
+        "total_tokens": int(result.prompt_tokens + result.completion_tokens) + result.judge_tokens,
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
@@ -246,6 +378,8 @@ class Evaluation:
         make_policy: ``policy spec or None -> policy`` (``None``: the shared policy);
             called once per distinct spec.
         critic: The critic AMC, SMC and critic selection use (``None``: zero critic).
+        make_critic: ``entry.critic text -> critic`` for entries with their own critic
+            (``{critic=...}``); called once per distinct text.
         workers: (entry, task) units in flight at once.
         progress: Show progress bars.
         limits: Caps on reply and action length (default :class:`~agentmc.rollout.ReplyLimits`).
@@ -259,10 +393,22 @@ class Evaluation:
     workers: int = 4
     progress: bool = True
     limits: ReplyLimits | None = None
+    make_critic: Callable[[str], Any] | None = None
     _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
+    _critics: dict[str, Any] = field(default_factory=dict, init=False)
     counts: RunCounts | None = field(default=None, init=False)
     """What the last :meth:`run` did (``failed``: units left to a re-run)."""
     n_units: int = field(default=0, init=False)
+
+    def critic_for(self, entry: Entry) -> Any:
+        """The entry's own critic, else the evaluation's."""
+        if entry.critic is None:
+            return self.critic
+        if entry.critic not in self._critics:
+            if self.make_critic is None:
+                raise ConfigError(f"method {entry.label} names a critic but none can be loaded")
+            self._critics[entry.critic] = self.make_critic(entry.critic)
+        return self._critics[entry.critic]
 
     def policy(self, spec: str | None) -> Policy:
         if spec not in self._policies:
@@ -276,7 +422,7 @@ class Evaluation:
             lambda: self.make_env(task_id),
             self.policy(entry.policy),
             task_rng(plan.seed, stable_index(task_id)),
-            critic=self.critic,
+            critic=self.critic_for(entry),
             budget=None
             if plan.budget is None
             else replace(plan.budget.budget(), count=plan.budget_counts),
@@ -336,8 +482,7 @@ class Evaluation:
             baseline = baseline_of(entry).label
             ours = [success[(entry.label, t)] for t in self.plan.guard_task_ids]
             theirs = [success[(baseline, t)] for t in self.plan.guard_task_ids]
-            a, b = float(np.mean(ours)), float(np.mean(theirs))
-            result = GuardResult(entry.label, baseline, len(ours), a, b, trusted=a > b)
+            result = guard_decision(ours, theirs, label=entry.label, baseline_label=baseline)
             if f"decision/{entry.label}" not in decided:
                 data = dataclasses.asdict(result) | {"reason": result.reason}
                 self.store.append("guard-decision", data, key=f"decision/{entry.label}")

@@ -142,8 +142,22 @@ def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _spend(estimate: Any, digits: int) -> str:
+    return "0" if estimate is None else _fmt(estimate.value, digits)
+
+
+def _spends(summaries: Sequence[MethodSummary], name: str) -> bool:
+    """Whether some method spent anything on ``name`` (a critic cost column)."""
+    return any(getattr(s, name) is not None and getattr(s, name).value > 0 for s in summaries)
+
+
 def summary_table(summaries: Sequence[MethodSummary]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the main comparison table."""
+    """Header and rows of the main comparison table.
+
+    Agent calls, and when any method spent them, LLM-judge calls, their total and the
+    critic's CPU seconds, each per task.
+    """
+    judged, timed = _spends(summaries, "judge_calls"), _spends(summaries, "critic_cpu_s")
     header = [
         "method",
         "selection",
@@ -152,7 +166,9 @@ def summary_table(summaries: Sequence[MethodSummary]) -> tuple[list[str], list[l
         "success % [95% CI]",
         "mean return",
         "steps to success",
-        "calls/task",
+        "agent calls/task",
+        *(["judge calls/task", "total calls/task"] if judged else []),
+        *(["critic CPU s/task"] if timed else []),
         "tokens/task",
         "cost/task $",
         "wall s/task",
@@ -172,6 +188,8 @@ def summary_table(summaries: Sequence[MethodSummary]) -> tuple[list[str], list[l
                 s.mean_return.format(),
                 _fmt(s.steps_to_success.value, 1),
                 _fmt(s.calls.value, 1),
+                *([_spend(s.judge_calls, 1), _spend(s.total_calls, 1)] if judged else []),
+                *([_spend(s.critic_cpu_s, 3)] if timed else []),
                 _fmt(s.tokens.value, 0),
                 _fmt(s.cost.value, 4),
                 _fmt(s.wall_s.value, 2),

@@ -55,6 +55,12 @@ class MethodSummary:
     cost_per_success: float
     failures: int
     synthetic: bool
+    judge_calls: Estimate | None = None
+    """LLM-judge requests per task (the critic's; ``calls`` are the agent's)."""
+    critic_cpu_s: Estimate | None = None
+    """CPU seconds per task spent scoring with the critic."""
+    total_calls: Estimate | None = None
+    """Agent plus judge requests per task."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -62,9 +68,26 @@ class MethodSummary:
             out[name] = value.as_dict() if isinstance(value, Estimate) else value
         return out
 
+    @property
+    def spends_on_critic(self) -> bool:
+        """Whether the critic cost anything measurable (judge requests or CPU time)."""
+        return any(
+            e is not None and e.value > 0 for e in (self.judge_calls, self.critic_cpu_s)
+        )
+
 
 def _column(rows: Sequence[Row], key: str) -> np.ndarray:
     return np.array([math.nan if r.get(key) is None else float(r[key]) for r in rows])
+
+
+def _spend(rows: Sequence[Row], key: str, fallback: str | None = None) -> Estimate:
+    """Mean of a spend column; rows from before the column existed count 0 (or ``fallback``).
+
+    No interval, so the bootstrap stream of the other columns stays as it was.
+    """
+    values = [r.get(key, r.get(fallback) if fallback else 0) for r in rows]
+    array = np.array([0.0 if v is None else float(v) for v in values])
+    return Estimate(float(array.mean()) if array.size else math.nan, math.nan, math.nan, len(rows))
 
 
 def summarize(rows: Sequence[Row], rng: np.random.Generator) -> list[MethodSummary]:
@@ -95,6 +118,9 @@ def summarize(rows: Sequence[Row], rng: np.random.Generator) -> list[MethodSumma
                 cost_per_success=cost_per_success(total_cost, int(success.sum())),
                 failures=sum(1 for r in group if r.get("error")),
                 synthetic=any(bool(r.get("synthetic")) for r in group),
+                judge_calls=_spend(group, "judge_calls"),
+                critic_cpu_s=_spend(group, "critic_cpu_s"),
+                total_calls=_spend(group, "total_calls", fallback="calls"),
             )
         )
     return out

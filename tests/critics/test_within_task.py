@@ -1,0 +1,103 @@
+"""Within-task metrics, final-state examples and the hashed critic's ranking rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agentmc.critics.evaluate import (
+    critic_metrics,
+    grouped_spearman,
+    pair_concordance,
+    prediction_metrics,
+    within_task_metrics,
+)
+from agentmc.critics.fit import FitConfig, fit
+from agentmc.critics.hashed import HashedConfig, ranking_pairs
+from agentmc.critics.targets import make_examples
+
+
+def test_pair_concordance_counts_only_pairs_inside_a_group():
+    values = np.array([0.9, 0.1, 0.2, 0.8])
+    success = np.array([1.0, 0.0, 1.0, 0.0])
+    # Across groups the order is wrong (0.2 < 0.8) but those pairs are never compared.
+    assert pair_concordance(values, success, ["a", "a", "b", "b"]) == (0.5, 2, 2)
+    assert pair_concordance(values, success, ["a", "a", "a", "a"])[0] == pytest.approx(0.75)
+    # Ties count half; identical histories (equal keys) are skipped.
+    assert pair_concordance(np.zeros(2), np.array([1.0, 0.0]), ["a", "a"])[0] == 0.5
+    assert pair_concordance(np.zeros(2), np.array([1.0, 0.0]), ["a", "a"], [7, 7]) == (None, 0, 0)
+
+
+def test_a_critic_that_only_knows_task_difficulty_is_at_chance_within_tasks():
+    rng = np.random.default_rng(0)
+    n_tasks, per_task = 30, 8
+    difficulty = rng.random(n_tasks)
+    tasks = np.repeat(np.arange(n_tasks), per_task)
+    success = (rng.random(tasks.size) < difficulty[tasks]).astype(float)
+    task_ids = [str(t) for t in tasks]
+    steps = np.zeros(tasks.size, dtype=int)
+    by_task = difficulty[tasks]  # perfect knowledge of the task, nothing about the attempt
+    pooled = prediction_metrics(by_task, success, success, steps, task_ids=task_ids)
+    assert pooled["auroc_success"] > 0.75
+    assert pooled["within_task_auroc"] == 0.5
+    # A critic that sees the attempt's outcome ranks perfectly inside every task.
+    oracle = within_task_metrics(success + by_task, success, success, task_ids, steps)
+    assert oracle["within_task_auroc"] == 1.0
+    assert oracle["within_task_pairwise_accuracy"] == 1.0
+    assert oracle["within_task_groups"] == pooled["within_task_groups"] > 0
+
+
+def test_grouped_spearman_weights_groups_by_size():
+    values = np.array([1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 0.0])
+    targets = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0])
+    rho, used = grouped_spearman(values, targets, ["a"] * 3 + ["b"] * 4)
+    assert used == 2 and rho == pytest.approx((3 * 1.0 + 4 * -1.0) / 7)
+
+
+def test_final_states_carry_the_outcome(craft_data):
+    plain = make_examples(craft_data[:6])
+    with_final = make_examples(craft_data[:6], terminal=True)
+    assert len(with_final) == len(plain) + 6
+    final = with_final.is_terminal
+    assert final.sum() == 6 and not plain.is_terminal.any()
+    for i in np.flatnonzero(final):
+        trajectory = craft_data[int(with_final.episode[i])]
+        assert with_final.histories[i].n_turns == trajectory.n_steps
+        assert with_final.targets[i] == trajectory.total_return
+        assert with_final.steps[i] == trajectory.n_steps
+    success = make_examples(craft_data[:6], "success", terminal=True)
+    assert set(success.targets[success.is_terminal]) <= {0.0, 1.0}
+    # A subset keeps the flags with its rows.
+    assert with_final.subset(final).is_terminal.all()
+
+
+def test_ranking_pairs_stay_inside_a_task_and_step(craft_data):
+    examples = make_examples(craft_data, terminal=True)
+    first, second = ranking_pairs(examples, 5, np.random.default_rng(0))
+    assert first.size > 0
+    for i, j in zip(first, second, strict=True):
+        assert examples.task_ids[i] == examples.task_ids[j]
+        assert examples.is_terminal[i] == examples.is_terminal[j]
+        if not examples.is_terminal[i]:
+            assert examples.steps[i] == examples.steps[j]
+        assert examples.targets[i] > examples.targets[j]
+        assert examples.histories[i] != examples.histories[j]
+
+
+def test_ranking_rows_rank_attempts_within_tasks(craft_data, craft_heldout):
+    heldout = make_examples(craft_heldout, terminal=True)
+    results = {}
+    for weight in (0.0, 3.0):
+        result = fit(
+            craft_data,
+            FitConfig(seed=0),
+            HashedConfig(n_features=2**12, rank_weight=weight, strengths=(3.0, 30.0)),
+        )
+        assert result.critic.config.rank_weight == weight
+        results[weight], _ = critic_metrics(result.critic, heldout)
+    ranked = results[3.0]
+    # Finished attempts: the final observation says whether the goal was crafted.
+    assert ranked["final_within_task_auroc"] > 0.9
+    # Under the null a pooled within-task AUROC over these pairs is ~0.5 +- 0.03.
+    assert ranked["within_task_auroc"] > 0.6
+    assert ranked["within_task_pairs"] == results[0.0]["within_task_pairs"] > 50
