@@ -68,9 +68,44 @@ def test_label_names_non_default_settings():
 
 
 @pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("amc:8:critic:beta=0.3:steps=4", "amc@critic-k8-beta0.3-steps:4"),
+        ("amc:8:beta=0.1:ess=0.5", "amc@reward-k8-beta0.1-ess:0.5"),
+        ("smc:4:weight:steps=2,6:resampler=residual", "smc@weight-k4-steps:2,6-residual"),
+        ("amc:8:schedule=budget:0.8:steps:4,12", "amc@reward-k8-budget:0.8:steps:4,12"),
+        ("amc:8:schedule=none:beta=1e-05", "amc@reward-k8-beta1e-05-none"),
+        ("amc:4:beta=inf", "amc@reward-k4-betainf"),
+        ("amc:4:beta=0.123456789", "amc@reward-k4-beta0.123456789"),
+        ("bon:8:critic:beta=0.3", "bon@critic-k8"),
+        ("bon:8:weight:beta=0.3", "bon@weight-k8-beta0.3"),
+    ],
+)
+def test_settings_in_the_string_form_round_trip_through_label_and_text(text, label):
+    spec = MethodSpec.parse(text)
+    assert spec.label == label
+    assert MethodSpec.parse(spec.label) == spec
+    assert MethodSpec.parse(spec.text) == spec
+    assert MethodSpec.parse(spec.text).text == spec.text
+
+
+def test_settings_that_cannot_change_results_are_dropped():
+    # Best-of-N without weight sampling ignores beta and schedule: equal specs, equal labels
+    assert MethodSpec.parse("bon:8:beta=0.3:steps=4") == MethodSpec.parse("bon:8")
+    assert MethodSpec("amc", 8, beta=0.3) != MethodSpec("amc", 8)
+
+
+@pytest.mark.parametrize(
     ("text", "error", "message"),
     [
         ("best:8", UnknownNameError, "valid forms"),
+        ("amc:8:critic:speed=3", ConfigError, "unknown setting"),
+        ("amc:8:beta=x", ConfigError, "not a number"),
+        ("amc:8:beta=0", ConfigError, "beta must be > 0"),
+        ("amc:8:steps=4:ess=0.5", ConfigError, "schedule given twice"),
+        ("amc:8:steps=0", ConfigError, "positive"),
+        ("amc@critic-k8-betax", ConfigError, "beta<number>"),
+        ("amc@critic-k8-sometimes", UnknownNameError, "valid forms"),
         ("bon", ConfigError, "needs K"),
         ("bon:x", ConfigError, "K must be an integer"),
         ("bon:0", ConfigError, "particles must be >= 1"),

@@ -12,6 +12,15 @@ evaluation harness and reports share:
 ``smc:8:critic``       zero-shot SMC (any critic, e.g. the LLM judge), highest critic score
 =====================  ===================================================================
 
+Settings follow as ``key=value`` parts: ``beta=0.3``, the schedule as
+``steps=4,12``, ``ess=0.5`` or ``schedule=SPEC`` (any form of
+:func:`agentmc.smc.parse_schedule`, e.g. ``schedule=none``), and
+``resampler=residual``; e.g. ``amc:8:critic:beta=0.3:steps=4``. The label
+(``amc@critic-k8-beta0.3-steps:4``) parses back to the same spec, so a
+recorded result names exactly what ran. Settings that cannot change a
+method's results are dropped: beta for Best-of-N unless it samples by weight,
+and schedule and resampler for ``single`` and Best-of-N.
+
 Every method runs through :class:`agentmc.steer.AgentModel` and the SMC
 sampler: ``single`` is K = 1 with no resampling, Best-of-N is K particles
 with no resampling (the final weights are ``exp(R / beta)``), SMC and AMC
@@ -56,11 +65,15 @@ Example:
     ('bon@reward-k4', 'reward', True)
     >>> EpisodeResult.from_dict(result.to_dict()) == result
     True
+    >>> spec = MethodSpec.parse("amc:8:critic:beta=0.3:steps=4")
+    >>> spec.label, spec.text, MethodSpec.parse(spec.label) == spec
+    ('amc@critic-k8-beta0.3-steps:4', 'amc:8:critic:beta=0.3:steps=4', True)
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,7 +88,7 @@ from agentmc.data.trajectory import Trajectory
 from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.policies.core import Policy
-from agentmc.smc.resampling import DEFAULT_RESAMPLER, get_resampler
+from agentmc.smc.resampling import DEFAULT_RESAMPLER, RESAMPLERS, get_resampler
 from agentmc.smc.sampler import SMC, SMCConfig
 from agentmc.smc.schedules import parse_schedule
 from agentmc.smc.selection import select_particle
@@ -83,6 +96,7 @@ from agentmc.steer import AgentModel, critic_values
 
 __all__ = [
     "KINDS",
+    "SETTINGS",
     "Budget",
     "EpisodeResult",
     "Kind",
@@ -97,7 +111,19 @@ Kind = Literal["single", "bon", "smc", "amc"]
 KINDS: tuple[str, ...] = get_args(Kind)
 SELECTS: tuple[str, ...] = get_args(Select)
 
-_FORMS = "'single', 'bon:8', 'bon:8:critic', 'amc:8', 'amc:8:weight', 'smc:8:critic'"
+_FORMS = (
+    "'single', 'bon:8', 'bon:8:critic', 'amc:8', 'amc:8:weight', 'smc:8:critic', "
+    "'amc:8:critic:beta=0.3:steps=4' (settings: beta=, steps=, ess=, schedule=, resampler=)"
+)
+SETTINGS: tuple[str, ...] = ("beta", "steps", "ess", "schedule", "resampler")
+"""Keys of the ``key=value`` settings in a method string."""
+_LABEL = re.compile(r"^(?P<kind>[a-z]+)@(?P<select>[a-z]+)-k(?P<k>\d+)(?P<rest>(-.+)?)$")
+
+
+def _number(value: float) -> str:
+    """Shortest text that reads back as ``value`` (``0.3``, ``inf``, ``1e-05``)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 @dataclass(frozen=True)
@@ -133,27 +159,45 @@ class MethodSpec:
             raise ConfigError(f"select must be one of {', '.join(SELECTS)}, got {self.select!r}")
         if not isinstance(self.beta, int | float) or math.isnan(self.beta) or self.beta <= 0:
             raise ConfigError(f"beta must be > 0 (inf for no tilt), got {self.beta!r}")
-        parse_schedule(self.schedule)
+        object.__setattr__(self, "schedule", parse_schedule(self.schedule).spec)
         get_resampler(self.resampler)
+        # settings that cannot change this method's results are normalised away, so two
+        # specs are equal exactly when they run the same thing (and labels round-trip)
+        if self.kind in ("single", "bon"):
+            object.__setattr__(self, "schedule", "every")
+            object.__setattr__(self, "resampler", DEFAULT_RESAMPLER)
+            if self.kind == "single" or self.select != "weight":
+                object.__setattr__(self, "beta", 1.0)
+        if self.kind == "single":
+            object.__setattr__(self, "select", "reward")
+        object.__setattr__(self, "beta", float(self.beta))
 
     @classmethod
     def parse(cls, text: str) -> MethodSpec:
-        """Build a spec from ``KIND[:K[:SELECT]]``, e.g. ``"amc:8:critic"``.
+        """Build a spec from ``KIND[:K[:SELECT]][:key=value...]`` or from its label.
+
+        Examples: ``"amc:8:critic"``, ``"amc:8:critic:beta=0.3:steps=4"``,
+        ``"amc@critic-k8-beta0.3-steps:4"``.
 
         Raises:
             UnknownNameError: Unknown kind (the message lists the valid forms).
-            ConfigError: Malformed K or selection.
+            ConfigError: Malformed K, selection or setting.
         """
-        parts = [part.strip() for part in str(text).strip().split(":")]
+        text = str(text).strip()
+        label = _LABEL.match(text.lower())
+        if label is not None:
+            return cls._from_label(text, label)
+        parts = [part.strip() for part in text.split(":")]
         kind = parts[0].lower()
         if kind not in KINDS:
             raise UnknownNameError(f"unknown method {text!r}; valid forms: {_FORMS}")
-        if len(parts) > 3:
-            raise ConfigError(f"method {text!r}: too many ':' parts; valid forms: {_FORMS}")
+        head = 3 if len(parts) > 2 and "=" not in parts[2] else 2
+        settings = cls._settings(text, parts[head:])
+        parts = parts[:head]
         if kind == "single":
             if len(parts) > 1 and parts[1] not in ("", "1"):
                 raise ConfigError(f"method {text!r}: 'single' takes no K; valid forms: {_FORMS}")
-            return cls("single")
+            return cls("single", **settings)
         if len(parts) < 2 or not parts[1]:
             raise ConfigError(f"method {text!r} needs K, e.g. '{kind}:8'; valid forms: {_FORMS}")
         try:
@@ -167,7 +211,84 @@ class MethodSpec:
             raise ConfigError(
                 f"method {text!r}: selection must be one of {', '.join(SELECTS)}, got {select!r}"
             )
-        return cls(kind, particles, select)  # type: ignore[arg-type]
+        return cls(kind, particles, select, **settings)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _settings(text: str, parts: list[str]) -> dict[str, Any]:
+        """Read ``key=value`` parts (one without ``=`` continues the previous value)."""
+        pairs: list[list[str]] = []
+        for part in parts:
+            key, sep, value = part.partition("=")
+            if sep:
+                pairs.append([key.strip().lower(), value.strip()])
+            elif pairs:
+                pairs[-1][1] += ":" + part
+            else:
+                raise ConfigError(
+                    f"method {text!r}: too many ':' parts ({part!r} is not a key=value "
+                    f"setting); valid forms: {_FORMS}"
+                )
+        settings: dict[str, Any] = {}
+        for key, value in pairs:
+            if key not in SETTINGS:
+                raise ConfigError(
+                    f"method {text!r}: unknown setting {key!r}; use {', '.join(SETTINGS)}"
+                )
+            field_name = "schedule" if key in ("steps", "ess") else key
+            if field_name in settings:
+                raise ConfigError(f"method {text!r}: {field_name} given twice")
+            if key == "beta":
+                try:
+                    settings["beta"] = float(value)
+                except ValueError:
+                    raise ConfigError(f"method {text!r}: beta={value!r} is not a number") from None
+            elif key in ("steps", "ess"):
+                settings["schedule"] = f"{key}:{value}"
+            else:
+                settings[key] = value
+        return settings
+
+    @classmethod
+    def _from_label(cls, text: str, match: re.Match[str]) -> MethodSpec:
+        """Rebuild a spec from :attr:`label` (``amc@critic-k8-beta0.3-steps:4-residual``)."""
+        kind, select, rest = match["kind"], match["select"], match["rest"]
+        if kind not in KINDS:
+            raise UnknownNameError(f"unknown method {text!r}; valid forms: {_FORMS}")
+        tokens: list[str] = []
+        for token in rest.split("-")[1:]:
+            if tokens and tokens[-1][-1:] in ("e", "E") and tokens[-1][:4] == "beta":
+                tokens[-1] += "-" + token  # a negative exponent: beta1e-05
+            else:
+                tokens.append(token)
+        settings: dict[str, Any] = {}
+        for token in tokens:
+            if token.startswith("beta"):
+                try:
+                    settings["beta"] = float(token[4:])
+                except ValueError:
+                    raise ConfigError(f"method {text!r}: {token!r} is not beta<number>") from None
+            elif token in RESAMPLERS:
+                settings["resampler"] = token
+            else:
+                settings["schedule"] = token
+        return cls(kind, int(match["k"]), select, **settings)  # type: ignore[arg-type]
+
+    @property
+    def text(self) -> str:
+        """The ``KIND:K:SELECT[:key=value...]`` form (:meth:`parse` reads it back)."""
+        if self.kind == "single":
+            return "single"
+        parts = [self.kind, str(self.particles), self.select]
+        if self.beta != 1.0:
+            parts.append(f"beta={_number(self.beta)}")
+        kind, _, argument = self.schedule.partition(":")
+        if kind in ("steps", "ess"):
+            parts.append(f"{kind}={argument}")
+        elif self.schedule != "every":
+            parts.append(f"schedule={self.schedule}")
+        if self.resampler != DEFAULT_RESAMPLER:
+            parts.append(f"resampler={self.resampler}")
+        return ":".join(parts)
 
     @property
     def label(self) -> str:
@@ -178,8 +299,8 @@ class MethodSpec:
         if self.kind == "single":
             return "single"
         label = f"{self.kind}@{self.select}-k{self.particles}"
-        if self.beta != 1.0 and (self.kind != "bon" or self.select == "weight"):
-            label += f"-beta{self.beta:g}"
+        if self.beta != 1.0:
+            label += f"-beta{_number(self.beta)}"
         if self.kind in ("smc", "amc"):
             if self.schedule != "every":
                 label += f"-{self.schedule}"

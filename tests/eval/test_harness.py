@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,18 @@ from agentmc.cli.main import main
 from agentmc.data.store import RunStore
 from agentmc.envs import make, task_ids
 from agentmc.errors import AgentmcError, ConfigError
-from agentmc.eval.harness import BudgetSpec, Entry, Evaluation, Plan, build_report, stable_index
+from agentmc.eval.harness import (
+    GUARD_ALPHA,
+    GUARD_RULE,
+    MIN_GUARD_TASKS,
+    BudgetSpec,
+    Entry,
+    Evaluation,
+    Plan,
+    build_report,
+    guard_decision,
+    stable_index,
+)
 from agentmc.eval.report import write_report
 from agentmc.policies import make_policy
 
@@ -53,6 +65,10 @@ def test_entry_labels_and_errors():
         Entry.parse("beam:4")
     with pytest.raises(ConfigError, match="nothing after"):
         Entry.parse("single=")
+    # a method's own settings are not the policy separator
+    entry = Entry.parse("amc:4:critic:beta=0.3:steps=2=random")
+    assert (entry.spec.beta, entry.spec.schedule, entry.policy) == (0.3, "steps:2", "random")
+    assert Entry.parse("amc:4:beta=0.3").policy is None
 
 
 @pytest.mark.parametrize("text", ["calls", "calls:x", "calls:-3", "time:10", "cost:inf"])
@@ -123,9 +139,37 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert key(resumed) == key(full)
 
 
+@pytest.mark.parametrize(
+    ("only_amc", "only_bon", "n", "trusted", "p_value"),
+    [
+        (5, 0, 30, True, 1 / 32),  # 5 of 5 disagreements go AMC's way: p = 2^-5
+        (6, 1, 30, False, 8 / 128),  # p = P(X >= 6 | 7) = 8/128 > 0.05
+        (7, 1, 30, True, 9 / 256),
+        (9, 0, 29, False, 1 / 512),  # decisive, but fewer than 30 tasks
+        (0, 0, 40, False, 1.0),  # a tie is no evidence
+        (1, 12, 40, False, 1.0 - 1 / 8192),  # AMC harms
+    ],
+)
+def test_guard_rule_is_a_one_sided_sign_test_on_at_least_30_tasks(
+    only_amc, only_bon, n, trusted, p_value
+):
+    both = n - only_amc - only_bon - 3
+    amc = [True] * only_amc + [False] * only_bon + [True] * both + [False] * 3
+    bon = [False] * only_amc + [True] * only_bon + [True] * both + [False] * 3
+    result = guard_decision(amc, bon, label="amc@critic-k4", baseline_label="bon@critic-k4")
+    assert result.trusted is trusted
+    assert (result.only_amc, result.only_baseline, result.n_tasks) == (only_amc, only_bon, n)
+    assert result.p_value == pytest.approx(p_value)
+    assert result.amc_success == pytest.approx(np.mean(amc))
+    assert result.baseline_success == pytest.approx(np.mean(bon))
+    assert "one-sided exact sign" in result.reason and f"{n} validation tasks" in result.reason
+    assert MIN_GUARD_TASKS == 30 and GUARD_ALPHA == 0.05
+
+
 def test_guard_falls_back_to_best_of_n_when_amc_does_not_win(tmp_path):
-    # A random agent never crafts the goal: AMC and Best-of-N tie at 0, so AMC is not trusted.
-    guard = task_ids("textcraft", "validation")[:2]
+    # With a critic that scores every state alike, AMC and Best-of-N solve the same tasks
+    # (no disagreement): no evidence for AMC, so it is not trusted.
+    guard = task_ids("textcraft", "validation")[:30]
     run = evaluation(tmp_path, ["amc:2:critic"], policy="random", guard=guard, n=2)
     rows, guards = asyncio.run(run.run())
     assert [g.trusted for g in guards] == [False]
@@ -134,6 +178,9 @@ def test_guard_falls_back_to_best_of_n_when_amc_does_not_win(tmp_path):
     assert any("replaced by bon@critic-k2" in note for note in report.notes)
     md, html = write_report(tmp_path / "report", report)
     assert "replaced by bon@critic-k2" in md.read_text()
+    # both methods' validation figures and the rule are in the report
+    assert re.search(r"AMC solved \d+% vs \d+% for bon@critic-k2", md.read_text())
+    assert "Rule: AMC kept iff n >= 30 validation tasks" in md.read_text()
     assert html.read_text().startswith("<!doctype html>")
 
 
@@ -148,10 +195,32 @@ def test_guard_keeps_amc_that_wins(tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(harness.Evaluation, "_episode", rigged)
-    guard = task_ids("textcraft", "validation")[:2]
+    guard = task_ids("textcraft", "validation")[:30]
     rows, guards = asyncio.run(evaluation(tmp_path, ["amc:2:critic"], guard=guard, n=2).run())
     assert [g.trusted for g in guards] == [True]
+    assert (guards[0].only_amc, guards[0].only_baseline, guards[0].n_tasks) == (30, 0, 30)
     assert {r["method"] for r in rows} == {"amc@critic-k2"}
+    # the recorded decision carries both methods' validation figures and the rule
+    [decision] = [r["data"] for r in RunStore.open(tmp_path).records("guard-decision")]
+    assert decision["amc_success"] == 1.0 and decision["baseline_success"] == 0.0
+    assert decision["rule"] == GUARD_RULE and "p = 9.31e-10" in decision["reason"]
+
+
+def test_guard_with_fewer_than_30_tasks_never_trusts_amc(tmp_path, monkeypatch):
+    import agentmc.eval.harness as harness
+
+    original = harness.Evaluation._episode
+
+    async def rigged(self, entry, task_id):
+        result = await original(self, entry, task_id)
+        result.success = entry.spec.kind == "amc"
+        return result
+
+    monkeypatch.setattr(harness.Evaluation, "_episode", rigged)
+    guard = task_ids("textcraft", "validation")[:5]
+    rows, guards = asyncio.run(evaluation(tmp_path, ["amc:2:critic"], guard=guard, n=2).run())
+    assert [g.trusted for g in guards] == [False]
+    assert {r["method"] for r in rows} == {"amc→bon@critic-k2"}
 
 
 def test_cli_eval_and_report(tmp_path, capsys):
@@ -173,6 +242,8 @@ def test_cli_eval_and_report(tmp_path, capsys):
         (["--methods", "bon:8", "--budget", "calls:4"], "needs 8 policy calls"),
         (["--methods", "amc:2:critic"], "needs a critic"),
         (["--guard-tasks", "-1"], "--guard-tasks"),
+        (["--guard-tasks", "20"], "at least 30"),
+        (["--methods", "amc:2:beta=0"], "beta must be > 0"),
     ],
 )
 def test_cli_eval_bad_input_is_one_line(tmp_path, capsys, args, message):

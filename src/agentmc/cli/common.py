@@ -194,7 +194,8 @@ class PolicyOptions:
     """Which agent acts. API keys are read from the environment, never from flags."""
 
     policy: str = "noisy-expert"
-    """Policy spec: `noisy-expert` (synthetic), `local` / `local:choose` / `local:generate`
+    """Policy spec: `noisy-expert` or `noisy-expert:eps=0.3` (synthetic; eps: per-step chance
+    of a uniformly random valid action), `local` / `local:choose` / `local:generate`
     (embedded SmolLM2-135M), `openai:MODEL` (any OpenAI-compatible server)."""
     base_url: str | None = None
     """Server URL for `openai:` policies (vLLM, llama.cpp, Ollama, ...)."""

@@ -8,6 +8,12 @@ Runs the do-no-harm check on validation tasks first when a deployable AMC
 method is listed (``--guard-tasks 0`` turns it off), then every method on
 every task of the split, resumably; prints the comparison table and writes
 ``report.md`` / ``report.html`` into the run directory.
+
+Settings named in a method string (``amc:8:critic:beta=0.3:steps=4``) win
+over ``--beta`` / ``--schedule``. With ``--tuned runs/tune/tuned.json`` (from
+``agentmc tune``), each method that was tuned runs with the settings chosen
+on validation tasks; the choice must have been made at this evaluation's
+budget, policy and critic.
 """
 
 from __future__ import annotations
@@ -45,8 +51,12 @@ class Config:
     """Inverse strength of the reward tilt for SMC / AMC."""
     schedule: str = "every"
     """Resampling schedule for SMC / AMC (e.g. `every`, `steps:4,8`, `ess:0.5`)."""
-    guard_tasks: int = 20
-    """Validation tasks for the do-no-harm check of deployable AMC methods (0: no check)."""
+    tuned: Path | None = None
+    """`tuned.json` from `agentmc tune`: tuned methods run with the chosen settings."""
+    guard_tasks: int = 30
+    """Validation tasks for the do-no-harm check of deployable AMC methods: at least 30
+    (AMC is kept only if a one-sided exact sign test on them favours it at p <= 0.05),
+    or 0 for no check."""
     seed: int = 0
     """Root seed; every task uses the same generator for every method."""
     workers: int = 4
@@ -57,8 +67,13 @@ class Config:
     """Write report.md / report.html into the run directory when done."""
 
     def __post_init__(self) -> None:
-        if self.guard_tasks < 0:
-            raise ConfigError(f"--guard-tasks must be >= 0, got {self.guard_tasks}")
+        from agentmc.eval.harness import MIN_GUARD_TASKS
+
+        if self.guard_tasks < 0 or 0 < self.guard_tasks < MIN_GUARD_TASKS:
+            raise ConfigError(
+                f"--guard-tasks must be 0 (no check) or at least {MIN_GUARD_TASKS}, "
+                f"got {self.guard_tasks}"
+            )
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.beta <= 0:
@@ -112,27 +127,72 @@ def check_unseen(critic: Any, label: str, task_ids: list[str]) -> None:
         )
 
 
+def _names(method: str) -> set[str]:
+    """Which of beta / schedule a method string sets itself (a label names all it ran with)."""
+    if "@" in method:
+        return {"beta", "schedule"}
+    keys = {part.partition("=")[0].strip().lower() for part in method.split(":") if "=" in part}
+    return {"schedule" if k in ("steps", "ess") else k for k in keys}
+
+
+def tuned_choices(config: Config, budget: str | None) -> dict[str, str]:
+    """Base method text -> chosen method text, from ``--tuned`` (empty without it).
+
+    Raises:
+        ConfigError: The choice was made at another budget, policy or critic.
+    """
+    if config.tuned is None:
+        return {}
+    from agentmc.cli.tune import read_tuned
+
+    data = read_tuned(config.tuned)
+    ours = {
+        "budget": budget,
+        "policy": config.policy.policy,
+        "critic": None if config.critic is None else str(config.critic),
+    }
+    theirs = {
+        "budget": data.get("budget"),
+        "policy": (data.get("policy") or {}).get("policy"),
+        "critic": data.get("critic"),
+    }
+    for key in ours:
+        if ours[key] != theirs[key]:
+            raise ConfigError(
+                f"--tuned {config.tuned}: tuned with {key} {theirs[key]!r}, but this evaluation "
+                f"uses {ours[key]!r}; tune again with the evaluation's settings"
+            )
+    return {c["base"]: c["chosen"] for c in data["choices"]}
+
+
 def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
     from dataclasses import replace
 
     from agentmc.eval.harness import BudgetSpec, Entry, Plan
+    from agentmc.methods import MethodSpec
 
+    budget = None if config.budget is None else BudgetSpec.parse(config.budget)
+    choices = tuned_choices(config, None if budget is None else str(budget))
     entries = []
     for text in config.methods:
         entry = Entry.parse(text)
-        if entry.spec.kind in ("smc", "amc"):
-            entry = replace(
-                entry, spec=replace(entry.spec, beta=config.beta, schedule=config.schedule)
-            )
-        elif entry.spec.kind == "bon":
-            entry = replace(entry, spec=replace(entry.spec, beta=config.beta))
-        entries.append(entry)
+        chosen = choices.get(entry.spec.text)
+        if chosen is not None:
+            entries.append(replace(entry, spec=MethodSpec.parse(chosen)))
+            continue
+        named = _names(Entry.split(Entry.options(text)[0])[0])
+        settings: dict[str, Any] = {}
+        if "beta" not in named and entry.spec.kind in ("smc", "amc", "bon"):
+            settings["beta"] = config.beta
+        if "schedule" not in named and entry.spec.kind in ("smc", "amc"):
+            settings["schedule"] = config.schedule
+        entries.append(replace(entry, spec=replace(entry.spec, **settings)))
     return Plan(
         entries=tuple(entries),
         split=config.tasks.split,
         task_ids=tuple(task_ids),
         seed=config.seed,
-        budget=None if config.budget is None else BudgetSpec.parse(config.budget),
+        budget=budget,
         guard_task_ids=tuple(guard_ids),
         temperature=config.policy.temperature,
     )
@@ -190,6 +250,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             "critic": None if config.critic is None else str(config.critic),
             "budget": None if plan.budget is None else str(plan.budget),
             "guard_tasks": list(plan.guard_task_ids),
+            "tuned": None if config.tuned is None else str(config.tuned),
         },
         mutable=["workers", "progress", "report"],
     )

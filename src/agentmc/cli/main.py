@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Warm-start a new critic version from new run/eval data.",
     ),
     "run": ("agentmc.cli.run", "Run single / Best-of-N / SMC / AMC on a task split."),
+    "tune": ("agentmc.cli.tune", "Choose AMC's beta, schedule and selection on validation tasks."),
     "eval": ("agentmc.cli.eval", "Compare several methods at equal budget."),
     "report": ("agentmc.cli.report", "Write Markdown and HTML reports for a run directory."),
     "train": ("agentmc.cli.train", "Train a small policy with GRPO / RLOO / G2PO / GiGPO."),

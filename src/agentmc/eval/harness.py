@@ -15,8 +15,20 @@ rejected up front, and every table shows what each method actually spent.
 AMC worse than plain Best-of-N (the paper lost on TextCraft this way). Before
 the test split, each deployable AMC entry (``select`` of ``weight`` or
 ``critic``) is run next to Best-of-N with the same K and selection mode on
-validation tasks. If AMC does not beat it there, the entry runs as Best-of-N
-on the test split under the label ``amc→bon@...`` and the report says why.
+validation tasks (same tasks, same seeds). The rule (:func:`guard_decision`):
+AMC is kept only if it ran on at least ``MIN_GUARD_TASKS`` (30) tasks and
+solves significantly more of them than Best-of-N by the one-sided exact sign
+(McNemar) test on the tasks where the two disagree, ``p <= GUARD_ALPHA``
+(0.05). Otherwise the entry runs as Best-of-N on the test split under the
+label ``amc→bon@...``, and the report gives both methods' validation figures,
+the disagreements, the p-value and the rule.
+
+Why this rule: falling back costs nothing (Best-of-N is the yardstick), while
+trusting a harmful AMC costs success, so AMC must show evidence; a strict
+``>`` on a handful of tasks trusts AMC half the time when the two are equal.
+The exact test on paired outcomes needs no random resampling (the decision is
+reproducible), is valid for the few disagreements 30 tasks give, and is the
+paired comparison the reports already show.
 
 Example:
     >>> from agentmc.eval.harness import Entry
@@ -39,15 +51,24 @@ from agentmc.critics.core import History
 from agentmc.data.store import RunStore
 from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, DataError
+from agentmc.eval.metrics import mcnemar
 from agentmc.eval.report import Report
 from agentmc.eval.runner import Unit, run_units
 from agentmc.eval.summary import compare, summarize
-from agentmc.methods import Budget, EpisodeResult, MethodSpec, arun_method
+from agentmc.methods import SETTINGS, Budget, EpisodeResult, MethodSpec, arun_method
 from agentmc.policies.core import Policy
 from agentmc.seeding import task_rng
 
 BudgetUnit = Literal["calls", "tokens", "cost"]
 DEPLOYABLE = ("weight", "critic")
+MIN_GUARD_TASKS = 30
+"""Fewest validation tasks on which the do-no-harm guard may trust AMC."""
+GUARD_ALPHA = 0.05
+"""Level of the guard's one-sided exact sign test (AMC solves more tasks than Best-of-N)."""
+GUARD_RULE = (
+    f"AMC kept iff n >= {MIN_GUARD_TASKS} validation tasks and the one-sided exact sign "
+    f"(McNemar) test on the tasks where AMC and Best-of-N disagree gives p <= {GUARD_ALPHA:g}"
+)
 
 
 @dataclass(frozen=True)
@@ -75,27 +96,44 @@ class Entry:
     def parse(cls, text: str) -> Entry:
         """Parse the text form (see the class docstring).
 
+        The method's own ``key=value`` settings (``amc:8:beta=0.3=trained:runs/g2po``)
+        are not taken for the policy separator.
+
         Raises:
             ConfigError: An empty ``=POLICY``, an unclosed ``{``, or an option other
                 than ``critic=``.
         """
-        critic = None
-        if "{" in text:
-            start = text.index("{")
-            end = text.find("}", start)
-            if end < 0:
-                raise ConfigError(f"method {text!r}: '{{' without '}}'; e.g. amc:8{{critic=PATH}}")
-            key, sep, value = text[start + 1 : end].partition("=")
-            if key.strip() != "critic" or not sep or not value.strip():
-                raise ConfigError(
-                    f"method {text!r}: the only option is {{critic=PATH|judge|judge:POLICY|zero}}"
-                )
-            critic = value.strip()
-            text = text[:start] + text[end + 1 :]
-        method, sep, policy = text.partition("=")
-        if sep and not policy:
+        text, critic = cls.options(text)
+        method, policy = cls.split(text)
+        if policy == "":
             raise ConfigError(f"method {text!r}: nothing after '='; expected METHOD=POLICY")
-        return cls(MethodSpec.parse(method), policy or None, critic)
+        return cls(MethodSpec.parse(method), policy, critic)
+
+    @staticmethod
+    def options(text: str) -> tuple[str, str | None]:
+        """``(text without its {critic=...} option, the critic or None)``."""
+        if "{" not in text:
+            return text, None
+        start = text.index("{")
+        end = text.find("}", start)
+        if end < 0:
+            raise ConfigError(f"method {text!r}: '{{' without '}}'; e.g. amc:8{{critic=PATH}}")
+        key, sep, value = text[start + 1 : end].partition("=")
+        if key.strip() != "critic" or not sep or not value.strip():
+            raise ConfigError(
+                f"method {text!r}: the only option is {{critic=PATH|judge|judge:POLICY|zero}}"
+            )
+        return text[:start] + text[end + 1 :], value.strip()
+
+    @staticmethod
+    def split(text: str) -> tuple[str, str | None]:
+        """``(method, policy)`` of ``METHOD[=POLICY]`` (policy ``None`` when absent)."""
+        for index, char in enumerate(text):
+            if char == "=":
+                key = text[:index].rsplit(":", 1)[-1].strip().lower()
+                if key not in SETTINGS:
+                    return text[:index], text[index + 1 :]
+        return text, None
 
     @property
     def label(self) -> str:
@@ -152,7 +190,20 @@ class BudgetSpec:
 
 @dataclass(frozen=True)
 class GuardResult:
-    """The do-no-harm check of one AMC entry on validation tasks."""
+    """The do-no-harm check of one AMC entry on validation tasks.
+
+    Attributes:
+        label: The AMC entry.
+        baseline: Its Best-of-N yardstick.
+        n_tasks: Validation tasks both ran on.
+        amc_success: AMC's success rate there.
+        baseline_success: Best-of-N's success rate there.
+        trusted: Whether AMC runs on the test split.
+        only_amc: Tasks only AMC solved.
+        only_baseline: Tasks only Best-of-N solved.
+        p_value: One-sided exact sign test of "AMC solves more".
+        rule: The decision rule, in words.
+    """
 
     label: str
     baseline: str
@@ -160,6 +211,10 @@ class GuardResult:
     amc_success: float
     baseline_success: float
     trusted: bool
+    only_amc: int = 0
+    only_baseline: int = 0
+    p_value: float = 1.0
+    rule: str = GUARD_RULE
 
     @property
     def reason(self) -> str:
@@ -167,8 +222,52 @@ class GuardResult:
         return (
             f"{self.label}: on {self.n_tasks} validation tasks AMC solved "
             f"{self.amc_success:.0%} vs {self.baseline_success:.0%} for {self.baseline} "
-            f"at equal budget; {verdict}"
+            f"at equal budget (only AMC {self.only_amc}, only Best-of-N {self.only_baseline}, "
+            f"one-sided sign test p = {self.p_value:.3g}); {verdict}. Rule: {self.rule}"
         )
+
+
+def guard_decision(
+    amc: Sequence[bool],
+    baseline: Sequence[bool],
+    *,
+    label: str = "amc",
+    baseline_label: str = "bon",
+) -> GuardResult:
+    """Apply the do-no-harm rule to paired validation outcomes (same tasks, same order).
+
+    Args:
+        amc: AMC's success per validation task.
+        baseline: Best-of-N's success on the same tasks.
+        label: AMC's label (for the reason).
+        baseline_label: Best-of-N's label.
+
+    Returns:
+        The :class:`GuardResult`; ``trusted`` iff ``n >= MIN_GUARD_TASKS`` and
+        the one-sided exact sign test gives ``p <= GUARD_ALPHA``.
+
+    Example:
+        >>> guard_decision([True] * 5 + [False] * 25, [False] * 30).trusted
+        True
+        >>> guard_decision([True] * 5 + [False] * 24, [False] * 29).trusted  # too few tasks
+        False
+    """
+    ours, theirs = np.asarray(amc, dtype=bool), np.asarray(baseline, dtype=bool)
+    if ours.shape != theirs.shape:
+        raise ValueError(f"paired outcomes differ in shape: {ours.shape} vs {theirs.shape}")
+    test = mcnemar(ours, theirs, alternative="greater")
+    n = len(ours)
+    return GuardResult(
+        label,
+        baseline_label,
+        n,
+        float(ours.mean()) if n else 0.0,
+        float(theirs.mean()) if n else 0.0,
+        trusted=n >= MIN_GUARD_TASKS and test.p_value <= GUARD_ALPHA,
+        only_amc=test.only_a,
+        only_baseline=test.only_b,
+        p_value=test.p_value,
+    )
 
 
 @dataclass(frozen=True)
@@ -363,8 +462,7 @@ class Evaluation:
             baseline = baseline_of(entry).label
             ours = [success[(entry.label, t)] for t in self.plan.guard_task_ids]
             theirs = [success[(baseline, t)] for t in self.plan.guard_task_ids]
-            a, b = float(np.mean(ours)), float(np.mean(theirs))
-            result = GuardResult(entry.label, baseline, len(ours), a, b, trusted=a > b)
+            result = guard_decision(ours, theirs, label=entry.label, baseline_label=baseline)
             if f"decision/{entry.label}" not in decided:
                 data = dataclasses.asdict(result) | {"reason": result.reason}
                 self.store.append("guard-decision", data, key=f"decision/{entry.label}")

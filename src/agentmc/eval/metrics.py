@@ -112,13 +112,29 @@ class McNemar:
     p_value: float
 
 
-def mcnemar(a: FloatArray, b: FloatArray) -> McNemar:
-    """Exact McNemar test for two methods' successes on the same tasks (shape ``(n,)``)."""
+def mcnemar(a: FloatArray, b: FloatArray, *, alternative: str = "two-sided") -> McNemar:
+    """Exact McNemar test for two methods' successes on the same tasks (shape ``(n,)``).
+
+    Args:
+        a: Successes of method A per task.
+        b: Successes of method B on the same tasks.
+        alternative: ``"two-sided"``, or ``"greater"`` for the one-sided test of
+            "A solves more tasks than B" (p = P(X >= only_a) for X ~ Bin(only_a + only_b, 1/2)).
+
+    Example:
+        >>> mcnemar(np.array([1, 1, 1, 1, 1, 0]), np.zeros(6), alternative="greater").p_value
+        0.03125
+    """
+    if alternative not in ("two-sided", "greater"):
+        raise ValueError(f"alternative must be 'two-sided' or 'greater', got {alternative!r}")
     wins_a, wins_b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     only_a, only_b = int(np.sum(wins_a & ~wins_b)), int(np.sum(~wins_a & wins_b))
     n, k = only_a + only_b, min(only_a, only_b)
     if n == 0:
         return McNemar(only_a, only_b, 1.0)
+    if alternative == "greater":
+        upper = sum(math.comb(n, i) for i in range(only_a, n + 1)) / 2.0**n
+        return McNemar(only_a, only_b, min(1.0, upper))
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
     return McNemar(only_a, only_b, min(1.0, 2.0 * tail))
 

@@ -9,6 +9,9 @@ line and the evaluation harness build them from short specs with
 spec                        policy
 ==========================  ===============================================================
 ``noisy-expert``            :class:`~agentmc.policies.expert.NoisyExpertPolicy` (synthetic)
+``noisy-expert:eps=0.3``    the same expert playing a uniformly random valid action with
+                            probability 0.3 per step (``,mistake=M,waste=W`` add its
+                            other slips; unnamed ones are 0); synthetic
 ``random``                  :class:`~agentmc.policies.scripted.RandomPolicy` (synthetic)
 ``local``                   the embedded SmolLM2-135M in its default mode, ``choose``
 ``local:choose``            the embedded model scoring the environment's valid actions
@@ -26,6 +29,8 @@ Example:
     >>> policy = make_policy("noisy-expert")
     >>> policy.name, policy.synthetic
     ('noisy-expert', True)
+    >>> make_policy("noisy-expert:eps=0.3").name
+    'noisy-expert:eps=0.3'
     >>> make_policy("gpt-4o")
     Traceback (most recent call last):
     ...
@@ -66,6 +71,7 @@ DEFAULT_LOCAL_MODE = "choose"
 
 POLICY_SPECS: tuple[str, ...] = (
     "noisy-expert",
+    "noisy-expert:eps=E",
     "random",
     "local",
     "local:choose",
@@ -107,11 +113,12 @@ def make_policy(
         MissingExtraError: The spec needs an extra that is not installed.
     """
     kind, sep, argument = spec.strip().partition(":")
-    if sep and not argument.strip() and kind in ("openai", "replay", "trained", "local"):
+    needs_argument = ("openai", "replay", "trained", "local", "noisy-expert")
+    if sep and not argument.strip() and kind in needs_argument:
         raise ConfigError(f"policy spec {spec!r} has nothing after ':'; use e.g. {kind}:...")
     argument = argument.strip()
-    if kind == "noisy-expert" and not sep:
-        return NoisyExpertPolicy()
+    if kind == "noisy-expert":
+        return NoisyExpertPolicy.from_spec(argument) if sep else NoisyExpertPolicy()
     if kind == "random" and not sep:
         return RandomPolicy()
     if kind == "local" and (not sep or argument in ("choose", "generate")):

@@ -1,0 +1,189 @@
+"""Tuned, not hand-set: choose AMC's beta, schedule and deployable selection on validation tasks.
+
+AMC has settings the paper hand-tuned: the temperature ``beta``, the
+resampling schedule (a checkpoint set such as ``steps:4``, or an ESS
+threshold) and, in deployment, how the answer is picked (``critic`` or
+``weight``; both hide the true reward). :func:`tune_specs` expands one method
+into a grid of fully specified methods; an evaluation runs all of them on
+*validation* tasks at the budget the test evaluation will use (same tasks and
+seeds for every grid point), and :func:`choose` picks the one that solved the
+most tasks (ties: fewer policy calls, then grid order). The grid, every
+point's validation figures and the choice are recorded (``agentmc tune``
+writes them to ``tuned.json``), and ``agentmc eval --tuned tuned.json`` runs
+the chosen spec on the test split. Choosing on the test split would be
+selection on the outcome; choosing on validation keeps the test figures honest.
+
+A deployable method is tuned over deployable selections only, and a
+``reward``-selection method over ``reward`` only: the grid never mixes
+selection modes.
+
+Example:
+    >>> base = MethodSpec.parse("amc:8:critic")
+    >>> grid = TuneGrid(betas=(0.3, 1.0), schedules=("steps:4", "ess:0.5"))
+    >>> [s.text for s in tune_specs(base, grid)][:3]
+    ['amc:8:critic:beta=0.3:steps=4', 'amc:8:critic:beta=0.3:ess=0.5', 'amc:8:critic:steps=4']
+    >>> len(tune_specs(base, grid))  # 2 betas x 2 schedules x 2 deployable selections
+    8
+    >>> choose(base, tune_specs(base, grid)[:2], {"amc@critic-k8-beta0.3-steps:4": [1, 0],
+    ...     "amc@critic-k8-beta0.3-ess:0.5": [1, 1]}).chosen
+    'amc:8:critic:beta=0.3:ess=0.5'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from agentmc.errors import ConfigError
+from agentmc.methods import SELECTS, MethodSpec
+from agentmc.smc.schedules import parse_schedule
+
+__all__ = ["DEFAULT_BETAS", "DEFAULT_SCHEDULES", "TuneChoice", "TuneGrid", "choose", "tune_specs"]
+
+DEPLOYABLE = ("critic", "weight")
+DEFAULT_BETAS: tuple[float, ...] = (0.1, 0.3, 1.0)
+"""Betas tried by default: greedy to mild tilts (rewards and critic values are in [0, 1])."""
+DEFAULT_SCHEDULES: tuple[str, ...] = ("every", "steps:2", "steps:4", "steps:2,6", "ess:0.5")
+"""Checkpoint sets (the paper's kind) and one ESS threshold."""
+
+
+@dataclass(frozen=True)
+class TuneGrid:
+    """The settings to try.
+
+    Attributes:
+        betas: Temperatures of the target, each > 0.
+        schedules: Schedule specs (see :func:`agentmc.smc.parse_schedule`).
+        selects: Selection modes to try; empty: the spec's own mode for
+            ``reward`` specs, both deployable modes for deployable ones.
+    """
+
+    betas: tuple[float, ...] = DEFAULT_BETAS
+    schedules: tuple[str, ...] = DEFAULT_SCHEDULES
+    selects: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.betas or any(not b > 0 for b in self.betas):
+            raise ConfigError(f"tune betas must be positive numbers, got {list(self.betas)}")
+        if not self.schedules:
+            raise ConfigError("tune needs at least one schedule, e.g. --schedules every steps:4")
+        for schedule in self.schedules:
+            parse_schedule(schedule)
+        for select in self.selects:
+            if select not in SELECTS:
+                raise ConfigError(f"tune selects must be in {', '.join(SELECTS)}, got {select!r}")
+
+
+def tune_specs(base: MethodSpec, grid: TuneGrid) -> list[MethodSpec]:
+    """The grid around ``base`` (its kind, K and resampler), in a fixed order, without repeats.
+
+    Raises:
+        ConfigError: ``base`` is not SMC/AMC (nothing to tune), or the grid mixes
+            deployable and ``reward`` selection for it.
+    """
+    if base.kind not in ("smc", "amc"):
+        raise ConfigError(f"method {base.label} has no beta or schedule to tune; use smc or amc")
+    deployable = base.select in DEPLOYABLE
+    selects = grid.selects or (DEPLOYABLE if deployable else (base.select,))
+    if any((s in DEPLOYABLE) != deployable for s in selects):
+        raise ConfigError(
+            f"method {base.label}: tune selections {list(selects)} mix reward and deployable "
+            "modes; a deployable method is tuned over critic/weight only"
+        )
+    specs: dict[MethodSpec, None] = {}
+    for select in selects:
+        for beta in grid.betas:
+            for schedule in grid.schedules:
+                specs[replace(base, select=select, beta=float(beta), schedule=schedule)] = None
+    return list(specs)
+
+
+@dataclass(frozen=True)
+class TuneChoice:
+    """The outcome of tuning one method on validation tasks.
+
+    Attributes:
+        base: The method as asked for (``MethodSpec.text``).
+        chosen: The chosen fully specified method (``MethodSpec.text``).
+        n_tasks: Validation tasks every grid point ran on.
+        grid: One entry per grid point: ``method`` (text), ``label``, ``success``,
+            ``calls`` (mean policy calls per task, ``None`` if unknown).
+        rule: How the choice was made, in words.
+    """
+
+    base: str
+    chosen: str
+    n_tasks: int
+    grid: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    rule: str = "most validation tasks solved; ties: fewer policy calls, then grid order"
+
+    @property
+    def chosen_spec(self) -> MethodSpec:
+        return MethodSpec.parse(self.chosen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "chosen": self.chosen,
+            "chosen_label": self.chosen_spec.label,
+            "n_tasks": self.n_tasks,
+            "grid": [dict(g) for g in self.grid],
+            "rule": self.rule,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TuneChoice:
+        return cls(
+            str(data["base"]),
+            str(data["chosen"]),
+            int(data["n_tasks"]),
+            tuple(dict(g) for g in data.get("grid", ())),
+            str(data.get("rule", cls.rule)),
+        )
+
+
+def choose(
+    base: MethodSpec,
+    specs: Sequence[MethodSpec],
+    success: Mapping[str, Sequence[float]],
+    calls: Mapping[str, Sequence[float]] | None = None,
+) -> TuneChoice:
+    """Pick the grid point that solved the most validation tasks.
+
+    Args:
+        base: The method being tuned.
+        specs: The grid (:func:`tune_specs`), in order.
+        success: Label -> success per validation task (same tasks, same order, for all).
+        calls: Label -> policy calls per task (tie-break: fewer is better).
+
+    Returns:
+        The :class:`TuneChoice`, with every grid point's figures.
+
+    Raises:
+        ConfigError: A grid point has no results, or points ran on different numbers of tasks.
+    """
+    missing = [s.label for s in specs if s.label not in success]
+    if missing:
+        raise ConfigError(f"tuning results missing for {', '.join(missing)}")
+    sizes = {len(success[s.label]) for s in specs}
+    if len(sizes) != 1 or 0 in sizes:
+        raise ConfigError(f"grid points ran on different or no task counts: {sorted(sizes)}")
+    rows = []
+    for spec in specs:
+        spent = None if calls is None or spec.label not in calls else calls[spec.label]
+        rows.append(
+            {
+                "method": spec.text,
+                "label": spec.label,
+                "success": float(np.mean(success[spec.label])),
+                "calls": None if spent is None else float(np.mean(spent)),
+            }
+        )
+    best = max(
+        range(len(rows)),
+        key=lambda i: (rows[i]["success"], -(rows[i]["calls"] or 0.0), -i),
+    )
+    return TuneChoice(base.text, rows[best]["method"], sizes.pop(), tuple(rows))
