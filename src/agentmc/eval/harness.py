@@ -545,6 +545,9 @@ def build_report(
         "seed": meta.seed,
         "run": str(store.path),
     }
+    ranking = candidate_ranking(records)
+    if ranking:
+        details["critic ranking of finished candidates (within task)"] = ranking
     return Report(
         title=title or f"agentmc {meta.command}: {', '.join(methods)}",
         summaries=summaries,
@@ -555,6 +558,34 @@ def build_report(
         ess=ess,
         calibration=calibration,
     )
+
+
+def candidate_ranking(records: Sequence[dict[str, Any]]) -> str:
+    """How well each method's critic ordered its own K final candidates, task by task.
+
+    Over pairs of candidates of one task with different outcomes (solved or not),
+    the share the critic scored the solved one higher (ties half): the within-task
+    AUROC of the critic on the finished attempts this evaluation produced, which
+    is what critic selection acted on. Empty when no method scored candidates.
+    """
+    from agentmc.critics.evaluate import pair_concordance
+
+    parts = []
+    methods: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        episode = record.get("episode") or {}
+        if episode.get("candidate_values") and len(episode["candidate_values"]) > 1:
+            methods.setdefault(record["method"], []).append(episode)
+    for method, episodes in methods.items():
+        values, solved, groups = [], [], []
+        for index, episode in enumerate(episodes):
+            values += episode["candidate_values"]
+            solved += [float(r > 0) for r in episode["candidates_rewards"]]
+            groups += [index] * len(episode["candidate_values"])
+        score, pairs, _ = pair_concordance(np.array(values), np.array(solved), groups)
+        if score is not None:
+            parts.append(f"{method}: AUROC {score:.2f} over {pairs} pairs")
+    return "; ".join(parts)
 
 
 def _ess_trace(episode: dict[str, Any]) -> list[float]:
