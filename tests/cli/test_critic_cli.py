@@ -24,7 +24,7 @@ FAST = ["--backend-options", "n_features=4096"]
 def write_run(path: Path, split: str, n_tasks: int, samples: int, seed: int) -> Path:
     """A run directory of noisy-expert TextCraft episodes, written through the library."""
     store = RunStore.create_or_resume(path, command="rollout", seed=seed, config={"split": split})
-    # eps: random slips, so that outcomes differ (the plain expert now solves nearly every task)
+    # the testbed prior: the noise-free expert solves every task, so outcomes vary only with eps
     policy = NoisyExpertPolicy(0.0, 0.0, eps=0.85)
 
     async def play() -> None:

@@ -89,44 +89,6 @@ def load_critic(path: Path | None, env_id: str) -> Any:
     return load(path, env_id=env_id)
 
 
-def critic_maker(config: Config, shared_policy: Any):
-    """``text -> critic`` for per-method ``{critic=...}`` options."""
-
-    def make(text: str) -> Any:
-        from agentmc.critics.judge import JudgeCritic
-        from agentmc.policies import make_policy
-
-        if text == "zero":
-            return None
-        if text == "judge":
-            return JudgeCritic(shared_policy)
-        if text.startswith("judge:"):
-            spec = text[len("judge:") :]
-            judge = make_policy(spec, base_url=config.policy.base_url)
-            return JudgeCritic(judge, policy_spec=spec, base_url=config.policy.base_url)
-        return load_critic(Path(text), config.tasks.env)
-
-    return make
-
-
-def check_unseen(critic: Any, label: str, task_ids: list[str]) -> None:
-    """Refuse a trained critic on tasks it was trained or validated on.
-
-    Raises:
-        ConfigError: Some evaluated task is in the critic's training or validation split.
-    """
-    provenance = getattr(critic, "provenance", None)
-    if provenance is None:
-        return
-    seen = sorted(set(task_ids) & (set(provenance.train_tasks) | set(provenance.val_tasks)))
-    if seen:
-        raise ConfigError(
-            f"critic {label} was trained or validated on {len(seen)} of the {len(task_ids)} "
-            f"tasks to evaluate (e.g. {', '.join(seen[:3])}); evaluate on other tasks or "
-            "retrain it without them (never evaluate a critic on its training tasks)"
-        )
-
-
 def _names(method: str) -> set[str]:
     """Which of beta / schedule a method string sets itself (a label names all it ran with)."""
     if "@" in method:
@@ -165,6 +127,44 @@ def tuned_choices(config: Config, budget: str | None) -> dict[str, str]:
     return {c["base"]: c["chosen"] for c in data["choices"]}
 
 
+def critic_maker(config: Config, shared_policy: Any):
+    """``text -> critic`` for per-method ``{critic=...}`` options."""
+
+    def make(text: str) -> Any:
+        from agentmc.critics.judge import JudgeCritic
+        from agentmc.policies import make_policy
+
+        if text == "zero":
+            return None
+        if text == "judge":
+            return JudgeCritic(shared_policy)
+        if text.startswith("judge:"):
+            spec = text[len("judge:") :]
+            judge = make_policy(spec, base_url=config.policy.base_url)
+            return JudgeCritic(judge, policy_spec=spec, base_url=config.policy.base_url)
+        return load_critic(Path(text), config.tasks.env)
+
+    return make
+
+
+def check_unseen(critic: Any, label: str, task_ids: list[str]) -> None:
+    """Refuse a trained critic on tasks it was trained or validated on.
+
+    Raises:
+        ConfigError: Some evaluated task is in the critic's training or validation split.
+    """
+    provenance = getattr(critic, "provenance", None)
+    if provenance is None:
+        return
+    seen = sorted(set(task_ids) & (set(provenance.train_tasks) | set(provenance.val_tasks)))
+    if seen:
+        raise ConfigError(
+            f"critic {label} was trained or validated on {len(seen)} of the {len(task_ids)} "
+            f"tasks to evaluate (e.g. {', '.join(seen[:3])}); evaluate on other tasks or "
+            "retrain it without them (never evaluate a critic on its training tasks)"
+        )
+
+
 def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
     from dataclasses import replace
 
@@ -180,7 +180,7 @@ def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
         if chosen is not None:
             entries.append(replace(entry, spec=MethodSpec.parse(chosen)))
             continue
-        named = _names(Entry.split(Entry.options(text)[0])[0])
+        named = _names(Entry.split(text)[0])
         settings: dict[str, Any] = {}
         if "beta" not in named and entry.spec.kind in ("smc", "amc", "bon"):
             settings["beta"] = config.beta

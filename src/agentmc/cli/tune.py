@@ -70,7 +70,7 @@ class Config:
 
 def run_tuning(config: Config) -> dict[str, Any]:
     """Run (or resume) the grid and write ``tuned.json``; returns its content."""
-    from agentmc.cli.eval import load_critic
+    from agentmc.cli.eval import check_unseen, load_critic
     from agentmc.data.store import RunStore
     from agentmc.eval.harness import BudgetSpec, Entry, Evaluation, Plan
     from agentmc.eval.tune import TuneGrid, choose, tune_specs
@@ -84,6 +84,8 @@ def run_tuning(config: Config) -> dict[str, Any]:
         raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
     unique = list(dict.fromkeys(s for ss in specs.values() for s in ss))
     task_ids = config.tasks.select()
+    if critic is not None:
+        check_unseen(critic, str(config.critic), task_ids)
     plan = Plan(
         entries=tuple(Entry(s) for s in unique),
         split=config.tasks.split,

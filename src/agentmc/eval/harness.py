@@ -103,17 +103,17 @@ class Entry:
             ConfigError: An empty ``=POLICY``, an unclosed ``{``, or an option other
                 than ``critic=``.
         """
-        text, critic = cls.options(text)
-        method, policy = cls.split(text)
+        critic, rest = cls._critic_option(text)
+        method, policy = cls.split(rest)
         if policy == "":
             raise ConfigError(f"method {text!r}: nothing after '='; expected METHOD=POLICY")
         return cls(MethodSpec.parse(method), policy, critic)
 
     @staticmethod
-    def options(text: str) -> tuple[str, str | None]:
-        """``(text without its {critic=...} option, the critic or None)``."""
+    def _critic_option(text: str) -> tuple[str | None, str]:
+        """``(critic or None, text without its {critic=...} option)``."""
         if "{" not in text:
-            return text, None
+            return None, text
         start = text.index("{")
         end = text.find("}", start)
         if end < 0:
@@ -123,11 +123,12 @@ class Entry:
             raise ConfigError(
                 f"method {text!r}: the only option is {{critic=PATH|judge|judge:POLICY|zero}}"
             )
-        return text[:start] + text[end + 1 :], value.strip()
+        return value.strip(), text[:start] + text[end + 1 :]
 
-    @staticmethod
-    def split(text: str) -> tuple[str, str | None]:
-        """``(method, policy)`` of ``METHOD[=POLICY]`` (policy ``None`` when absent)."""
+    @classmethod
+    def split(cls, text: str) -> tuple[str, str | None]:
+        """``(method, policy)`` of ``METHOD[{...}][=POLICY]`` (policy ``None`` when absent)."""
+        text = cls._critic_option(text)[1]
         for index, char in enumerate(text):
             if char == "=":
                 key = text[:index].rsplit(":", 1)[-1].strip().lower()

@@ -74,6 +74,7 @@ __all__ = [
     "NoisyExpertConfig",
     "NoisyExpertPolicy",
     "TaskKnowledge",
+    "plan_from_history",
     "read_task",
     "task_actions",
 ]
@@ -255,6 +256,25 @@ def task_actions(knowledge: TaskKnowledge) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=512)
 def _solver(knowledge: TaskKnowledge, excluded: frozenset[tuple[str, str]]) -> Solver:
     return Solver(knowledge.book(excluded), knowledge.goal)
+
+
+def plan_from_history(
+    task: str, messages: Sequence[Message]
+) -> tuple[TaskKnowledge, dict[str, int], tuple[str, ...]] | None:
+    """What the expert believes after ``messages``: the task, the inventory, the shortest plan.
+
+    Args:
+        task: The task text.
+        messages: The conversation after it (assistant actions, user observations).
+
+    Returns:
+        ``(knowledge, held, plan)``, or ``None`` if ``task`` is not a TextCraft task.
+    """
+    knowledge = read_task(task)
+    if knowledge is None or not knowledge.recipes:
+        return None
+    held, excluded = _belief((Message("user", task), *messages), 0, knowledge)
+    return knowledge, held, _solver(knowledge, excluded).plan(held)
 
 
 def _task_message(messages: Sequence[Message]) -> int | None:
