@@ -348,12 +348,21 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "critic_cpu_s": result.critic_cpu_s,
         "total_calls": int(result.calls) + result.judge_calls,
         "total_tokens": int(result.prompt_tokens + result.completion_tokens) + result.judge_tokens,
+        "total_cost": _total_cost(result),
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
         "failed_particles": failed,
         "error": f"{failed} particle(s) failed" if failed else None,
     }
+
+
+def _total_cost(result: EpisodeResult) -> float | None:
+    """Agent plus judge dollars (``None`` when either is unknown)."""
+    judge = (result.critic_spend or {}).get("cost", 0.0)
+    if result.cost is None or judge is None:
+        return None
+    return float(result.cost) + float(judge)
 
 
 PolicyFactory = Callable[[str | None], Policy]
