@@ -121,7 +121,10 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     if not SPLITS.is_dir():
         raise SystemExit(f"{NAME}: the AMC paper's splits are not at {SPLITS}")
-    pool = task_ids("textcraft", "train", tasks=table())
+    # Deployment traffic arrives in no particular order: the paper's train ids are sorted
+    # by recipe depth, so fresh tasks are drawn from a seeded shuffle of them.
+    ordered = task_ids("textcraft", "train", tasks=table())
+    pool = [ordered[i] for i in np.random.default_rng(SEED).permutation(len(ordered))]
     needed = INITIAL_TASKS + rounds * ROUND_TASKS
     if needed > len(pool):
         raise SystemExit(f"{rounds} rounds need {needed} train tasks; the split has {len(pool)}")
@@ -275,7 +278,8 @@ def main() -> None:
             "(bootstrap 95% CI)",
             "initial_critic": "hashed ridge on returns + final states, rank_weight 1, trained "
             f"on {INITIAL_TASKS} train tasks x {INITIAL_SAMPLES} prior episodes",
-            "round": f"eval on {ROUND_TASKS} fresh train-split tasks, then agentmc critic "
+            "round": f"eval on {ROUND_TASKS} fresh train tasks (a seeded shuffle of the paper's "
+            "train ids, which are sorted by depth), then agentmc critic "
             "refresh --data <that eval dir> (every particle of every task)",
             "heldout_critic_metrics": f"{HELDOUT_SAMPLES} fresh prior episodes on each of the "
             f"{len(set(heldout.task_ids))} test-split tasks (no critic version trains on them)",

@@ -555,6 +555,13 @@ def build_report(
         "seed": meta.seed,
         "run": str(store.path),
     }
+    recorded = getattr(getattr(critic, "provenance", None), "metrics", None) or {}
+    if recorded.get("within_task_auroc") is not None:
+        final = recorded.get("final_within_task_auroc")
+        details["critic within-task AUROC (its held-out validation tasks)"] = (
+            f"{recorded['within_task_auroc']:.2f} on running states"
+            + ("" if final is None else f", {final:.2f} on finished attempts")
+        )
     ranking = candidate_ranking(records)
     if ranking:
         details["critic ranking of finished candidates (within task)"] = ranking
