@@ -4,13 +4,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import synthetic_trajectories
 
 from agentmc.critics.fit import FitConfig, fit
 from agentmc.critics.hashed import HashedConfig, HashedCritic
 from agentmc.critics.refresh import refresh
 from agentmc.critics.targets import make_examples
 from agentmc.errors import ConfigError, DataError
+from conftest import synthetic_trajectories
 
 SMALL = HashedConfig(n_features=2**12)
 
