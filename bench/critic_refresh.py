@@ -257,6 +257,31 @@ def main() -> None:
                     str(SEED),
                 )
             critic = refreshed
+    # Yardsticks on the same 100 test tasks and seeds: a single run, Best-of-K by the
+    # first critic (deployable) and by the true reward (pass@K, not deployable).
+    baselines = RUNS / "baselines"
+    run(
+        "eval",
+        "--out",
+        str(baselines),
+        "--methods",
+        "single",
+        f"bon:{K}:critic",
+        f"bon:{K}:reward",
+        "--critic",
+        str(RUNS / "critic-v1"),
+        *tasks_flags("test"),
+        *EVAL,
+        *common,
+    )
+    solved: dict[str, list[float]] = {}
+    for rec in RunStore.open(baselines).records("result"):
+        data = rec["data"]
+        name = "single" if data["method"] == "single" else f"bon_{data['selection']}"
+        solved.setdefault(f"baseline.{name}", []).append(float(data["success"]))
+    for key, values in solved.items():
+        metrics[key] = round(float(np.mean(values)), 4)
+        units[key] = f"share of the {len(values)} test tasks"
     first, last = per_round[0], per_round[-1]
     metrics["last_minus_first.amc_success"] = round(last["amc_success"] - first["amc_success"], 4)
     units["last_minus_first.amc_success"] = "share of tasks"

@@ -10,18 +10,17 @@ from agentmc.critics.hashed import HashedConfig, HashedCritic
 from agentmc.critics.refresh import refresh
 from agentmc.critics.targets import make_examples
 from agentmc.errors import ConfigError, DataError
-from conftest import synthetic_trajectories
 
 SMALL = HashedConfig(n_features=2**12)
 
 
 @pytest.fixture(scope="module")
-def parent():
-    return fit(synthetic_trajectories(30, 4, seed=1), FitConfig(seed=0), SMALL).critic
+def parent(make_trajectories):
+    return fit(make_trajectories(30, 4, seed=1), FitConfig(seed=0), SMALL).critic
 
 
-def test_refresh_holds_out_only_unseen_tasks_and_records_lineage(parent):
-    new_data = synthetic_trajectories(50, 4, seed=5)  # tasks 0-29 seen by the parent, 30-49 not
+def test_refresh_holds_out_only_unseen_tasks_and_records_lineage(parent, make_trajectories):
+    new_data = make_trajectories(50, 4, seed=5)  # tasks 0-29 seen by the parent, 30-49 not
     result = refresh(parent, new_data, parent_path="critics/v1", source="runs/day2")
     seen = set(parent.provenance.train_tasks) | set(parent.provenance.val_tasks)
     assert result.heldout_tasks and not set(result.heldout_tasks) & seen
@@ -37,8 +36,8 @@ def test_refresh_holds_out_only_unseen_tasks_and_records_lineage(parent):
     assert result.metrics["n_states"] == result.parent_metrics["n_states"]
 
 
-def test_warm_start_pulls_towards_the_parent_not_towards_zero(parent):
-    new_data = synthetic_trajectories(50, 4, seed=5)[30 * 4 :]
+def test_warm_start_pulls_towards_the_parent_not_towards_zero(parent, make_trajectories):
+    new_data = make_trajectories(50, 4, seed=5)[30 * 4 :]
     stiff = HashedCritic(
         dataclasses.replace(SMALL, strengths=(1e9,)),
         kind=parent.kind,
@@ -57,11 +56,11 @@ def test_warm_start_pulls_towards_the_parent_not_towards_zero(parent):
     assert np.corrcoef(ours, theirs)[0, 1] > 0.99
 
 
-def test_refresh_refuses_what_it_cannot_warm_start(parent):
+def test_refresh_refuses_what_it_cannot_warm_start(parent, make_trajectories):
     with pytest.raises(DataError, match="never saw"):
-        refresh(parent, synthetic_trajectories(30, 4, seed=9))
-    success = fit(synthetic_trajectories(30, 4, seed=1), FitConfig(target="success"), SMALL)
+        refresh(parent, make_trajectories(30, 4, seed=9))
+    success = fit(make_trajectories(30, 4, seed=1), FitConfig(target="success"), SMALL)
     with pytest.raises(ConfigError, match="ridge"):
-        refresh(success.critic, synthetic_trajectories(50, 4, seed=5)[120:])
+        refresh(success.critic, make_trajectories(50, 4, seed=5)[120:])
     with pytest.raises(ConfigError, match="hashed"):
-        refresh(object(), synthetic_trajectories(50, 4, seed=5)[120:])
+        refresh(object(), make_trajectories(50, 4, seed=5)[120:])
