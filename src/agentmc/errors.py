@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class AgentmcError(Exception):
-    """Base class for user-facing errors (one-line message, non-zero exit)."""
+    """Base class for user-facing errors (one-line message, non-zero exit).
+
+    ``exit_code`` is the status the command line exits with (2 unless a subclass
+    says otherwise).
+    """
+
+    exit_code = 2
 
 
 class ConfigError(AgentmcError, ValueError):
@@ -28,7 +34,37 @@ class DataError(AgentmcError):
 
 
 class PolicyError(AgentmcError):
-    """A policy call failed after its retries (network, server, budget)."""
+    """A policy call failed after its retries (network, server, budget).
+
+    Attributes:
+        attempts: Requests sent for the call that failed (0 when unknown), so that a
+            failed call still counts what the provider saw and may bill.
+    """
+
+    def __init__(self, message: str = "", *, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.attempts = int(attempts)
+
+
+class FatalPolicyError(PolicyError):
+    """A policy failure no retry and no other task can fix (bad key, unknown model).
+
+    A run stops at once on it instead of failing every remaining task the same way.
+    """
+
+
+class InfrastructureError(AgentmcError):
+    """An environment server or worker failed (not the agent's doing).
+
+    The episode it hit is retried a bounded number of times and then recorded as
+    failed-infrastructure (not counted in results, retried on resume).
+    """
+
+
+class IncompleteRunError(AgentmcError):
+    """Some units of a run failed for infrastructure reasons; re-running retries them."""
+
+    exit_code = 3
 
 
 class MissingExtraError(AgentmcError, ImportError):

@@ -42,7 +42,10 @@ Selection modes (design.md section 2), always recorded in the result:
 
 Failed particles (a policy call that failed after its retries) are never
 selected while another candidate exists, and ``diagnostics["failed_particles"]``
-counts them.
+counts them. An episode whose particles *all* failed has
+``diagnostics["infrastructure_failed"]``: it says nothing about the method, so
+runs keep it out of results and retry it on resume. ``diagnostics["attempts"]``
+and ``["retries"]`` count the requests sent, failed ones included.
 
 What a method spends, all of it (so equal-cost comparisons are honest):
 ``calls``/``prompt_tokens``/``completion_tokens``/``cost`` are the agent's;
@@ -88,8 +91,9 @@ from agentmc.data.trajectory import Trajectory
 from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.policies.core import Policy
+from agentmc.rollout import ReplyLimits
 from agentmc.smc.resampling import DEFAULT_RESAMPLER, RESAMPLERS, get_resampler
-from agentmc.smc.sampler import SMC, SMCConfig
+from agentmc.smc.sampler import SMC, SMCConfig, SMCState
 from agentmc.smc.schedules import parse_schedule
 from agentmc.smc.selection import select_particle
 from agentmc.steer import AgentModel, critic_values
@@ -334,12 +338,17 @@ class Budget:
     """Prompt plus completion tokens."""
     max_cost: float | None = None
     """US dollars (needs a policy with known prices)."""
+    count: Literal["attempts", "answers"] = "attempts"
+    """What ``max_calls`` counts: every request sent, retried ones included (what a
+    provider bills), or only requests that returned an answer."""
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "max_tokens", "max_cost"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
+            if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"budget {name} must be > 0 or None (no cap), got {value!r}")
+        if self.count not in ("attempts", "answers"):
+            raise ConfigError(f"budget count must be 'attempts' or 'answers', got {self.count!r}")
 
 
 @dataclass
@@ -364,10 +373,13 @@ class EpisodeResult:
         critic_spend: What the critic cost: judge ``calls``, ``prompt_tokens``,
             ``completion_tokens``, ``cost``, and ``cpu_s``, ``wall_s``, ``histories``
             (``None`` without a critic).
-        particles: Every particle's trajectory packed by
-            :func:`agentmc.data.particles.pack` (``None`` for K = 1: the trajectory is all).
-        diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors and running
-            log-evidence (``checkpoints``), ``log_evidence``, ``genealogy``,
+        particles: Every finished particle's trajectory packed by
+            :func:`agentmc.data.particles.pack` (``None`` for K = 1: the trajectory is all),
+            what critics train on (``diagnostics["particles"]`` is the per-step display form).
+        diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors, running
+            log-evidence, every particle's log weight and critic value (``checkpoints``),
+            what every particle did at every step (``particles``, see
+            :func:`particle_step`), ``log_evidence``, ``genealogy``,
             ``failed_particles``, ``failures``, ``budget_exhausted``, ``stop_reason``, ...
     """
 
@@ -462,6 +474,33 @@ class EpisodeResult:
         )
 
 
+#: Actions longer than this are cut in the per-step particle record (the selected
+#: trajectory keeps the full text).
+ACTION_CHARS = 120
+
+
+def particle_step(state: SMCState) -> dict[str, Any]:
+    """What every particle did at one step, before resampling (for genealogy views).
+
+    Returns:
+        ``{"t", "actions", "rewards", "done", "success", "failed"}``, each list of length K;
+        ``actions[i]`` is ``None`` when particle ``i`` did not move at this step.
+    """
+    t = state.t
+    actions: list[str | None] = []
+    for particle in state.proposed:
+        moved = len(particle.turns) == t and t > 0
+        actions.append(particle.turns[-1].action[:ACTION_CHARS] if moved else None)
+    return {
+        "t": t,
+        "actions": actions,
+        "rewards": [float(p.reward) for p in state.proposed],
+        "done": [bool(p.done) for p in state.proposed],
+        "success": [bool(p.success) for p in state.proposed],
+        "failed": [bool(p.failed) for p in state.proposed],
+    }
+
+
 async def arun_method(
     spec: MethodSpec,
     make_env: Callable[[], TextEnv],
@@ -472,6 +511,7 @@ async def arun_method(
     budget: Budget | None = None,
     temperature: float = 1.0,
     task_id: str = "",
+    limits: ReplyLimits | None = None,
 ) -> EpisodeResult:
     """Run one method on one task.
 
@@ -489,6 +529,7 @@ async def arun_method(
             ``diagnostics["budget_exhausted"]`` says so.
         temperature: Policy sampling temperature.
         task_id: Task label (default: the environment's ``task_id``).
+        limits: Caps on reply and action length (default :class:`~agentmc.rollout.ReplyLimits`).
 
     Returns:
         The :class:`EpisodeResult`.
@@ -520,6 +561,8 @@ async def arun_method(
             temperature=temperature,
             observe_reward=spec.observe_reward,
             task_id=task_id or None,
+            count_failed_attempts=budget.count == "attempts",
+            limits=limits,
         )
         task_id = model.task_id
         try:
@@ -535,7 +578,13 @@ async def arun_method(
             )
         except ConfigError as error:
             raise ConfigError(f"method {spec.label} on task {task_id!r}: {error}") from None
-        sampler = SMC(model, config, smc_rng, value_fn=model if steering is not None else None)
+        sampler = SMC(
+            model,
+            config,
+            smc_rng,
+            value_fn=model if steering is not None else None,
+            collectors={"particles": particle_step},
+        )
         result = await sampler.run()
         states = result.states
         rewards = np.array([state.reward for state in states], dtype=np.float64)
@@ -580,17 +629,24 @@ async def arun_method(
     diagnostics = result.diagnostics()
     diagnostics.update(
         {
+            "particles": result.collected["particles"],
             "kind": spec.kind,
             "selected": index,
             "observe_reward": spec.observe_reward,
             "critic": None if critic is None else getattr(critic, "name", type(critic).__name__),
             "failed_particles": model.n_failed,
             "failures": list(model.failures),
+            # every particle failed for reasons outside the agent (policy errors after
+            # retries): not a result; runs record it apart and retry it on resume
+            "infrastructure_failed": bool(failed.all()),
+            "attempts": usage.attempts,
+            "retries": max(usage.failed_attempts - model.n_failed, 0),
             "budget_exhausted": result.stop_reason.startswith("budget"),
             "budget": {
                 "max_calls": budget.max_calls,
                 "max_tokens": budget.max_tokens,
                 "max_cost": budget.max_cost,
+                "count": budget.count,
             },
             "policy": policy.name,
             "synthetic": bool(getattr(policy, "synthetic", False)),

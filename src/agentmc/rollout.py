@@ -8,7 +8,8 @@ and policies meet.
 
 A policy call that fails for good (``PolicyError`` after its retries) ends the
 episode: the trajectory is returned with ``error`` set, so a run records the
-failure and goes on with other tasks.
+failure (as failed-infrastructure: retried on resume) and goes on with other
+tasks. A ``FatalPolicyError`` (bad key, unknown model) is raised instead.
 
 Example:
     >>> import numpy as np
@@ -31,11 +32,33 @@ import numpy as np
 
 from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs.core import StepResult, TextEnv, valid_actions
-from agentmc.errors import PolicyError
+from agentmc.errors import ConfigError, FatalPolicyError, PolicyError
 from agentmc.policies.core import Policy
 from agentmc.policies.parsing import parse_action
 from agentmc.seeding import draw_seed
 from agentmc.types import Message, Usage
+
+
+@dataclass(frozen=True)
+class ReplyLimits:
+    """Caps on what one policy reply may put into the record and into later prompts.
+
+    A runaway reply (megabytes of text) would otherwise be stored in full and
+    resent with every later prompt of the episode. What is cut is counted in
+    :attr:`agentmc.data.trajectory.Turn.reply_cut`.
+    """
+
+    max_reply_chars: int = 8192
+    """Longest reply kept, in characters (the rest is cut)."""
+    max_action_chars: int = 1024
+    """Longest action sent to the environment, in characters."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_reply_chars", "max_action_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} must be an integer >= 1, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +70,12 @@ class AgentAction:
     parsed: bool
     usage: Usage
     logprob: float | None = None
+    reply_cut: int = 0
+    valid: bool | None = None
+    """Whether the action is among the candidates the environment listed (``None``: none listed)."""
+
+
+DEFAULT_LIMITS = ReplyLimits()
 
 
 async def act(
@@ -56,8 +85,11 @@ async def act(
     *,
     temperature: float = 1.0,
     candidates: Sequence[str] | None = None,
+    limits: ReplyLimits | None = None,
 ) -> AgentAction:
     """Sample one reply from ``policy`` and parse the action out of it.
+
+    The reply and the action are cut to ``limits`` (default :class:`ReplyLimits`).
 
     Raises:
         PolicyError: The policy call failed for good.
@@ -71,8 +103,15 @@ async def act(
     for completion in completions:
         usage = usage + completion.usage
     first = completions[0]
-    action, parsed = parse_action(first.text)
-    return AgentAction(first.text, action, parsed, usage, first.logprob)
+    limits = limits or DEFAULT_LIMITS
+    reply = first.text[: limits.max_reply_chars]
+    action, parsed = parse_action(reply, candidates)
+    cut = len(first.text) - len(reply)
+    if len(action) > limits.max_action_chars:
+        cut += len(action) - limits.max_action_chars
+        action = action[: limits.max_action_chars]
+    valid = None if not candidates else action in candidates
+    return AgentAction(reply, action, parsed, usage, first.logprob, cut, valid)
 
 
 def make_turn(decision: AgentAction, result: StepResult) -> Turn:
@@ -86,6 +125,8 @@ def make_turn(decision: AgentAction, result: StepResult) -> Turn:
         truncated=bool(result.truncated),
         parsed=decision.parsed,
         usage=decision.usage,
+        reply_cut=decision.reply_cut,
+        valid=decision.valid,
     )
 
 
@@ -104,6 +145,7 @@ async def arollout(
     temperature: float = 1.0,
     max_steps: int | None = None,
     meta: dict[str, Any] | None = None,
+    limits: ReplyLimits | None = None,
 ) -> Trajectory:
     """Play one episode.
 
@@ -114,6 +156,7 @@ async def arollout(
         temperature: Sampling temperature passed to the policy.
         max_steps: Extra step cap on top of the environment's own (reported as truncation).
         meta: JSON-safe details stored with the trajectory.
+        limits: Caps on reply and action length (default :class:`ReplyLimits`).
 
     Returns:
         The trajectory; ``error`` is set if a policy call failed for good.
@@ -127,8 +170,15 @@ async def arollout(
     while True:
         try:
             decision = await act(
-                policy, messages, rng, temperature=temperature, candidates=valid_actions(env)
+                policy,
+                messages,
+                rng,
+                temperature=temperature,
+                candidates=valid_actions(env),
+                limits=limits,
             )
+        except FatalPolicyError:
+            raise  # a bad key or an unknown model: every other episode would fail the same way
         except PolicyError as failure:
             error = str(failure)
             break

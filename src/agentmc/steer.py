@@ -37,7 +37,9 @@ still recorded on the states for the report, never used for decisions.
 Failures. A policy call that fails for good (:class:`~agentmc.errors.PolicyError`
 after the policy's retries) marks that particle failed: it is done, the failed
 step earns nothing, it is never selected while another candidate exists, and
-:attr:`AgentModel.n_failed` counts it. A critic that returns NaN or an infinity
+:attr:`AgentModel.n_failed` counts it. A
+:class:`~agentmc.errors.FatalPolicyError` (bad key, unknown model) is raised
+at once: no other particle would fare better. A critic that returns NaN or an infinity
 is a :class:`~agentmc.errors.DataError` naming the task and the step.
 
 Example:
@@ -66,9 +68,9 @@ import numpy as np
 from agentmc.critics.core import Critic, History
 from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs.core import StepResult, TextEnv, valid_actions
-from agentmc.errors import DataError, PolicyError
+from agentmc.errors import DataError, FatalPolicyError, PolicyError
 from agentmc.policies.core import Policy
-from agentmc.rollout import AgentAction, act, is_success, make_turn
+from agentmc.rollout import AgentAction, ReplyLimits, act, is_success, make_turn
 from agentmc.seeding import draw_seed
 from agentmc.smc.model import Spend
 from agentmc.smc.schedules import Schedule
@@ -181,6 +183,9 @@ class AgentModel:
         temperature: Sampling temperature passed to the policy.
         observe_reward: Whether true rewards enter the weights (see the module docstring).
         task_id: Task label for error messages (default: ``env.task_id``).
+        count_failed_attempts: Whether the calls budget counts requests that failed
+            and were retried (the default: what a provider bills) or only answers.
+        limits: Caps on reply and action length (default :class:`~agentmc.rollout.ReplyLimits`).
     """
 
     def __init__(
@@ -193,6 +198,8 @@ class AgentModel:
         temperature: float = 1.0,
         observe_reward: bool = True,
         task_id: str | None = None,
+        count_failed_attempts: bool = True,
+        limits: ReplyLimits | None = None,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -200,6 +207,8 @@ class AgentModel:
         self.schedule = schedule
         self.temperature = temperature
         self.observe_reward = observe_reward
+        self.count_failed_attempts = count_failed_attempts
+        self.limits = limits
         self.task_id = str(task_id or getattr(env, "task_id", ""))
         self.usage = Usage()
         self.n_failed = 0
@@ -270,11 +279,17 @@ class AgentModel:
         return np.array([state.value for state in states], dtype=np.float64)
 
     def spent(self) -> Spend:
+        """What the budget counts.
+
+        Every request sent (failed attempts included, as providers bill them), or only
+        answered ones with ``count_failed_attempts=False``.
+        """
         usage = self.usage
         judged = getattr(self.critic, "usage", None)  # a metered critic's judge requests count too
         if isinstance(judged, Usage):
             usage = usage + judged
-        return Spend(calls=usage.calls, tokens=usage.tokens, cost=usage.cost)
+        calls = usage.attempts if self.count_failed_attempts else usage.calls
+        return Spend(calls=calls, tokens=usage.tokens, cost=usage.cost)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -296,7 +311,10 @@ class AgentModel:
                 rng,
                 temperature=self.temperature,
                 candidates=candidates,
+                limits=self.limits,
             )
+        except FatalPolicyError:
+            raise  # a bad key or an unknown model: no other particle or task would fare better
         except PolicyError as failure:
             return failure
 
@@ -305,7 +323,9 @@ class AgentModel:
             self.n_failed += 1
             message = f"step {t}: {decision}"
             self.failures.append(message)
-            # Counted as a failed call with unknown usage; the failed step earns nothing.
+            # Counted as a failed call with unknown tokens (the requests it sent still
+            # count as attempts); the failed step earns nothing.
+            self.usage = self.usage + Usage(failed_attempts=decision.attempts)
             return replace(state, error=message, value=0.0, score=0.0)
         self.usage = self.usage + decision.usage
         self.env.restore(state.snapshot)

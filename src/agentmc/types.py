@@ -46,16 +46,21 @@ class Usage:
     """Cost of policy calls. ``cost`` is ``None`` when unknown (never silently zero).
 
     Attributes:
-        calls: Number of policy requests (one request may return several samples).
+        calls: Number of policy requests that returned an answer (one request may
+            return several samples).
         prompt_tokens: Prompt tokens billed.
         completion_tokens: Completion tokens billed.
         cost: Cost in US dollars, or ``None`` if the price of some call is unknown.
+        failed_attempts: Requests sent that gave no usable answer (each retried
+            attempt, and the last attempt of a call that failed for good). The
+            provider saw them; budgets count them unless told to count only answers.
     """
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = 0.0
+    failed_attempts: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         cost = None if self.cost is None or other.cost is None else self.cost + other.cost
@@ -64,19 +69,28 @@ class Usage:
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
             cost,
+            self.failed_attempts + other.failed_attempts,
         )
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def attempts(self) -> int:
+        """Requests sent: answered ones plus failed attempts."""
+        return self.calls + self.failed_attempts
+
     def as_dict(self) -> dict:
-        return {
+        out = {
             "calls": self.calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
         }
+        if self.failed_attempts:  # absent when zero: records of clean runs stay as they were
+            out["failed_attempts"] = self.failed_attempts
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Usage:
@@ -85,4 +99,5 @@ class Usage:
             int(data.get("prompt_tokens", 0)),
             int(data.get("completion_tokens", 0)),
             data.get("cost", 0.0),
+            int(data.get("failed_attempts", 0)),
         )

@@ -58,7 +58,7 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["train", "--out", out, "--estimator", "ppo"]) == 2
     assert main(["train", "--out", out, "--group-size", "0"]) == 2
-    assert "group_size" in capsys.readouterr().err
+    assert "--group-size must be >= 1" in capsys.readouterr().err
     assert main(["train", "--out", out, "--task-ids", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["train", "--out", out, *TINY]) == 0

@@ -75,3 +75,70 @@ def test_save_does_not_clobber_other_directories(trained, tmp_path):
 def test_fingerprint_ignores_order_but_not_content(craft_data):
     assert fingerprint(craft_data) == fingerprint(list(reversed(craft_data)))
     assert fingerprint(craft_data) != fingerprint(craft_data[1:])
+
+
+def test_files_that_are_not_a_mapping_or_unreadable_are_data_errors(trained, tmp_path, monkeypatch):
+    path = save(trained.critic, tmp_path / "critic")
+    meta_path = path / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "files": ["model.npz"]}))
+    with pytest.raises(DataError, match="'files' must map"):
+        load(path)
+    meta_path.write_text(json.dumps(meta))
+    from pathlib import Path
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(DataError, match="Permission denied"):
+        load(path)
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(DataError, match="Permission denied"):
+        load(path)
+
+
+@pytest.mark.parametrize("killed_after", [0, 1, 2])
+def test_a_save_killed_between_renames_is_finished_by_the_next_load(
+    trained, tmp_path, monkeypatch, killed_after
+):
+    from pathlib import Path
+
+    path = save(trained.critic, tmp_path / "critic")
+    histories = trained.val_examples.histories[:5]
+    expected = trained.critic.values(histories)
+    real = Path.rename
+    calls = []
+
+    def rename(self, target):
+        calls.append(target)
+        if len(calls) > killed_after:
+            raise KeyboardInterrupt  # the process dies here (kill -9 runs no cleanup either)
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        save(trained.critic, path)
+    monkeypatch.setattr(Path, "rename", real)
+    np.testing.assert_array_equal(load(path).values(histories), expected)
+    left = [p for p in tmp_path.iterdir() if p.name != "critic"]
+    if killed_after == 0:  # killed while writing: a staging directory, removed once stale
+        assert [p.name.startswith(".critic.tmp-") for p in left] == [True]
+        import os
+
+        os.utime(left[0], (0, 0))
+        load(path)
+        left = [p for p in tmp_path.iterdir() if p.name != "critic"]
+    assert left == []  # no stale .critic.* directories
+
+
+def test_artifacts_are_readable_by_others(trained, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = save(trained.critic, tmp_path / "critic")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755

@@ -93,3 +93,56 @@ def test_compact_orders_records_canonically(tmp_path):
     store.compact()
     assert [r["key"] for r in store.records()] == ["t/1", "t/2", "t/10"]
     assert natural_key("a/2") < natural_key("a/10")
+
+
+def test_torn_multibyte_tail_is_skipped_and_moved_aside(tmp_path):
+    store = RunStore.create_or_resume(tmp_path, command="x", seed=0, config={})
+    store.append("note", {"text": "ångström ✓"}, key="n/0")
+    line = json.dumps({"kind": "note", "key": "n/1", "data": {"text": "✓✓✓"}}, ensure_ascii=False)
+    raw = line.encode("utf-8")
+    cut = raw.index("✓".encode()) + 1  # killed inside a three-byte character
+    with store.records_path.open("ab") as handle:
+        handle.write(raw[:cut])
+    assert store.done_keys() == {"n/0"}
+    store.append("note", {"text": "é"}, key="n/2")
+    assert store.done_keys() == {"n/0", "n/2"}
+    assert (tmp_path / PARTIAL_FILE).read_bytes() == raw[:cut] + b"\n"  # nothing lost
+
+
+def test_non_utf8_middle_line_is_named_by_file_and_line(tmp_path):
+    store = RunStore.create_or_resume(tmp_path, command="x", seed=0, config={})
+    store.append("note", {"text": "a"}, key="n/0")
+    with store.records_path.open("ab") as handle:
+        handle.write(b'{"kind": "note", "key": "n/1", "data": {"text": "\xff\xfe"}}\n')
+    store.append("note", {"text": "b"}, key="n/2")
+    before = store.records_path.read_bytes()
+    with pytest.raises(DataError, match="records.jsonl:2"):
+        store.done_keys()
+    assert store.records_path.read_bytes() == before
+
+
+def test_records_without_metadata_are_not_adopted(tmp_path):
+    (tmp_path / "records.jsonl").write_text('{"kind": "x", "key": "k", "data": {}}\n')
+    with pytest.raises(DataError, match="no run.json"):
+        RunStore.create_or_resume(tmp_path, command="x", seed=0, config={})
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_unreadable_records_are_a_data_error(tmp_path):
+    store = RunStore.create_or_resume(tmp_path, command="x", seed=0, config={})
+    store.records_path.mkdir()
+    with pytest.raises(DataError, match="records.jsonl"):
+        store.done_keys()
+    with pytest.raises(DataError, match="records.jsonl"):
+        store.append("note", {}, key="n/0")
+
+
+def test_compact_of_a_canonical_file_writes_nothing(tmp_path, monkeypatch):
+    store = RunStore.create_or_resume(tmp_path, command="x", seed=0, config={})
+    store.append("note", {}, key="n/2")
+    store.append("note", {}, key="n/10")
+    store.compact()
+    written = []
+    monkeypatch.setattr(type(store.records_path), "replace", lambda *a: written.append(a))
+    store.compact()
+    assert written == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -319,9 +320,97 @@ def test_registered_as_agentgym_with_server_task_lists(server):
 
     assert task_ids("agentgym", "all", base_url=server.url) == TASKS
     assert task_ids("agentgym", "test", splits={"test": ["3", "1"]}) == ["3", "1"]
-    with pytest.raises(UnknownNameError, match="no 'test' split"):
-        task_ids("agentgym", "test", base_url=server.url)
+    parts = [task_ids("agentgym", s, base_url=server.url) for s in ("train", "validation", "test")]
+    assert sorted(sum(parts, []), key=int) == TASKS and len(parts[2]) == 1  # our 20% test split
+    with pytest.raises(UnknownNameError, match="unknown split"):
+        task_ids("agentgym", "dev", base_url=server.url)
     env = make("agentgym", task_id="2", base_url=server.url)
     assert env.reset(seed=0)[0] == "Lock 2: say 3 digits."
     assert env.step("2").observation == "click 1"
     env.close()
+
+
+def test_env_name_presets_and_task_ranges(tmp_path):
+    from agentmc.envs import make, task_ids
+    from agentmc.envs.agentgym.client import default_split, parse_task_range
+    from agentmc.errors import UnknownNameError
+
+    env = make("agentgym", task_id="7", base_url="http://127.0.0.1:1", env_name="webshop")
+    assert (env.config.id_field, env.config.task_field) == ("env_idx", "session_id")
+    assert env.config.env_id == "agentgym/webshop"
+    # a known server's range needs no request; a given range overrides it
+    everything = task_ids("agentgym", "all", base_url="http://127.0.0.1:1", env_name="textcraft")
+    assert everything == [str(i) for i in range(544)]
+    test = task_ids("agentgym", "test", env_name="textcraft")
+    assert len(test) == round(0.2 * 544) and test == default_split(everything, "test")
+    assert task_ids("agentgym", "all", task_range="10-12") == ["10", "11", "12"]
+    ids = tmp_path / "test_idx.json"
+    ids.write_text(json.dumps([5, 6, 9]))
+    chosen = task_ids("agentgym", "test", task_range="0-9", split_files={"test": ids})
+    assert chosen == ["5", "6", "9"]
+    assert parse_task_range("4") == ["0", "1", "2", "3"]
+    with pytest.raises(ConfigError, match="START-END"):
+        parse_task_range("a-b")
+    with pytest.raises(UnknownNameError, match="textcraft"):
+        make("agentgym", task_id="0", env_name="nethack")
+
+
+def test_cli_takes_the_server_url_name_and_range(server, tmp_path, capsys):
+    from agentmc.cli.main import main
+
+    args = ["--env", "agentgym", "--env-url", server.url, "--env-name", "agentmc"]
+    assert main(["tasks", *args, "--show", "ids", "--split", "all"]) == 0
+    assert capsys.readouterr().out.split() == TASKS
+    assert main(["tasks", *args, "--task-range", "0-2", "--split", "all", "--show", "ids"]) == 0
+    assert capsys.readouterr().out.split() == ["0", "1", "2"]
+    assert main(["tasks", "--env", "textcraft", "--env-url", server.url]) == 2
+    assert "--env-url is an AgentGym option" in capsys.readouterr().err
+
+
+def test_refusals_are_json_and_deep_nesting_is_a_400(server):
+    with httpx.Client(base_url=server.url) as http:
+        deep = http.post("/step", content=b"[" * 100_000 + b"]" * 100_000)
+        assert deep.status_code in (400, 413) and "error" in deep.json()
+        nested = http.post("/step", content=b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}")
+        assert nested.status_code == 400 and "nested too deeply" in nested.json()["error"]
+        big = http.post("/step", json={"id": 0, "action": "x" * 100_000})
+        assert big.status_code == 413
+        assert big.headers["content-type"].startswith("application/json") and big.json()["error"]
+        wrong = http.get("/step")
+        assert wrong.status_code == 405
+        assert wrong.headers["content-type"].startswith("application/json")
+        assert wrong.json()["error"]
+
+
+# -- faults of a server we did not write (agentmc.testing.AgentGymTestServer) ---------------
+
+
+def _lock_server():
+    from agentmc.testing.env_server import AgentGymTestServer
+
+    return AgentGymTestServer(lambda task: LockEnv(task), TASKS)
+
+
+def test_a_text_500_on_step_is_recovered_by_replay():
+    from agentmc.testing.env_server import EnvFault
+
+    with _lock_server() as faulty:
+        env = AgentGymEnv(AgentGymConfig(base_url=faulty.url), task_id="2")
+        reference = play(env, ACTIONS)
+        faulty.inject("/step", EnvFault(status=500))
+        assert play(env, ACTIONS) == reference
+        env.close()
+
+
+def test_a_fault_during_recovery_is_an_env_server_error():
+    from agentmc.testing.env_server import EnvFault
+
+    with _lock_server() as faulty:
+        env = AgentGymEnv(AgentGymConfig(base_url=faulty.url), task_id="2")
+        env.reset(seed=0)
+        env.step("peek")
+        faulty.inject("/step", EnvFault(kind="disconnect"))  # recovery starts: replay
+        faulty.inject("/reset", EnvFault(kind="disconnect"))  # and fails in the replay
+        with pytest.raises(EnvServerError, match="step"):
+            env.step("2")
+        env.close()

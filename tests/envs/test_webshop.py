@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("bm25s")
 pytest.importorskip("rapidfuzz")
 
+from agentmc.envs import check_env  # noqa: E402
 from agentmc.envs.webshop import (  # noqa: E402
     WebShopEnv,
     default_splits,
@@ -233,9 +234,6 @@ def test_split_files_and_their_errors(data_dir, tmp_path_factory):
 
 
 def test_missing_data_lists_what_is_expected(tmp_path, monkeypatch):
-    monkeypatch.delenv("AGENTMC_WEBSHOP_DATA", raising=False)
-    with pytest.raises(DataError, match="AGENTMC_WEBSHOP_DATA.*items_shuffle_1000.json"):
-        load_catalogue()
     with pytest.raises(DataError, match="does not exist"):
         load_catalogue(tmp_path / "nowhere")
     (tmp_path / "items_shuffle.json").write_text("[]")
@@ -289,3 +287,62 @@ def test_type_reward_levels(data_dir):
     assert type_reward(unrelated, goal) == 0.0
     same_brand = next(p for p in catalogue.products if p.query != same.query and brand in p.title)
     assert type_reward(same_brand, goal) == 1.0  # half the name's words match (> 0.2)
+
+
+# -- the shipped synthetic sample catalogue ------------------------------------------------
+
+
+def test_default_is_the_shipped_synthetic_sample_and_says_so(monkeypatch, caplog):
+    from agentmc.envs.webshop.sample import SAMPLE_DIR
+
+    monkeypatch.delenv("AGENTMC_WEBSHOP_DATA", raising=False)
+    catalogue = load_catalogue()
+    assert catalogue.synthetic and len(catalogue.products) == 300
+    products = catalogue.products
+    assert all(p.asin.startswith("SYN") and "Synthetic" in p.description for p in products)
+    assert "NOT WEBSHOP'S DATA" in (SAMPLE_DIR / "NOTICE.txt").read_text()
+    env = make_webshop("0")
+    assert "synthetic" in env.reset()[1]["data"]
+    monkeypatch.setenv("AGENTMC_WEBSHOP_DATA", str(SAMPLE_DIR))
+    assert load_catalogue() is catalogue  # same files, same cached catalogue
+
+
+def test_shipped_sample_is_what_the_generator_writes(tmp_path):
+    from agentmc.envs.webshop.sample import SAMPLE_DIR, write_sample
+
+    write_sample(tmp_path)
+    for name in ["items_shuffle_1000.json", "items_ins_v2_1000.json", "items_human_ins.json"]:
+        assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes(), name
+    assert (tmp_path / "NOTICE.txt").read_text() == (SAMPLE_DIR / "NOTICE.txt").read_text()
+
+
+def test_sample_tasks_are_solvable_and_split_without_overlap():
+    catalogue = load_catalogue(goal_order="webshop")
+    splits = {s: set(list_task_ids(s)) for s in ("train", "validation", "test")}
+    assert sum(map(len, splits.values())) == len(catalogue.goals) > 600
+    assert not (splits["train"] & splits["test"]) and not (splits["validation"] & splits["test"])
+    for task in sorted(splits["test"], key=int)[:10]:
+        env = make_webshop(task)
+        check_env(env, make_fresh=lambda task=task: make_webshop(task))
+        env.reset()
+        for action in gold_actions(env):
+            result = env.step(action)
+        assert result.terminated and result.reward == 1.0, (task, result.info)
+
+
+def test_registered_and_runs_offline_from_the_cli(tmp_path, monkeypatch, capsys):
+    from agentmc.cli.main import main
+    from agentmc.envs import env_ids, make
+
+    monkeypatch.delenv("AGENTMC_WEBSHOP_DATA", raising=False)
+    assert "webshop" in env_ids()
+    assert make("webshop", task_id="3").task_id == "3"
+    assert main(["tasks", "--env", "webshop"]) == 0
+    assert "test" in capsys.readouterr().out
+    out = tmp_path / "run"
+    args = ["--env", "webshop", "--policy", "random", "--method", "bon", "--particles", "2"]
+    assert main(["run", *args, "--n-tasks", "2", "--out", str(out), "--no-progress"]) == 0
+    rows = [r["data"] for r in __import__("agentmc").data.store.RunStore.open(out).records()]
+    assert len(rows) == 2 and all(r["calls"] > 0 for r in rows)
+    assert main(["tasks", "--env", "textcraft", "--data-dir", str(tmp_path)]) == 2
+    assert "--data-dir is a WebShop option" in capsys.readouterr().err

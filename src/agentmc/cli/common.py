@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,13 +49,15 @@ def parse(config_type: type[T], name: str, argv: Sequence[str], description: str
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            return tyro.cli(
+            config = tyro.cli(
                 config_type,
                 args=list(argv),
                 prog=f"agentmc {name}",
                 description=description or (config_type.__doc__ or "").strip().splitlines()[0],
                 config=(tyro.conf.OmitArgPrefixes,),
             )
+        check_numbers(config)
+        return config
     except SystemExit as stop:
         if stop.code in (0, None):
             sys.stdout.write(out.getvalue())
@@ -62,6 +65,34 @@ def parse(config_type: type[T], name: str, argv: Sequence[str], description: str
             raise
         message = _one_line(err.getvalue() + out.getvalue()) or "invalid arguments"
         raise ConfigError(f"{message} (see `agentmc {name} --help`)") from None
+
+
+#: Float flags that may be infinite (``--beta inf``: no reward tilt).
+INFINITE_OK = frozenset({"beta"})
+
+
+def check_numbers(config: Any) -> None:
+    """Checks every command shares, before anything is written.
+
+    No NaN, no stray infinity, no negative seed (seed sequences reject them, and
+    late: after the run directory exists).
+
+    Per-command limits (``--workers >= 1``, ...) live in each config's ``__post_init__``.
+
+    Raises:
+        ConfigError: Naming the flag.
+    """
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        flag = "--" + item.name.replace("_", "-")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_numbers(value)
+        elif isinstance(value, float) and (
+            math.isnan(value) or (math.isinf(value) and item.name not in INFINITE_OK)
+        ):
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
+        elif item.name == "seed" and isinstance(value, int) and not 0 <= value < 2**63:
+            raise ConfigError(f"{flag} must be an integer in 0..2**63-1, got {value}")
 
 
 @dataclass(frozen=True)
@@ -81,8 +112,20 @@ class TaskOptions:
     split_csv: Path | None = None
     """TextCraft: file with the ids of --split, one per line (with --goals-csv)."""
     split_json: Path | None = None
-    """ScienceWorld: JSON list of the ids of --split, over AgentGym's numbering
-    (the format of the AMC paper's `sciworld_idx_*.json`)."""
+    """ScienceWorld, WebShop, AgentGym: JSON list of the ids of --split, over AgentGym's
+    numbering (the format of the AMC paper's `sciworld_idx_*.json`, `webshop_idx_*.json`)."""
+    data_dir: Path | None = None
+    """WebShop: directory with WebShop's data files (default: $AGENTMC_WEBSHOP_DATA, else
+    agentmc's synthetic sample catalogue)."""
+    env_url: str | None = None
+    """AgentGym: the environment server's URL (default http://127.0.0.1:36001). Not
+    --base-url, which is the policy server's."""
+    env_name: str | None = None
+    """AgentGym: which server it is (textcraft, sciworld, webshop, alfworld, babyai,
+    agentmc): sets its protocol fields and, where known, its task range."""
+    task_range: str | None = None
+    """AgentGym: the server's task indices, START-END inclusive (e.g. 0-543) or a count;
+    train/validation/test are our deterministic split of it unless --split-json is given."""
     max_steps: int | None = None
     """Step cap per episode (default: the environment's own, 20 for TextCraft)."""
     reward: Literal["sparse", "dense"] = "sparse"
@@ -97,8 +140,22 @@ class TaskOptions:
             raise ConfigError("--split-csv needs --goals-csv (the table its ids refer to)")
         if self.env != "textcraft" and self.goals_csv is not None:
             raise ConfigError(f"--goals-csv is a TextCraft option; --env is {self.env}")
-        if self.env != "sciworld" and self.split_json is not None:
-            raise ConfigError(f"--split-json is a ScienceWorld option; --env is {self.env}")
+        if self.env not in ("sciworld", "webshop", "agentgym") and self.split_json is not None:
+            raise ConfigError(
+                f"--split-json is a ScienceWorld option (and webshop, agentgym); "
+                f"--env is {self.env}"
+            )
+        if self.env != "webshop" and self.data_dir is not None:
+            raise ConfigError(f"--data-dir is a WebShop option; --env is {self.env}")
+        for flag, value in (
+            ("--env-url", self.env_url),
+            ("--env-name", self.env_name),
+            ("--task-range", self.task_range),
+        ):
+            if self.env != "agentgym" and value is not None:
+                raise ConfigError(
+                    f"{flag} is an AgentGym option (--env agentgym); --env is {self.env}"
+                )
         if self.split_json is not None and self.split == "all":
             raise ConfigError("--split-json needs one --split (train, validation or test)")
 
@@ -112,12 +169,20 @@ class TaskOptions:
             if self.split_csv is not None:
                 splits[self.split] = self.split_csv
             kwargs["tasks"] = TaskTable.from_csv(self.goals_csv, split_files=splits)
-        if self.split_json is not None:
+        if self.split_json is not None and self.env == "sciworld":
             from agentmc.envs.sciworld.tasks import SciWorldTasks
 
             kwargs["tasks"] = SciWorldTasks.agentgym().with_split_files(
                 {self.split: self.split_json}
             )
+        elif self.split_json is not None:
+            kwargs["split_files"] = {self.split: str(self.split_json)}
+        if self.data_dir is not None:
+            kwargs["data_dir"] = str(self.data_dir)
+        for name in ("env_url", "env_name", "task_range"):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs["base_url" if name == "env_url" else name] = value
         return kwargs
 
     def env_kwargs(self) -> dict[str, Any]:
@@ -137,7 +202,7 @@ class TaskOptions:
 
                 raise UnknownNameError(
                     f"unknown {self.env} task id(s) {', '.join(unknown)}; "
-                    f"see `agentmc tasks --tasks.env {self.env} --show ids`"
+                    f"see `agentmc tasks --env {self.env} --show ids`"
                 )
             return ids
         ids = task_ids(self.env, self.split, **self.env_kwargs())
@@ -205,27 +270,59 @@ class PolicyOptions:
     """Sampling temperature."""
     concurrency: int = 16
     """Maximum policy requests in flight."""
+    max_reply_chars: int = 8192
+    """Longest policy reply kept (the rest is cut, and the cut recorded)."""
+    max_action_chars: int = 1024
+    """Longest action sent to the environment."""
+    cache: bool = True
+    """`openai:` policies: keep answered requests in RUN_DIR/cache, so a resumed run does
+    not pay again for the calls of units that were cut off (keyed by model, prompt,
+    sampling settings and seed)."""
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        self.limits()  # noqa: B018 - validates the reply caps
 
-    def make(self):
-        """Build the policy object."""
+    def limits(self):
+        """The reply caps (:class:`agentmc.rollout.ReplyLimits`)."""
+        from agentmc.rollout import ReplyLimits
+
+        return ReplyLimits(self.max_reply_chars, self.max_action_chars)
+
+    def make(self, spec: str | None = None, *, run_dir: Path | None = None):
+        """Build the policy object (``spec``: another policy spec with these settings).
+
+        Args:
+            spec: Policy spec to build instead of ``--policy`` (e.g. one method's own).
+            run_dir: The run directory; its ``cache`` subdirectory holds the request
+                cache unless ``--no-cache``.
+        """
         from agentmc.policies import make_policy
 
+        cache_dir = None if run_dir is None or not self.cache else Path(run_dir) / "cache"
         return make_policy(
-            self.policy,
+            spec or self.policy,
             base_url=self.base_url,
             api_key_env=self.api_key_env,
             concurrency=self.concurrency,
+            cache_dir=cache_dir,
         )
 
     def describe(self) -> dict[str, Any]:
-        """JSON-safe settings recorded with a run (the key's *variable name* only)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """JSON-safe settings recorded with a run (the key's *variable name* only).
+
+        ``cache`` changes no result and is left out; so are the reply caps at their
+        defaults, which keeps run directories of earlier versions resumable.
+        """
+        defaults = {"max_reply_chars": 8192, "max_action_chars": 1024}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "cache" and defaults.get(f.name, object()) != getattr(self, f.name)
+        }
 
 
 def success_summary(records: Sequence[dict[str, Any]]) -> str:

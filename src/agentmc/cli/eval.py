@@ -22,7 +22,7 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
 from agentmc.errors import ConfigError
@@ -47,6 +47,9 @@ class Config:
     """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic)."""
     budget: str | None = None
     """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD` (default: none)."""
+    budget_counts: Literal["attempts", "answers"] = "attempts"
+    """What a `calls:N` budget counts: every request sent, retries included (what
+    providers bill), or only requests that returned an answer."""
     beta: float = 1.0
     """Inverse strength of the reward tilt for SMC / AMC."""
     schedule: str = "every"
@@ -65,6 +68,10 @@ class Config:
     """Show progress bars."""
     report: bool = True
     """Write report.md / report.html into the run directory when done."""
+    track: Literal["none", "mlflow", "wandb"] = "none"
+    """Log config, metrics and report to MLflow (agentmc[mlflow]) or W&B (agentmc[wandb])."""
+    track_project: str = "agentmc"
+    """MLflow experiment / W&B project name for --track."""
 
     def __post_init__(self) -> None:
         from agentmc.eval.harness import MIN_GUARD_TASKS
@@ -195,6 +202,7 @@ def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
         budget=budget,
         guard_task_ids=tuple(guard_ids),
         temperature=config.policy.temperature,
+        budget_counts=config.budget_counts,
     )
 
 
@@ -216,7 +224,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     from agentmc.data.store import RunStore
     from agentmc.eval.harness import Entry, Evaluation, build_report
     from agentmc.eval.report import write_report
-    from agentmc.policies import make_policy
+    from agentmc.eval.runner import check_complete
 
     critic = load_critic(config.critic, config.tasks.env)
     entries_critic = any(Entry.parse(m).critic not in (None, "zero") for m in config.methods)
@@ -225,7 +233,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
         e.spec.select == "critic" and e.critic in (None, "zero") for e in plan.entries
     ):
         raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
-    shared = config.policy.make()
+    shared = config.policy.make(run_dir=config.out)
     make_critic = critic_maker(config, shared)
     evaluated = list(plan.task_ids) + list(plan.guard_task_ids)
     if critic is not None:
@@ -235,9 +243,9 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             check_unseen(load_critic(Path(entry.critic), config.tasks.env), entry.critic, evaluated)
 
     def policy_for(spec: str | None):
-        if spec is None:
-            return shared
-        return make_policy(spec, base_url=config.policy.base_url, concurrency=16)
+        # a method's own policy gets every --policy setting but the spec (key variable,
+        # concurrency, base URL, cache)
+        return shared if spec is None else config.policy.make(spec, run_dir=config.out)
 
     store = RunStore.create_or_resume(
         config.out,
@@ -249,6 +257,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             "policy": config.policy.describe(),
             "critic": None if config.critic is None else str(config.critic),
             "budget": None if plan.budget is None else str(plan.budget),
+            **({"budget_counts": "answers"} if config.budget_counts == "answers" else {}),
             "guard_tasks": list(plan.guard_task_ids),
             "tuned": None if config.tuned is None else str(config.tuned),
         },
@@ -264,39 +273,58 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             workers=config.workers,
             progress=config.progress,
             make_critic=make_critic,
+            limits=config.policy.limits(),
         )
         asyncio.run(evaluation.run())
+    counts = evaluation.counts
+    if counts is not None and counts.failed and not any(store.records("result")):
+        check_complete(counts, evaluation.n_units, "(method, task) units")
     report = build_report(store, np.random.default_rng(config.seed), critic=critic, title=title)
     if config.report:
         write_report(store.path, report)
+    if counts is not None and counts.failed:
+        # show what did finish, then name the missing units (exit 3) rather than hide them
+        print_report(report)
+        check_complete(counts, evaluation.n_units, "(method, task) units")
     return store, report
 
 
 def print_report(report: Any) -> None:
     """The comparison table and notes on the terminal."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agentmc.eval.report import SELECTION_MEANING, summary_table
 
     header, body = summary_table(report.summaries)
-    table = Table(*header, title=report.title)
+    # labels such as `single[trained:runs/g2po]` are text, not rich markup
+    table = Table(*map(escape, header), title=escape(report.title))
     for line in body:
-        table.add_row(*line)
+        table.add_row(*map(escape, line))
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
     if any(s.synthetic for s in report.summaries):
         console.print("  (synthetic): a stand-in policy, not a real LLM")
     for mode in sorted({s.selection for s in report.summaries}):
-        console.print(f"  [bold]{mode}[/]: {SELECTION_MEANING.get(mode, mode)}")
+        console.print(f"  [bold]{escape(mode)}[/]: {escape(SELECTION_MEANING.get(mode, mode))}")
     for note in report.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {escape(note)}")
 
 
 def main(name: str, argv: list[str]) -> int:
     config = parse(Config, name, argv)
+    from agentmc.eval.tracking import track_run
+
+    if config.track != "none":
+        from agentmc.errors import require
+
+        require(config.track, config.track)  # a missing tracker fails before the run
     store, report = run_evaluation(config)
     print_report(report)
     if config.report:
         print(f"report: {store.path / 'report.html'}")
+    logged = track_run(store, config.track, project=config.track_project)
+    if logged:
+        print(f"logged to {logged}")
     return 0

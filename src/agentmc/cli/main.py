@@ -7,8 +7,10 @@ when their command runs, so ``agentmc --help`` is instant and a missing extra
 only affects the commands that need it.
 
 User errors (:class:`agentmc.errors.AgentmcError`) are printed as one line on
-stderr with exit code 2; Ctrl-C exits with 130 after the command has flushed
-what it wrote.
+stderr with exit code 2 (3 when a run finished with units that failed for
+infrastructure reasons; re-running retries them); so are operating-system
+errors (permissions, a directory where a file belongs, a full disk). Ctrl-C
+exits with 130 after the command has flushed what it wrote.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("agentmc.cli.tune", "Choose AMC's beta, schedule and selection on validation tasks."),
     "eval": ("agentmc.cli.eval", "Compare several methods at equal budget."),
     "report": ("agentmc.cli.report", "Write Markdown and HTML reports for a run directory."),
+    "export": ("agentmc.cli.export", "Export a run's records as Parquet or CSV tables."),
     "train": ("agentmc.cli.train", "Train a small policy with GRPO / RLOO / G2PO / GiGPO."),
     "serve": ("agentmc.cli.serve", "Serve an environment over the AgentGym HTTP protocol."),
 }
@@ -81,6 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.main(name, rest) or 0)
     except AgentmcError as error:
         print(f"agentmc {name}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        # The file system refused something no command anticipated (permissions, a
+        # directory where a file belongs, a full disk): the user can fix it, so one line.
+        where = f": {error.filename}" if error.filename else ""
+        print(f"agentmc {name}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"agentmc {name}: interrupted; records written so far are kept.", file=sys.stderr)

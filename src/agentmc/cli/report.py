@@ -14,6 +14,7 @@ from typing import Annotated
 import tyro
 
 from agentmc.cli.common import parse
+from agentmc.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,17 @@ def main(name: str, argv: list[str]) -> int:
     from agentmc.eval.harness import build_report
     from agentmc.eval.report import write_report
 
+    out = config.out or config.run
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; the report needs a directory")
     store = RunStore.open(config.run)
     critic_path = config.critic or store.meta.config.get("critic")
     env_id = store.meta.config.get("tasks", {}).get("env", "textcraft")
     critic = load_critic(None if critic_path is None else Path(critic_path), env_id)
     report = build_report(store, np.random.default_rng(config.seed), critic=critic)
-    md, html = write_report(config.out or store.path, report)
+    try:
+        md, html = write_report(config.out or store.path, report)
+    except OSError as error:
+        raise DataError(f"cannot write the report to {out}: {error.strerror or error}") from None
     print(f"wrote {md} and {html}")
     return 0

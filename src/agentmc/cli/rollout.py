@@ -69,12 +69,12 @@ def run(config: Config, *, command: str = "rollout") -> int:
     ``agentmc collect`` calls this with ``command="collect"``.
     """
     from agentmc.data.store import RunStore
-    from agentmc.eval.runner import Unit, run_units
+    from agentmc.eval.runner import Unit, check_complete, run_units
     from agentmc.rollout import arollout
     from agentmc.seeding import task_rng
 
     task_ids = config.tasks.select()
-    policy = config.policy.make()
+    policy = config.policy.make(run_dir=config.out)
     store = RunStore.create_or_resume(
         config.out,
         command=command,
@@ -102,6 +102,7 @@ def run(config: Config, *, command: str = "rollout") -> int:
                 task_rng(config.seed, task_index(task_id), sample),
                 temperature=config.policy.temperature,
                 meta={"sample": sample, "split": config.tasks.split},
+                limits=config.policy.limits(),
             )
         finally:
             env.close()
@@ -122,10 +123,10 @@ def run(config: Config, *, command: str = "rollout") -> int:
         )
     trajectories = store.trajectories()
     solved = sum(t.success for t in trajectories)
-    failed = sum(t.error is not None for t in trajectories)
     print(
         f"{len(trajectories)} episodes ({counts.ran} new, {counts.skipped} resumed) of "
         f"{label}: {solved} solved ({solved / max(1, len(trajectories)):.1%}), "
-        f"{failed} failed policy calls -> {config.out}"
+        f"{counts.failed} failed for infrastructure reasons -> {config.out}"
     )
+    check_complete(counts, len(units), "episodes")
     return 0

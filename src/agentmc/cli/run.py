@@ -35,7 +35,7 @@ from agentmc.cli.common import (
     parse,
     success_summary,
 )
-from agentmc.errors import ConfigError
+from agentmc.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -68,16 +68,27 @@ class Config:
     """Per-task cap on policy tokens."""
     max_cost: float | None = None
     """Per-task cap on US dollars."""
+    budget_counts: Literal["attempts", "answers"] = "attempts"
+    """What --max-calls counts: every request sent, retries included (what providers
+    bill), or only requests that returned an answer."""
     seed: int = 0
     """Root seed; every task's randomness derives from it."""
     workers: int = 4
     """Tasks in flight at once (each runs its K particles concurrently)."""
     progress: bool = True
     """Show a progress bar."""
+    track: Literal["none", "mlflow", "wandb"] = "none"
+    """Log config, metrics and report to MLflow (agentmc[mlflow]) or W&B (agentmc[wandb])."""
+    track_project: str = "agentmc"
+    """MLflow experiment / W&B project name for --track."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        caps = {"--max-calls": self.max_calls, "--max-tokens": self.max_tokens}
+        for flag, cap in (caps | {"--max-cost": self.max_cost}).items():
+            if cap is not None and not cap > 0:
+                raise ConfigError(f"{flag} must be > 0, got {cap}")
         self.spec  # noqa: B018 - validates method, K, beta, schedule, resampler
         self.budget  # noqa: B018 - validates the caps
 
@@ -94,7 +105,7 @@ class Config:
     def budget(self):
         from agentmc.methods import Budget
 
-        return Budget(self.max_calls, self.max_tokens, self.max_cost)
+        return Budget(self.max_calls, self.max_tokens, self.max_cost, self.budget_counts)
 
 
 def result_row(result: Any, *, split: str, synthetic: bool) -> dict[str, Any]:
@@ -109,29 +120,42 @@ def print_summary(rows: list[dict[str, Any]], seed: int, path: Path) -> None:
     """Print the summary table and write it (with the counts) to ``summary.json``."""
     import numpy as np
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from agentmc.eval.report import summary_table
-    from agentmc.eval.summary import summarize
+    from agentmc.eval.summary import strict_json, summarize
 
     summaries = summarize(rows, np.random.default_rng(seed))
     header, body = summary_table(summaries)
-    table = Table(*header, title="agentmc run")
+    table = Table(*map(escape, header), title="agentmc run")
     for line in body:
-        table.add_row(*line)
+        table.add_row(*map(escape, line))  # a label like `single[trained:x]` is not markup
     console = Console()
     if not console.is_terminal:
         console = Console(width=220)  # logs and pipes: keep every column readable
     console.print(table)
     failed = sum(r.get("failed_particles", 0) for r in rows)
     exhausted = sum(bool(r.get("budget_exhausted")) for r in rows)
-    print(f"failed particles: {failed}; tasks that hit the budget: {exhausted}")
+    retries = sum(int(r.get("retries", 0) or 0) for r in rows)
+    print(
+        f"failed particles: {failed}; tasks that hit the budget: {exhausted}; "
+        f"retried requests: {retries}"
+    )
     data = {
         "summaries": [s.as_dict() for s in summaries],
         "failed_particles": failed,
         "budget_exhausted_tasks": exhausted,
+        "attempts": sum(int(r.get("attempts", r.get("calls", 0)) or 0) for r in rows),
+        "retries": sum(int(r.get("retries", 0) or 0) for r in rows),
+        "null": "not defined: no successes (steps to success, cost per success) or an "
+        "unknown price (cost)",
     }
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def load_critic(path: Path | None, env_id: str) -> Any:
@@ -183,17 +207,21 @@ def main(name: str, argv: list[str]) -> int:
     config = parse(Config, name, argv)
     from agentmc.cli.rollout import task_index
     from agentmc.data.store import RunStore
-    from agentmc.eval.runner import Unit, run_units
+    from agentmc.eval.runner import Unit, check_complete, run_units
     from agentmc.methods import arun_method
     from agentmc.seeding import task_rng
 
     spec, budget = config.spec, config.budget
+    if config.track != "none":
+        from agentmc.errors import require
+
+        require(config.track, config.track)  # a missing tracker fails before the run
     critic = load_critic(config.critic, config.tasks.env)
     if spec.select == "critic" and critic is None and spec.kind != "single":
         raise ConfigError("--select critic needs a critic: pass --critic PATH")
     task_ids = config.tasks.select()
     warn_seen(critic, task_ids)
-    policy = config.policy.make()
+    policy = config.policy.make(run_dir=config.out)
     check_step_cap(config, spec, task_ids[0], policy)
     synthetic = bool(getattr(policy, "synthetic", False))
     store = RunStore.create_or_resume(
@@ -211,7 +239,8 @@ def main(name: str, argv: list[str]) -> int:
                 "resampler": spec.resampler,
             },
             "critic": None if config.critic is None else str(config.critic),
-            "budget": vars(budget).copy(),
+            # `count` only when not the default, so earlier run directories still resume
+            "budget": {k: v for k, v in vars(budget).items() if (k, v) != ("count", "attempts")},
             "tasks": config.tasks.describe(),
             "policy": config.policy.describe(),
         },
@@ -230,6 +259,7 @@ def main(name: str, argv: list[str]) -> int:
             budget=budget,
             temperature=config.policy.temperature,
             task_id=task_id,
+            limits=config.policy.limits(),
         )
         return "episode", result_row(result, split=config.tasks.split, synthetic=synthetic)
 
@@ -248,5 +278,12 @@ def main(name: str, argv: list[str]) -> int:
         )
     rows = [record["data"] for record in store.records("episode")]
     print(f"{len(rows)} tasks ({counts.ran} new, {counts.skipped} resumed) -> {config.out}")
-    print_summary(rows, config.seed, Path(config.out) / "summary.json")
+    if rows:
+        print_summary(rows, config.seed, Path(config.out) / "summary.json")
+    from agentmc.eval.tracking import track_run
+
+    logged = track_run(store, config.track, project=config.track_project)
+    if logged:
+        print(f"logged to {logged}")
+    check_complete(counts, len(units), "tasks")
     return 0

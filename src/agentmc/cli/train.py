@@ -67,8 +67,24 @@ class Config:
     """Write learning_curve.png (needs matplotlib) at the end."""
 
     def __post_init__(self) -> None:
-        if self.checkpoint_every < 1:
-            raise ConfigError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every}")
+        for name in (
+            "checkpoint_every",
+            "iterations",
+            "tasks_per_iteration",
+            "group_size",
+            "max_steps",
+            "epochs",
+            "feature_dim",
+        ):
+            if getattr(self, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} must be >= 1, got {getattr(self, name)}")
+        if self.n_tasks is not None and self.n_tasks < 1:
+            raise ConfigError(f"--n-tasks must be at least 1, got {self.n_tasks}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.gamma <= 1:
+            raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
 
 
 def main(name: str, argv: list[str]) -> int:

@@ -36,8 +36,10 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -179,6 +181,13 @@ def save(critic: TrainableCritic, path: str | Path) -> Path:
     artifact at ``path`` is replaced; any other existing non-empty directory is
     refused.
 
+    Replacing takes two renames: the finished new artifact becomes
+    ``.NAME.new``, then the old one moves to ``.NAME.old`` and ``.NAME.new`` to
+    ``path``. A process killed in between leaves those names behind, and the
+    next :func:`save` or :func:`load` finishes the swap (:func:`recover`), so
+    ``path`` is never lost. Artifacts get ordinary permissions (the umask's),
+    so others can read a shared critic.
+
     Raises:
         DataError: If ``path`` holds something that is not a critic artifact, or
             cannot be written.
@@ -186,11 +195,17 @@ def save(critic: TrainableCritic, path: str | Path) -> Path:
     from agentmc import __version__
 
     path = Path(path)
+    try:
+        recover(path)
+    except OSError as error:
+        raise DataError(f"cannot write critic artifact {path}: {error}") from None
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_artifact(path))):
         raise DataError(f"{path} exists and is not a critic artifact; choose another --out")
+    new, old = _swap_names(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes 0700: others could not read it
         critic.save_files(staging)
         files = {
             str(p.relative_to(staging)): file_sha256(p)
@@ -209,17 +224,55 @@ def save(critic: TrainableCritic, path: str | Path) -> Path:
             "files": files,
         }
         (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(new, ignore_errors=True)
+        staging.rename(new)  # complete from here on: recover() rolls it forward
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             path.rename(old)
-            staging.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(path)
+        new.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as error:
         raise DataError(f"cannot write critic artifact {path}: {error}") from None
     return path
+
+
+def _swap_names(path: Path) -> tuple[Path, Path]:
+    """The hidden siblings a replacing :func:`save` uses: the new artifact, the old one."""
+    return path.with_name(f".{path.name}.new"), path.with_name(f".{path.name}.old")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def recover(path: str | Path) -> None:
+    """Finish a replacing :func:`save` that was killed between its renames.
+
+    With ``path`` missing, a complete ``.NAME.new`` is moved into place (roll
+    forward), else ``.NAME.old`` is moved back (roll back). Leftovers of an
+    interrupted save (``.NAME.old`` once ``path`` exists, staging directories
+    ``.NAME.tmp-*`` an hour old) are removed. Nothing happens without leftovers.
+    """
+    path = Path(path)
+    new, old = _swap_names(path)
+    if not path.exists():
+        if _is_artifact(new):
+            new.rename(path)
+            log.warning("critic %s: finished an interrupted save", path)
+        elif _is_artifact(old):
+            old.rename(path)
+            log.warning("critic %s: rolled back an interrupted save", path)
+    if path.exists():
+        for leftover in (new, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+    if path.parent.is_dir():
+        cutoff = time.time() - 3600  # a staging directory this old belongs to a dead save
+        for staging in path.parent.glob(f".{path.name}.tmp-*"):
+            if staging.is_dir() and staging.stat().st_mtime < cutoff:
+                shutil.rmtree(staging, ignore_errors=True)
 
 
 def _is_artifact(path: Path) -> bool:
@@ -235,6 +288,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     from agentmc import __version__
 
     path = Path(path)
+    try:
+        recover(path)
+    except OSError as error:  # e.g. a read-only directory: read what is there
+        log.warning("critic %s: could not finish an interrupted save (%s)", path, error)
     meta_path = path / META_FILE
     if not meta_path.is_file():
         raise DataError(f"{path} is not a critic artifact (no {META_FILE}); train one first")
@@ -244,8 +301,16 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             raise ValueError("not a JSON object")
         version = meta["format_version"]
         backend, files = meta["backend"], meta["files"]
+        if not isinstance(files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+        ):
+            raise ValueError("'files' must map file names to sha256 digests")
+        if not isinstance(meta["provenance"], dict):
+            raise ValueError("'provenance' must be an object")
         Provenance(**meta["provenance"])
         dict(meta["config"])
+    except OSError as error:
+        raise DataError(f"cannot read {meta_path}: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise DataError(
             f"{meta_path} is corrupt or truncated ({error}); retrain the critic"
@@ -266,7 +331,11 @@ def read_meta(path: str | Path) -> dict[str, Any]:
             raise DataError(
                 f"critic {path} is incomplete: {name} is missing; retrain or re-copy it"
             )
-        if file_sha256(file) != expected:
+        try:
+            digest = file_sha256(file)
+        except OSError as error:
+            raise DataError(f"cannot read {file}: {error.strerror or error}") from None
+        if digest != expected:
             raise DataError(
                 f"critic {path} is corrupt or truncated: {name} does not match the sha256 "
                 f"recorded in {META_FILE}; retrain or re-copy it"
@@ -291,7 +360,7 @@ def load(path: str | Path, *, env_id: str | None = None) -> TrainableCritic:
         MissingExtraError: The backend's extra is not installed.
     """
     path = Path(path)
-    meta = read_meta(path)
+    meta = read_meta(path)  # finishes an interrupted save first
     if env_id is not None and meta["env_id"] != env_id:
         raise DataError(
             f"critic {path} was trained on environment {meta['env_id']!r}, "

@@ -117,6 +117,8 @@ class RunStore:
         try:
             raw = json.loads(meta_path.read_text(encoding="utf-8"))
             meta = RunMeta(**raw)
+        except OSError as error:
+            raise DataError(f"cannot read {meta_path}: {error.strerror or error}") from None
         except (ValueError, TypeError) as error:
             raise DataError(f"{meta_path}: unreadable run metadata ({error})") from None
         if meta.format_version != FORMAT_VERSION:
@@ -154,6 +156,13 @@ class RunStore:
         """
         path = Path(path)
         config = _json_safe(config)
+        if not (path / META_FILE).exists() and any(
+            (path / name).exists() for name in (RECORDS_FILE, PARTIAL_FILE)
+        ):
+            raise DataError(
+                f"{path} holds records but no {META_FILE}, so what made them is unknown; "
+                "choose a new output directory (or restore its run.json)"
+            )
         if (path / META_FILE).exists():
             store = cls.open(path)
             old = store.meta
@@ -224,29 +233,40 @@ class RunStore:
     # -- reading -----------------------------------------------------------------------
 
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
-        """Yield records (``{"kind", "key", "data"}``), optionally of one kind."""
+        """Yield records (``{"kind", "key", "data"}``), optionally of one kind.
+
+        Raises:
+            DataError: The file cannot be read, or a line other than a torn last
+                one is not a JSON record (bad UTF-8 included); names file and line.
+        """
         path = self.records_path
-        if not path.exists():
-            return
-        with path.open(encoding="utf-8") as handle:
-            lines = handle.readlines()
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+        self.truncated_tail = None
+        try:
+            if not path.exists():
+                return
+            data = path.read_bytes()
+        except OSError as error:
+            raise DataError(f"cannot read {path}: {error.strerror or error}") from None
+        lines = data.split(b"\n")
+        torn = lines.pop()  # after the last newline: empty unless the last write was cut
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(raw.decode("utf-8"))
                 if not isinstance(record, dict) or "kind" not in record:
                     raise ValueError("not a record object")
-            except ValueError as error:
-                if number == len(lines) and not line.endswith("\n"):
-                    self.truncated_tail = line
-                    log.warning("%s: ignoring a truncated last line (%d bytes)", path, len(line))
-                    return
+            except ValueError as error:  # UnicodeDecodeError is a ValueError
                 raise DataError(
                     f"{path}:{number}: corrupt record ({error}); the file was not modified"
                 ) from None
             if kind is None or record["kind"] == kind:
                 yield record
+        if torn.strip():
+            # A kill mid-write leaves a fragment without its newline, possibly cut inside
+            # a multi-byte character: skipped here, moved aside before the next append.
+            self.truncated_tail = torn.decode("utf-8", errors="replace")
+            log.warning("%s: ignoring a truncated last line (%d bytes)", path, len(torn))
 
     def trajectories(self, kind: str = "trajectory") -> list[Trajectory]:
         """All trajectory records, in the order written."""
@@ -268,14 +288,24 @@ class RunStore:
         leaves either the old or the new file, never a mix.
         """
         records = list(self.records())
-        records.sort(key=lambda r: (r["kind"], natural_key(r.get("key") or "")))
+        ordered = sorted(records, key=lambda r: (r["kind"], natural_key(r.get("key") or "")))
+        if ordered == records and self.truncated_tail is None:
+            return  # already canonical: nothing to write (the directory may be read-only)
         tmp = self.path / (RECORDS_FILE + ".tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.records_path)
+        try:
+            with tmp.open("w", encoding="utf-8") as out:
+                for record in ordered:
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            if self.truncated_tail is not None:
+                self._repair_tail()  # keep the torn fragment in records.partial
+            tmp.replace(self.records_path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise DataError(
+                f"cannot rewrite {self.records_path}: {error.strerror or error}"
+            ) from None
 
 
 def natural_key(text: str) -> tuple:

@@ -39,6 +39,11 @@ class Turn:
         parsed: False when no action could be parsed and the reply went to the
             environment as-is.
         usage: Policy cost of this step.
+        reply_cut: Characters cut from the end of the policy's reply (and of the
+            action) by the reply cap (:class:`agentmc.rollout.ReplyLimits`); 0 if none.
+        valid: Whether the action was among the environment's valid actions
+            (``None``: the environment lists none). Parsing can succeed on a
+            reply whose action the environment then rejects.
     """
 
     reply: str
@@ -49,9 +54,11 @@ class Turn:
     truncated: bool = False
     parsed: bool = True
     usage: Usage = field(default_factory=Usage)
+    reply_cut: int = 0
+    valid: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "reply": self.reply,
             "action": self.action,
             "observation": self.observation,
@@ -61,6 +68,11 @@ class Turn:
             "parsed": self.parsed,
             "usage": self.usage.as_dict(),
         }
+        if self.reply_cut:  # absent when nothing was cut: earlier records stay as they were
+            out["reply_cut"] = self.reply_cut
+        if self.valid is not None:
+            out["valid"] = self.valid
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Turn:
@@ -73,6 +85,8 @@ class Turn:
             truncated=bool(data.get("truncated", False)),
             parsed=bool(data.get("parsed", True)),
             usage=Usage.from_dict(data.get("usage", {})),
+            reply_cut=int(data.get("reply_cut", 0)),
+            valid=None if data.get("valid") is None else bool(data["valid"]),
         )
 
 

@@ -226,6 +226,13 @@ register(
     description="ScienceWorld science tasks (extra agentmc[sciworld]; needs Java)",
 )
 register(
+    "webshop",
+    "agentmc.envs.webshop.env:make_webshop",
+    "agentmc.envs.webshop.env:list_task_ids",
+    description="WebShop search-and-buy (extra agentmc[webshop]); a synthetic sample catalogue "
+    "ships, real data via $AGENTMC_WEBSHOP_DATA",
+)
+register(
     "agentgym",
     "agentmc.envs.agentgym.client:make_agentgym",
     "agentmc.envs.agentgym.client:list_agentgym_tasks",

@@ -53,10 +53,11 @@ from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, DataError
 from agentmc.eval.metrics import mcnemar
 from agentmc.eval.report import Report
-from agentmc.eval.runner import Unit, run_units
+from agentmc.eval.runner import RunCounts, Unit, check_complete, run_units
 from agentmc.eval.summary import compare, summarize
 from agentmc.methods import SETTINGS, Budget, EpisodeResult, MethodSpec, arun_method
 from agentmc.policies.core import Policy
+from agentmc.rollout import ReplyLimits
 from agentmc.seeding import task_rng
 
 BudgetUnit = Literal["calls", "tokens", "cost"]
@@ -283,6 +284,8 @@ class Plan:
         budget: Per-task cap for every method (``None``: no cap).
         guard_task_ids: Validation tasks for the do-no-harm check (empty: no check).
         temperature: Policy sampling temperature.
+        budget_counts: What a ``calls`` budget counts: every request sent (retries
+            included, as billed) or only answered ones.
     """
 
     entries: tuple[Entry, ...]
@@ -292,6 +295,7 @@ class Plan:
     budget: BudgetSpec | None = None
     guard_task_ids: tuple[str, ...] = ()
     temperature: float = 1.0
+    budget_counts: Literal["attempts", "answers"] = "attempts"
 
     def __post_init__(self) -> None:
         if not self.entries:
@@ -354,6 +358,9 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
         "failed_particles": failed,
         "error": f"{failed} particle(s) failed" if failed else None,
+        "attempts": int(diagnostics.get("attempts", result.calls) or 0),
+        "retries": int(diagnostics.get("retries", 0) or 0),
+        "infrastructure_failed": bool(diagnostics.get("infrastructure_failed", False)),
     }
 
 
@@ -384,6 +391,7 @@ class Evaluation:
             (``{critic=...}``); called once per distinct text.
         workers: (entry, task) units in flight at once.
         progress: Show progress bars.
+        limits: Caps on reply and action length (default :class:`~agentmc.rollout.ReplyLimits`).
     """
 
     plan: Plan
@@ -394,8 +402,12 @@ class Evaluation:
     workers: int = 4
     progress: bool = True
     make_critic: Callable[[str], Any] | None = None
+    limits: ReplyLimits | None = None
     _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
     _critics: dict[str, Any] = field(default_factory=dict, init=False)
+    counts: RunCounts | None = field(default=None, init=False)
+    """What the last :meth:`run` did (``failed``: units left to a re-run)."""
+    n_units: int = field(default=0, init=False)
 
     def critic_for(self, entry: Entry) -> Any:
         """The entry's own critic, else the evaluation's."""
@@ -420,14 +432,17 @@ class Evaluation:
             self.policy(entry.policy),
             task_rng(plan.seed, stable_index(task_id)),
             critic=self.critic_for(entry),
-            budget=None if plan.budget is None else plan.budget.budget(),
+            budget=None
+            if plan.budget is None
+            else replace(plan.budget.budget(), count=plan.budget_counts),
             temperature=plan.temperature,
             task_id=task_id,
+            limits=self.limits,
         )
 
     async def _run_phase(
         self, kind: str, split: str, pairs: Sequence[tuple[Entry, str, str]], description: str
-    ) -> None:
+    ) -> RunCounts:
         """Run ``(entry, label, task)`` units not yet in the store as records of ``kind``."""
 
         async def work(unit: Unit) -> tuple[str, dict[str, Any]]:
@@ -439,7 +454,7 @@ class Evaluation:
             return kind, data
 
         units = [Unit(f"{kind}/{label}/{task}", (e, label, task)) for e, label, task in pairs]
-        await run_units(
+        return await run_units(
             self.store,
             units,
             work,
@@ -461,7 +476,11 @@ class Evaluation:
                 pairs.append((entry, entry.label, task))
                 pairs.append((base, base.label, task))
         unique = list({(label, task): (e, label, task) for e, label, task in pairs}.values())
-        await self._run_phase("guard", "validation", unique, "do-no-harm check (validation)")
+        counts = await self._run_phase(
+            "guard", "validation", unique, "do-no-harm check (validation)"
+        )
+        # the check compares methods task by task: with units missing it cannot decide
+        check_complete(counts, len(unique), "units of the do-no-harm check (validation)")
         success: dict[tuple[str, str], bool] = {
             (d["method"], d["task_id"]): bool(d["success"])
             for d in (r["data"] for r in self.store.records("guard"))
@@ -490,7 +509,10 @@ class Evaluation:
             else:
                 runs, label = entry, entry.label
             pairs += [(runs, label, task) for task in self.plan.task_ids]
-        await self._run_phase("result", self.plan.split, pairs, f"evaluating ({self.plan.split})")
+        self.counts = await self._run_phase(
+            "result", self.plan.split, pairs, f"evaluating ({self.plan.split})"
+        )
+        self.n_units = len(pairs)
         rows = [_strip(r["data"]) for r in self.store.records("result")]
         return rows, list(guards.values())
 
@@ -555,16 +577,11 @@ def build_report(
         "seed": meta.seed,
         "run": str(store.path),
     }
-    recorded = getattr(getattr(critic, "provenance", None), "metrics", None) or {}
-    if recorded.get("within_task_auroc") is not None:
-        final = recorded.get("final_within_task_auroc")
-        details["critic within-task AUROC (its held-out validation tasks)"] = (
-            f"{recorded['within_task_auroc']:.2f} on running states"
-            + ("" if final is None else f", {final:.2f} on finished attempts")
-        )
     ranking = candidate_ranking(records)
     if ranking:
         details["critic ranking of finished candidates (within task)"] = ranking
+    from agentmc.eval.report import critic_details
+
     return Report(
         title=title or f"agentmc {meta.command}: {', '.join(methods)}",
         summaries=summaries,
@@ -574,6 +591,8 @@ def build_report(
         notes=notes,
         ess=ess,
         calibration=calibration,
+        records=records,
+        critic=critic_details(config.get("critic")),
     )
 
 

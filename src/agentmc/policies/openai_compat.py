@@ -18,7 +18,10 @@ client with everything a long evaluation needs:
   ``Retry-After``, bounded by ``max_attempts`` and a total ``deadline_s`` per
   call. Other errors (unknown model, bad key, bad request) fail at once. A
   call that fails for good raises :class:`~agentmc.errors.PolicyError` with a
-  one-line message; rollouts record it and move on.
+  one-line message and the number of requests it sent; rollouts record it and
+  move on. A bad key or an unknown model raises its subclass
+  :class:`~agentmc.errors.FatalPolicyError`, which stops a run. Requests that
+  failed before a call succeeded ride on its usage as ``failed_attempts``.
 - **Usage and cost.** Each request's tokens and dollar cost (from a
   :class:`~agentmc.policies.pricing.PriceTable`; ``None`` when the model's
   price is unknown) ride on the first completion of that request;
@@ -60,13 +63,13 @@ import os
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from agentmc.errors import ConfigError, PolicyError, require
+from agentmc.errors import ConfigError, FatalPolicyError, PolicyError, require
 from agentmc.policies.cache import RequestCache, request_key
 from agentmc.policies.core import Completion
 from agentmc.policies.pricing import DEFAULT_PRICES, PriceTable
@@ -194,7 +197,15 @@ class _Retryable(Exception):
 
 
 class _Fatal(Exception):
-    """A failure that no retry can fix (bad request, unknown model, bad key)."""
+    """A failure that no retry can fix (bad request, unknown model, bad key).
+
+    ``run_wide`` marks the failures that every other request would hit too (a bad
+    key, an unknown model): they stop a whole run, not just one call.
+    """
+
+    def __init__(self, message: str, *, run_wide: bool = False) -> None:
+        super().__init__(message)
+        self.run_wide = run_wide
 
 
 class _NUnsupported(Exception):
@@ -471,10 +482,10 @@ class OpenAIPolicy:
         )
         self._check_budget()
         failure: str | None = None
+        fatal = False
         started = loop.time()
         try:
             result: list[Completion] = await retrying(self._attempt, request, n, seed, deadline)
-            return result
         except _Retryable as error:
             attempts = retrying.statistics.get("attempt_number", 1)
             failure = (
@@ -483,11 +494,22 @@ class OpenAIPolicy:
                 f"{limits.deadline_s:g} s): {error.describe}"
             )
         except _Fatal as error:
-            failure = str(error)
+            failure, fatal = str(error), error.run_wide
+        else:
+            # Requests that failed before this one succeeded are billed like it: they ride
+            # on the first completion's usage, so every episode counts what was sent.
+            retried = int(retrying.statistics.get("attempt_number", 1)) - 1
+            if retried and result:
+                first = result[0]
+                usage = replace(first.usage, failed_attempts=first.usage.failed_attempts + retried)
+                result[0] = Completion(first.text, first.logprob, usage)
+            return result
         # Raised outside the except blocks so no SDK exception (which holds the
         # request and its headers) is chained to the PolicyError.
         self.stats["failures"] += 1
-        raise PolicyError(self._scrub(failure))
+        attempts = int(retrying.statistics.get("attempt_number", 1))
+        error_type = FatalPolicyError if fatal else PolicyError
+        raise error_type(self._scrub(failure), attempts=attempts)
 
     def _check_budget(self) -> None:
         budget = self.config.limits.max_cost_usd
@@ -576,12 +598,14 @@ class OpenAIPolicy:
         if status in (401, 403):
             return _Fatal(
                 f"{self._where} refused the API key (HTTP {status}: {message}); check the key "
-                f"in ${self.config.api_key_env}"
+                f"in ${self.config.api_key_env}",
+                run_wide=True,
             )
         if status == 404:
             return _Fatal(
                 f"model {self.config.model!r} is not served at {self._where} (HTTP 404: "
-                f"{message}); check the model name and base_url"
+                f"{message}); check the model name and base_url",
+                run_wide=True,
             )
         if status in (400, 422) and n > 1 and self.config.samples_per_request == "auto":
             return _NUnsupported()

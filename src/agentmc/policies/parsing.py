@@ -3,7 +3,10 @@ r"""Turn a model's free-text reply into one environment action.
 Models wrap actions in prose, quotes, prompts and thoughts. ``parse_action``
 takes the first line that looks like an action, after an ``Action:`` marker
 when one is present (ReAct style), and strips prompt markers, list bullets,
-quotes, backticks and trailing punctuation. A reply with nothing usable is
+quotes, backticks and trailing punctuation. A line ending in a colon is a
+header ("Crafting commands:"), not an action. When the environment lists its
+valid actions, a line that is one of them wins over any other line. A reply
+with nothing usable is
 returned as-is with ``parsed=False``: the environment then answers with its own
 feedback, and the rollout counts it.
 
@@ -12,6 +15,10 @@ Example:
     ('get 2 oak logs', True)
     >>> parse_action('> "craft 4 oak planks using 1 oak log"')
     ('craft 4 oak planks using 1 oak log', True)
+    >>> parse_action("Crafting commands:\ncraft 4 stick using 2 planks")
+    ('craft 4 stick using 2 planks', True)
+    >>> parse_action("I will look.\ninventory", candidates=["inventory", "get 1 coal"])
+    ('inventory', True)
     >>> parse_action("   ")
     ('', False)
 """
@@ -19,10 +26,12 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _ACTION_MARKER = re.compile(r"^\s*(?:\*\*)?action(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.IGNORECASE)
 _THOUGHT_MARKER = re.compile(r"^\s*(?:\*\*)?(?:thought|think|reasoning)(?:\*\*)?\s*[:：]", re.I)
 _LEADING_NOISE = re.compile(r"^(?:>+|[-*•]\s+|\d+[.)]\s+|\$\s+)+\s*")
+_HEADER = re.compile(r"^[^:]*[A-Za-z][^:]*:\s*(?:\*\*)?\s*$")  # "Crafting commands:"
 _QUOTES = "\"'`“”‘’"
 _TRAILING = ".!;,:。"
 
@@ -34,24 +43,32 @@ def _clean(line: str) -> str:
     return re.sub(r"\s+", " ", line)
 
 
-def parse_action(reply: str) -> tuple[str, bool]:
+def parse_action(reply: str, candidates: Sequence[str] | None = None) -> tuple[str, bool]:
     """Extract the action from a reply.
 
     Args:
         reply: Raw model output.
+        candidates: The environment's valid actions, if it lists them: the
+            first line that is one of them (after cleaning) is the action.
 
     Returns:
         ``(action, parsed)``: the cleaned action and whether one was found. When
         nothing is found, ``action`` is the stripped reply (possibly empty).
     """
     lines = [line for line in reply.replace("\r", "").split("\n") if line.strip()]
+    if candidates:
+        valid = set(candidates)
+        for line in lines:
+            action = _clean(_ACTION_MARKER.sub("", line, count=1))
+            if action in valid:
+                return action, True
     for line in lines:  # an explicit "Action:" wins over everything else
         if _ACTION_MARKER.match(line):
             action = _clean(_ACTION_MARKER.sub("", line, count=1))
             if action:
                 return action, True
     for line in lines:
-        if _THOUGHT_MARKER.match(line):
+        if _THOUGHT_MARKER.match(line) or _HEADER.match(line):
             continue
         action = _clean(line)
         if action and not action.startswith("```"):

@@ -94,49 +94,74 @@ _GENERIC = EnvPrompt(
     "time; after each action you will see what happened."
 )
 
-# Written for agentmc (not taken from the TextCraft or AMC prompts). It shows the
-# three commands, a tag ingredient ("planks" satisfied by oak planks), ignoring
-# distractor recipes, an inventory check and reading counts off the recipes.
+def _steps(*pairs: str) -> tuple[tuple[str, str, str], ...]:
+    """``(action, observation, action, observation, ...)`` as example steps without thoughts."""
+    return tuple(("", pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
+
+
+# Written for agentmc (not taken from the TextCraft or AMC prompts). Two tasks of our
+# own *train* split, played by backward chaining, with the observations our environment
+# really gives: try the goal's recipe, read what the failure says is missing, get it if
+# it is a basic item or craft it with its listed command, then try again. A small model
+# can follow this by copying from the last observation; with a single worked example
+# and no failures, SmolLM2-135M copied the recipe list instead and did worse than a
+# uniformly random valid action (bench/results/local_policy.json).
 _TEXTCRAFT = EnvPrompt(
     "You are crafting Minecraft items in a text game. The task lists crafting "
-    "commands and a goal. Gather basic ingredients with 'get N item', combine items "
-    "with 'craft N item using N a, N b' exactly as a listed command says, and check "
-    "what you hold with 'inventory'. A generic ingredient such as 'planks' can be any "
-    "kind of planks. Many listed commands are not needed. Craft the goal item.",
+    "commands and a goal. Try to craft the goal with its command. If it fails, the "
+    "message says what is missing: 'get N item' if it is a basic item, or craft it "
+    "first with its listed command, then try the goal again. Many listed commands are "
+    "not needed.",
     (
         Example(
             "Crafting commands:\n"
-            "craft 1 lantern using 8 iron nugget, 1 torch\n"
-            "craft 4 oak planks using 1 oak logs\n"
-            "craft 1 smoker using 1 furnace, 4 logs\n"
-            "craft 9 iron nugget using 1 iron ingot\n"
-            "craft 4 stick using 2 planks\n"
-            "craft 1 wooden shovel using 2 stick, 1 planks\n"
-            "craft 4 torch using 1 stick, 1 coal\n"
+            "craft 4 end rod using 1 popped chorus fruit, 1 blaze rod\n"
+            "craft 1 ender eye using 1 ender pearl, 1 blaze powder\n"
+            "craft 1 magma cream using 1 blaze powder, 1 slime ball\n"
+            "craft 3 fire charge using 1 gunpowder, 1 blaze powder, 1 coal\n"
+            "craft 1 brewing stand using 1 blaze rod, 3 stone crafting materials\n"
+            "craft 2 blaze powder using 1 blaze rod\n"
             "\n"
-            "Goal: craft lantern.",
-            (
-                (
-                    "A lantern needs 8 iron nugget and 1 torch. Nuggets come from an iron ingot.",
-                    "get 1 iron ingot",
-                    "Got 1 iron ingot",
-                ),
-                ("", "craft 9 iron nugget using 1 iron ingot", "Crafted 9 minecraft:iron_nugget"),
-                (
-                    "A torch needs a stick and coal; a stick needs planks, planks need logs.",
-                    "get 1 oak logs",
-                    "Got 1 oak logs",
-                ),
-                ("", "craft 4 oak planks using 1 oak logs", "Crafted 4 minecraft:oak_planks"),
-                ("", "craft 4 stick using 2 oak planks", "Crafted 4 minecraft:stick"),
-                ("", "get 1 coal", "Got 1 coal"),
-                ("", "craft 4 torch using 1 stick, 1 coal", "Crafted 4 minecraft:torch"),
-                (
-                    "I should have everything for the lantern now.",
-                    "inventory",
-                    "Inventory: [iron nugget] (9) [oak planks] (2) [stick] (3) [torch] (4)",
-                ),
-                ("", "craft 1 lantern using 8 iron nugget, 1 torch", "Crafted 1 minecraft:lantern"),
+            "Goal: craft ender eye.",
+            _steps(
+                "craft 1 ender eye using 1 ender pearl, 1 blaze powder",
+                "Could not craft ender eye. You need 1 ender pearl but have 0. "
+                "You need 1 blaze powder but have 0.",
+                "get 1 ender pearl",
+                "Got 1 ender pearl",
+                "craft 1 ender eye using 1 ender pearl, 1 blaze powder",
+                "Could not craft ender eye. You need 1 blaze powder but have 0.",
+                "craft 2 blaze powder using 1 blaze rod",
+                "Could not craft blaze powder. You need 1 blaze rod but have 0.",
+                "get 1 blaze rod",
+                "Got 1 blaze rod",
+                "craft 2 blaze powder using 1 blaze rod",
+                "Crafted 2 blaze powder",
+                "craft 1 ender eye using 1 ender pearl, 1 blaze powder",
+                "Crafted 1 ender eye",
+            ),
+        ),
+        Example(
+            "Crafting commands:\n"
+            "craft 1 bread using 3 wheat\n"
+            "craft 1 cake using 3 milk bucket, 2 sugar, 3 wheat, 1 egg\n"
+            "craft 1 brown dye using 1 cocoa beans\n"
+            "craft 1 hay block using 9 wheat\n"
+            "craft 8 cookie using 2 wheat, 1 cocoa beans\n"
+            "\n"
+            "Goal: craft cookie.",
+            _steps(
+                "craft 8 cookie using 2 wheat, 1 cocoa beans",
+                "Could not craft cookie. You need 2 wheat but have 0. "
+                "You need 1 cocoa beans but have 0.",
+                "get 2 wheat",
+                "Got 2 wheat",
+                "craft 8 cookie using 2 wheat, 1 cocoa beans",
+                "Could not craft cookie. You need 1 cocoa beans but have 0.",
+                "get 1 cocoa beans",
+                "Got 1 cocoa beans",
+                "craft 8 cookie using 2 wheat, 1 cocoa beans",
+                "Crafted 8 cookie",
             ),
         ),
     ),

@@ -39,7 +39,7 @@ from agentmc.policies.core import Completion
 from agentmc.policies.parsing import parse_action
 from agentmc.rl.features import featurize_candidates
 from agentmc.rl.states import get_state_space
-from agentmc.types import FloatArray, IntArray, Message
+from agentmc.types import FloatArray, IntArray, Message, Usage
 
 FORMAT_VERSION = 1
 
@@ -143,7 +143,13 @@ class LinearPolicy:
         else:
             log_probs = self.log_probs(features, len(candidates), temperature)
             choices = rng.choice(len(candidates), size=n, p=np.exp(log_probs))
-        return [Completion(candidates[i], float(log_probs[i])) for i in choices]
+        # One request, computed here: one call, no billed tokens, free (cost 0, not unknown).
+        return [
+            Completion(
+                candidates[i], float(log_probs[i]), Usage(calls=1, cost=0.0) if k == 0 else Usage()
+            )
+            for k, i in enumerate(choices)
+        ]
 
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.npz`` (weights) and ``<path>.json`` (settings); returns the JSON path."""

@@ -152,6 +152,9 @@ class SMCState:
         resampled: Whether this step resampled.
         ancestors: Shape ``(K,)`` ancestor indices if it resampled, else ``None``.
         complete: Whether the run is over.
+        proposed: The K states after this step's moves, before any resampling
+            (the same as ``states`` when it did not resample): what the pruned
+            particles did, for genealogy views.
     """
 
     t: int
@@ -163,6 +166,7 @@ class SMCState:
     resampled: bool
     ancestors: IntArray | None
     complete: bool
+    proposed: tuple[Any, ...] = ()
 
 
 #: Per-step observer: ``collector(state) -> value``; values land in ``SMCResult.collected``.
@@ -183,6 +187,10 @@ class CheckpointRecord:
         n_finished: Particles finished (frozen) after this checkpoint.
         budget_spent: Largest fraction of a capped budget spent, or ``None``.
         final: Whether this was the last checkpoint of the run.
+        log_weights: Shape ``(K,)``: every particle's log weight before any
+            resampling (what the ancestors were drawn from); ``None`` for weight zero.
+        values: Shape ``(K,)``: the value ``V(h)`` each particle's weight used at
+            this checkpoint (0 for finished particles and without a value function).
     """
 
     t: int
@@ -194,6 +202,8 @@ class CheckpointRecord:
     n_finished: int
     budget_spent: float | None
     final: bool
+    log_weights: tuple[float | None, ...] = ()
+    values: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -206,6 +216,8 @@ class CheckpointRecord:
             "n_finished": self.n_finished,
             "budget_spent": self.budget_spent,
             "final": self.final,
+            "log_weights": list(self.log_weights),
+            "values": list(self.values),
         }
 
 
@@ -420,6 +432,7 @@ class SMC(Generic[State]):
         if final:
             self._stop_reason = stop or ("max_steps" if still_running else "finished")
         checkpoint = final or self._schedule.is_checkpoint(t)
+        proposed = tuple(self._states)
         resampled, ancestors = False, None
         if checkpoint:
             resampled, ancestors = self._checkpoint(t, final)
@@ -434,6 +447,7 @@ class SMC(Generic[State]):
             resampled=resampled,
             ancestors=ancestors,
             complete=final,
+            proposed=proposed,
         )
         for name, collector in self.collectors.items():
             self.collected[name].append(collector(state))
@@ -460,6 +474,8 @@ class SMC(Generic[State]):
         self._log_weights = self._log_weights.add_at(pending, increment)
         self._reward_last[pending] = returns
         self._value_last[pending] = values
+        all_values = np.zeros(self.config.n_particles)
+        all_values[pending] = values
         if final:
             self._finished[:] = True
         else:
@@ -501,6 +517,10 @@ class SMC(Generic[State]):
                 n_finished=int(np.sum(self._finished)),
                 budget_spent=budget_spent,
                 final=final,
+                log_weights=tuple(
+                    float(w) if math.isfinite(w) else None for w in log_weights.log_w.tolist()
+                ),
+                values=tuple(all_values.tolist()),
             )
         )
         return resample, ancestors

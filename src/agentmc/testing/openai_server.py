@@ -11,11 +11,14 @@ usage is predictable in tests.
 
 Faults are queued with :meth:`OpenAITestServer.inject` and hit the next
 requests in arrival order, or drawn at random per request from
-``fault_rates`` (seeded). Kinds:
+``fault_rates`` (seeded); setting :attr:`OpenAITestServer.outage` to a fault
+makes every request fail that way until it is set back to ``None``. A wrong
+key (``api_key=``) gets 401 and an unknown model 404, as from a real provider.
+Kinds:
 
 =================  ==============================================================
 ``rate_limit``     429 with ``Retry-After: <retry_after>`` (omitted if None)
-``server_error``   ``status`` (default 500) with an error body
+``server_error``   ``status`` (default 500) with an error body; a 503 carries ``Retry-After``
 ``timeout``        hang for ``delay_s`` seconds, then drop the connection
 ``latency``        wait ``delay_s`` seconds, then answer normally
 ``malformed_json`` 200 with a cut-off JSON body
@@ -88,7 +91,8 @@ class Fault:
     Attributes:
         kind: One of :data:`FAULT_KINDS` (see the module docstring).
         delay_s: Seconds to wait for ``latency``; seconds to hang for ``timeout``.
-        retry_after: ``Retry-After`` seconds for ``rate_limit`` (None: no header).
+        retry_after: ``Retry-After`` seconds for ``rate_limit`` and a 503 ``server_error``
+            (None: no header).
         status: HTTP status for ``server_error`` (500-599).
     """
 
@@ -258,7 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
             message = "Rate limit reached; please retry later."
             self._send_json(429, _error(message, "requests", "rate_limit_exceeded"), headers)
         elif fault.kind == "server_error":
-            self._send_json(fault.status, _error("The server had an error.", "server_error"))
+            # a 503 (service unavailable) says when to come back, as real gateways do
+            headers = (
+                {"Retry-After": f"{fault.retry_after:g}"}
+                if fault.status == 503 and fault.retry_after is not None
+                else {}
+            )
+            message = "The server had an error."
+            self._send_json(fault.status, _error(message, "server_error"), headers)
         elif fault.kind == "timeout":
             owner._sleep(fault.delay_s)
             self._drop()
@@ -373,6 +384,8 @@ class OpenAITestServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.requests: list[RecordedRequest] = []
+        self.outage: Fault | None = None
+        """While set, every request gets this fault (an outage), ahead of queued faults."""
 
     def __repr__(self) -> str:
         state = "running at " + self.base_url if self._httpd else "stopped"
@@ -453,6 +466,8 @@ class OpenAITestServer:
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
+            if self.outage is not None:
+                return self.outage
             if self._faults:
                 return self._faults.popleft()
             if not self._rates:

@@ -19,7 +19,10 @@ restarted, or closed it for idleness) or a request dies half-way, the client
 opens a new session, replays the episode so far (verified), and repeats the
 request once; with ``reconnect=False`` it raises :class:`EnvServerError`
 instead. Malformed JSON, unknown tasks and any other server error raise
-:class:`EnvServerError` with the server's message.
+:class:`EnvServerError` with the server's message; it is an
+:class:`~agentmc.errors.InfrastructureError`, so a run retries the episode a
+bounded number of times and then records it as failed-infrastructure instead
+of stopping.
 
 Example:
     >>> env = AgentGymEnv(AgentGymConfig(base_url="http://127.0.0.1:36001"), task_id="3")
@@ -36,10 +39,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from agentmc.envs.core import StepResult
-from agentmc.errors import AgentmcError, ConfigError, require
+from agentmc.errors import AgentmcError, ConfigError, InfrastructureError, require
 
 
-class EnvServerError(AgentmcError):
+class EnvServerError(InfrastructureError):
     """An environment server was unreachable, misbehaved, or refused a request."""
 
 
@@ -176,6 +179,10 @@ class AgentGymEnv:
             data = response.json()
         except ValueError:
             text = response.text[:200]
+            if response.status_code != 200:
+                # an error page (e.g. a bare "Internal Server Error"): a refused request,
+                # which the caller may recover from like any other
+                raise _Refused(f"{path}: HTTP {response.status_code}: {text!r}") from None
             raise EnvServerError(
                 f"{url} answered HTTP {response.status_code} with malformed JSON: {text!r}"
             ) from None
@@ -309,13 +316,13 @@ class AgentGymEnv:
         try:
             result = self._step_request(action)
         except (_Refused, _Interrupted) as error:
-            self._recover(error)
             try:
+                self._recover(error)
                 result = self._step_request(action)
             except (_Refused, _Interrupted) as second:
                 raise EnvServerError(
                     f"step {action!r} failed at {self.config.base_url}: {second}"
-                ) from error
+                ) from None
         self._actions.append(action)
         self._observations.append(result.observation)
         self._done = bool(result.terminated or result.truncated)
@@ -393,32 +400,140 @@ def tasks_from_server(config: AgentGymConfig) -> list[str]:
     return [str(task) for task in data["tasks"]]
 
 
+@dataclass(frozen=True)
+class AgentGymPreset:
+    """How one of AgentGym's environment servers speaks, and how many tasks it serves.
+
+    Attributes:
+        id_field: Session field of the server (see :class:`AgentGymConfig`).
+        task_field: Task field of its ``reset``.
+        n_tasks: Size of its task index range ``0..n_tasks - 1``, when agentmc knows it
+            (otherwise pass ``task_range``).
+    """
+
+    id_field: Literal["id", "env_idx"] = "id"
+    task_field: Literal["data_idx", "session_id", "task_id"] = "data_idx"
+    n_tasks: int | None = None
+
+
+def _sciworld_tasks() -> int:
+    from agentmc.envs.sciworld.tasks import SciWorldTasks
+
+    return len(SciWorldTasks.agentgym().task_ids("all"))
+
+
+#: AgentGym server names (``--env-name``) -> protocol and task range. TextCraft serves the
+#: 544 goals of its crafting table (the AMC paper's id files index it); SciWorld numbers
+#: its variations as :meth:`~agentmc.envs.sciworld.tasks.SciWorldTasks.agentgym` does.
+AGENTGYM_ENVS: dict[str, AgentGymPreset] = {
+    "agentmc": AgentGymPreset("id", "data_idx"),
+    "textcraft": AgentGymPreset("id", "data_idx", 544),
+    "sciworld": AgentGymPreset("id", "data_idx"),
+    "babyai": AgentGymPreset("id", "data_idx"),
+    "alfworld": AgentGymPreset("env_idx", "data_idx"),
+    "webshop": AgentGymPreset("env_idx", "session_id"),
+}
+
+#: Fractions of a server's task range that the default split puts in test and validation.
+TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 0.1
+
+
+def preset(env_name: str | None) -> AgentGymPreset:
+    """The preset of an AgentGym server name (``None``: the defaults).
+
+    Raises:
+        UnknownNameError: An unknown name (the message lists the known ones).
+    """
+    if env_name is None:
+        return AgentGymPreset()
+    if env_name not in AGENTGYM_ENVS:
+        from agentmc.errors import UnknownNameError
+
+        raise UnknownNameError(
+            f"unknown AgentGym environment {env_name!r}: choose one of "
+            f"{', '.join(sorted(AGENTGYM_ENVS))} (or leave --env-name out and set the protocol "
+            "options yourself)"
+        )
+    found = AGENTGYM_ENVS[env_name]
+    if env_name == "sciworld":
+        return AgentGymPreset(found.id_field, found.task_field, _sciworld_tasks())
+    return found
+
+
+def parse_task_range(text: str) -> list[str]:
+    """``"0-543"`` (inclusive) or ``"100"`` (``0..99``) -> task ids.
+
+    Example:
+        >>> parse_task_range("3-5"), len(parse_task_range("100"))
+        (['3', '4', '5'], 100)
+    """
+    start, sep, end = str(text).strip().partition("-")
+    try:
+        low, high = (int(start), int(end)) if sep else (0, int(start) - 1)
+    except ValueError:
+        raise ConfigError(
+            f"task range {text!r}: expected START-END (inclusive, e.g. 0-543) or a count"
+        ) from None
+    if low < 0 or high < low:
+        raise ConfigError(f"task range {text!r} is empty or negative")
+    return [str(i) for i in range(low, high + 1)]
+
+
+def default_split(task_ids: list[str], split: str) -> list[str]:
+    """Our deterministic split of a server's tasks (returned in id order).
+
+    Ids are ranked by SHA-256: 20% test, 10% validation, the rest train. It depends on
+    the ids only, not on the server.
+    """
+    import hashlib
+
+    ranked = sorted(task_ids, key=lambda t: hashlib.sha256(f"agentgym\x00{t}".encode()).digest())
+    n_test = round(len(ranked) * TEST_FRACTION)
+    n_validation = round(len(ranked) * VALIDATION_FRACTION)
+    chosen = {
+        "test": ranked[:n_test],
+        "validation": ranked[n_test : n_test + n_validation],
+        "train": ranked[n_test + n_validation :],
+    }[split]
+    order = {t: i for i, t in enumerate(task_ids)}
+    return sorted(chosen, key=order.__getitem__)
+
+
 def make_agentgym(
     task_id: str | int = "0",
     *,
     base_url: str = "http://127.0.0.1:36001",
+    env_name: str | None = None,
     token: str | None = None,
     timeout_s: float = 60.0,
     retries: int = 3,
-    id_field: Literal["id", "env_idx"] = "id",
-    task_field: Literal["data_idx", "session_id", "task_id"] = "data_idx",
+    id_field: Literal["id", "env_idx"] | None = None,
+    task_field: Literal["data_idx", "session_id", "task_id"] | None = None,
     reconnect: bool = True,
     verify_replay: bool = True,
+    task_range: str | None = None,
+    split_files: dict[str, Any] | None = None,
 ) -> AgentGymEnv:
     """Registry factory: ``make("agentgym", task_id="3", base_url="http://host:port")``.
 
-    The options are those of :class:`AgentGymConfig`; nothing is sent to the
-    server until ``reset``.
+    The options are those of :class:`AgentGymConfig`; ``env_name`` (an AgentGym
+    server name, see :data:`AGENTGYM_ENVS`) fills in ``id_field``/``task_field``
+    and names the environment ``agentgym/<env_name>`` in records. ``task_range``
+    and ``split_files`` select tasks (see :func:`list_agentgym_tasks`) and do not
+    change the environment. Nothing is sent to the server until ``reset``.
     """
+    found = preset(env_name)
     config = AgentGymConfig(
         base_url=base_url,
         timeout_s=timeout_s,
         retries=retries,
         token=token,
-        id_field=id_field,
-        task_field=task_field,
+        id_field=id_field or found.id_field,
+        task_field=task_field or found.task_field,
         reconnect=reconnect,
         verify_replay=verify_replay,
+        env_id="agentgym" if env_name is None else f"agentgym/{env_name}",
     )
     return AgentGymEnv(config, task_id=str(task_id))
 
@@ -428,38 +543,62 @@ def list_agentgym_tasks(
     *,
     base_url: str = "http://127.0.0.1:36001",
     token: str | None = None,
+    env_name: str | None = None,
+    task_range: str | None = None,
+    split_files: dict[str, Any] | None = None,
     splits: dict[str, list[str]] | None = None,
     **_: object,
 ) -> list[str]:
-    """Task ids of a server: ``all`` asks it (``GET /tasks``), other splits come from ``splits``.
+    """Task ids of a server's split.
 
-    A server knows no train/test split, so ``train``, ``validation`` and ``test``
-    are the id lists given in ``splits`` (e.g. read from the AMC index files).
+    The server's tasks (``all``) are ``task_range`` (e.g. ``"0-543"``) if given, else
+    the range of the ``env_name`` preset when agentmc knows it, else what the server
+    lists (``GET /tasks``, which ``agentmc serve`` answers). ``train``, ``validation``
+    and ``test`` come from ``splits`` (id lists) or ``split_files`` (JSON index lists,
+    the AMC paper's ``*_idx.json`` format) when given for that split, else from our
+    deterministic split of the server's tasks (:func:`default_split`).
 
     Raises:
-        UnknownNameError: ``split`` is not ``all`` and not in ``splits``.
-        EnvServerError: The server cannot be reached or does not list tasks.
+        UnknownNameError: Unknown split or ``env_name``.
+        ConfigError: Malformed ``task_range``.
+        DataError: A split file is unreadable or names ids outside the server's tasks.
+        EnvServerError: The server must be asked for its tasks but cannot answer.
     """
-    if split != "all":
-        if not splits or split not in splits:
-            from agentmc.errors import UnknownNameError
+    from agentmc.errors import UnknownNameError
 
-            given = ", ".join(sorted(splits or {})) or "none"
-            raise UnknownNameError(
-                f"agentgym: the server has no {split!r} split; pass splits={{{split!r}: [ids]}} "
-                f"(given: {given}) or use split 'all'"
-            )
+    if split not in ("all", "train", "validation", "test"):
+        raise UnknownNameError(
+            f"unknown split {split!r}: choose one of train, validation, test, all"
+        )
+    if splits and split in splits:
         return [str(task) for task in splits[split]]
-    config = AgentGymConfig(base_url=base_url, token=token)
-    return [str(i) for i in range(len(tasks_from_server(config)))]
+    found = preset(env_name)
+    if task_range is not None:
+        everything = parse_task_range(task_range)
+    elif found.n_tasks is not None:
+        everything = [str(i) for i in range(found.n_tasks)]
+    else:
+        config = AgentGymConfig(base_url=base_url, token=token)
+        everything = [str(i) for i in range(len(tasks_from_server(config)))]
+    if split == "all":
+        return everything
+    if split_files and split in split_files:
+        from agentmc.envs.webshop.env import read_index_file
+
+        return [str(i) for i in read_index_file(split_files[split], len(everything))]
+    return default_split(everything, split)
 
 
 __all__ = [
+    "AGENTGYM_ENVS",
     "AgentGymConfig",
+    "AgentGymPreset",
     "AgentGymEnv",
     "AgentGymSnapshot",
     "EnvServerError",
+    "default_split",
     "list_agentgym_tasks",
     "make_agentgym",
+    "parse_task_range",
     "tasks_from_server",
 ]

@@ -285,6 +285,7 @@ def create_app(make_env: EnvFactory, task_ids: Sequence[str], config: ServerConf
     require("anyio", "server")
     import anyio.to_thread
     from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -301,14 +302,28 @@ def create_app(make_env: EnvFactory, task_ids: Sequence[str], config: ServerConf
         if not hmac.compare_digest(given, expected):
             raise RequestError(401, "missing or wrong token (send Authorization: Bearer TOKEN)")
 
+    too_large = f"request body larger than {config.max_body_bytes} bytes"
+
     async def read_body(request: Request) -> dict[str, Any]:
-        raw = await request.body()
+        # The limit is enforced here, not by Starlette's max_body_size, whose 413 is text/plain.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > config.max_body_bytes:
+            raise RequestError(413, too_large)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > config.max_body_bytes:
+                raise RequestError(413, too_large)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         if not raw.strip():
             return {}
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
             raise RequestError(400, f"malformed JSON body: {error}") from None
+        except RecursionError:
+            raise RequestError(400, "malformed JSON body: nested too deeply") from None
         if not isinstance(body, dict):
             raise RequestError(400, "the JSON body must be an object")
         return body
@@ -392,7 +407,18 @@ def create_app(make_env: EnvFactory, task_ids: Sequence[str], config: ServerConf
         Route("/close", endpoint(close), methods=["POST"]),
         Route("/tasks", endpoint(tasks), methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, max_body_size=config.max_body_bytes)
+
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
+        # Starlette's own refusals (405 wrong method, 404 no route)
+        # answer in JSON like every other error of this server, not text/plain.
+        status = int(getattr(error, "status_code", 500))
+        detail = str(getattr(error, "detail", "") or "error")
+        headers = getattr(error, "headers", None)
+        return JSONResponse({"error": detail}, status_code=status, headers=headers)
+
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
     app.state.pool = pool
     return app
 

@@ -1,8 +1,12 @@
 """WebShop product data: load and check the user's files, build goals and the search index.
 
-WebShop's product data cannot be downloaded by agentmc; users who have it
-point agentmc at a directory holding the original files (names as in the
-WebShop repository's ``data/`` folder):
+WebShop's product data cannot be downloaded by agentmc. Without a data
+directory, agentmc uses its own small *synthetic* sample catalogue
+(:mod:`agentmc.envs.webshop.sample`: 300 generated products, clearly not
+WebShop's data; ``Catalogue.synthetic`` is true and a warning says so). Users
+who have the real data point agentmc at a directory holding the original files
+(``data_dir=...`` or ``$AGENTMC_WEBSHOP_DATA``; names as in the WebShop
+repository's ``data/`` folder):
 
 ``items_shuffle_1000.json`` or ``items_shuffle.json`` (products)
     A JSON list of objects with ``asin`` and ``name`` (required) and
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import random
 import re
@@ -62,6 +67,8 @@ EXPECTED = (
 )
 
 GoalOrder = Literal["file", "webshop"]
+
+log = logging.getLogger("agentmc")
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,9 @@ class Catalogue:
         products: The products, in file order.
         goals: The goals (tasks), in task-id order.
     """
+
+    #: True for agentmc's generated sample catalogue (not WebShop's data).
+    synthetic: bool = False
 
     def __init__(self, products: Sequence[Product], goals: Sequence[Goal]) -> None:
         bm25s = require("bm25s", "webshop")
@@ -320,15 +330,29 @@ def find_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 def data_directory(data_dir: str | Path | None) -> Path:
-    """``data_dir``, or the directory named by ``$AGENTMC_WEBSHOP_DATA``."""
+    """``data_dir``, else the directory named by ``$AGENTMC_WEBSHOP_DATA``, else the sample.
+
+    The fallback is agentmc's synthetic sample catalogue (a warning says so once).
+    """
+    from agentmc.envs.webshop.sample import SAMPLE_DIR
+
     if data_dir is None:
         data_dir = os.environ.get(DATA_ENV_VAR)
         if not data_dir:
-            raise DataError(
-                f"WebShop needs its product data: pass data_dir=... or set ${DATA_ENV_VAR} to "
-                f"{EXPECTED}"
-            )
+            _warn_sample()
+            return SAMPLE_DIR
     return Path(data_dir).expanduser().resolve()
+
+
+@functools.cache
+def _warn_sample() -> None:
+    log.warning(
+        "webshop: no data directory given, using agentmc's SYNTHETIC sample catalogue (300 "
+        "generated products, not WebShop's data); for the real data pass data_dir=... or set "
+        "$%s to %s",
+        DATA_ENV_VAR,
+        EXPECTED,
+    )
 
 
 def load_catalogue(
@@ -379,4 +403,8 @@ def _load_cached(stamp: tuple[tuple[str, int, int], ...], goal_order: GoalOrder)
         )
     if goal_order == "webshop":
         random.Random(233).shuffle(goals)  # WebShop's session order (private generator)
-    return Catalogue(products, goals)
+    catalogue = Catalogue(products, goals)
+    catalogue.synthetic = (products_path.parent / "NOTICE.txt").is_file() and all(
+        p.asin.startswith("SYN") for p in products
+    )
+    return catalogue
