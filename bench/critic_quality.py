@@ -186,9 +186,7 @@ def main() -> None:
         name = f"plan_length_reference_{key}"
         metrics[name] = rounded(reference[key])
         units[name] = "rho" if key.endswith("spearman") else "AUROC"
-    best = max(
-        (metrics[f"{label}_within_task_auroc"] or 0.0, label) for label, _, _ in critics
-    )
+    best = max((metrics[f"{label}_within_task_auroc"] or 0.0, label) for label, _, _ in critics)
     load = os.getloadavg()
     write_result(
         "critic_quality",

@@ -170,4 +170,3 @@ def test_judge_is_a_critic_artifact_and_a_per_method_critic(trained, day1, tmp_p
             assert record["judge_calls"] > 0 and record["critic_cpu_s"] >= 0
         else:
             assert record["judge_calls"] == 0 and record["critic_cpu_s"] > 0
-
