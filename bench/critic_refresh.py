@@ -309,6 +309,11 @@ def main() -> None:
             "heldout_critic_metrics": f"{HELDOUT_SAMPLES} fresh prior episodes on each of the "
             f"{len(set(heldout.task_ids))} test-split tasks (no critic version trains on them)",
             "ci": "95% percentile bootstrap over the round's tasks",
+            "reading": "amc_success is on each round's own fresh tasks (different tasks every "
+            "round, so round-to-round changes mix task difficulty with the critic); the "
+            "critic's effect is heldout_gain_vs_round1 (same 100 test tasks and seeds, paired). "
+            "Yardsticks on those tasks: baseline.single, baseline.bon_critic (deployable "
+            "Best-of-K), baseline.bon_reward (pass@K, not deployable)",
             "per_round": per_round,
             "wall_s": round(time.perf_counter() - start, 1),
             "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
