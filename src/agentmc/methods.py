@@ -373,8 +373,9 @@ class EpisodeResult:
         critic_spend: What the critic cost: judge ``calls``, ``prompt_tokens``,
             ``completion_tokens``, ``cost``, and ``cpu_s``, ``wall_s``, ``histories``
             (``None`` without a critic).
-        particles: Every particle's trajectory packed by
-            :func:`agentmc.data.particles.pack` (``None`` for K = 1: the trajectory is all).
+        particles: Every finished particle's trajectory packed by
+            :func:`agentmc.data.particles.pack` (``None`` for K = 1: the trajectory is all),
+            what critics train on (``diagnostics["particles"]`` is the per-step display form).
         diagnostics: Per-checkpoint ESS, resampled flag, unique ancestors, running
             log-evidence, every particle's log weight and critic value (``checkpoints``),
             what every particle did at every step (``particles``, see

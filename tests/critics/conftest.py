@@ -122,3 +122,9 @@ def tiny_transformer(tmp_path_factory, craft_data):
     )
     transformers.BertModel(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def make_trajectories():
+    """:func:`synthetic_trajectories` itself, for tests that need their own draws."""
+    return synthetic_trajectories

@@ -101,3 +101,49 @@ def test_ranking_rows_rank_attempts_within_tasks(craft_data, craft_heldout):
     # Under the null a pooled within-task AUROC over these pairs is ~0.5 +- 0.03.
     assert ranked["within_task_auroc"] > 0.6
     assert ranked["within_task_pairs"] == results[0.0]["within_task_pairs"] > 50
+
+
+def test_states_before_a_resampling_are_left_out(craft_data):
+    import dataclasses
+
+    trajectory = next(t for t in craft_data if t.n_steps >= 5)
+    selected = dataclasses.replace(trajectory, meta={"unbiased_from": 3})
+    full = make_examples([trajectory], terminal=True)
+    kept = make_examples([selected], terminal=True)
+    assert len(kept) == len(full) - 3
+    assert kept.skipped == {"states before a resampling": 3}
+    assert kept.steps.tolist() == list(range(3, trajectory.n_steps + 1))
+    assert [h.n_turns for h in kept.histories] == kept.steps.tolist()
+    np.testing.assert_array_equal(kept.targets, full.targets[3:])
+    assert kept.is_terminal.tolist() == [False] * (trajectory.n_steps - 3) + [True]
+
+
+def test_amc_particles_record_their_last_resampling(tmp_path):
+    from agentmc.critics.fit import episode_trajectories
+    from agentmc.envs import make
+    from agentmc.methods import MethodSpec, run_method
+    from agentmc.policies import make_policy
+
+    result = run_method(
+        MethodSpec.parse("amc:4:reward:steps=2,5"),
+        lambda: make("textcraft", task_id="9"),
+        make_policy("noisy-expert:eps=0.85"),
+        np.random.default_rng(0),
+    )
+    row = {"episode": result.to_dict(), "split": "validation", "method": result.method}
+    found = episode_trajectories(row, "run")
+    resampled = [c["t"] for c in result.diagnostics["checkpoints"] if c["resampled"]]
+    assert resampled == [2, 5]
+    for trajectory in found:
+        expected = max((t for t in resampled if t < trajectory.n_steps), default=0)
+        assert trajectory.meta["unbiased_from"] == expected
+        assert trajectory.meta["split"] == "validation" and trajectory.meta["source"] == "run"
+    # Best-of-N samples are the prior's own: every state is kept.
+    bon = run_method(
+        MethodSpec.parse("bon:3"),
+        lambda: make("textcraft", task_id="9"),
+        make_policy("noisy-expert:eps=0.85"),
+        np.random.default_rng(0),
+    )
+    row = {"episode": bon.to_dict(), "split": "validation", "method": bon.method}
+    assert all("unbiased_from" not in t.meta for t in episode_trajectories(row, "run"))

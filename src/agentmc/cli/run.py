@@ -167,6 +167,26 @@ def load_critic(path: Path | None, env_id: str) -> Any:
     return load(path, env_id=env_id)
 
 
+def warn_seen(critic: Any, task_ids: list[str]) -> None:
+    """Say so when the critic was trained or validated on some of the tasks to run.
+
+    ``run`` is deployment, where recurring tasks are legitimate, so it only warns;
+    ``agentmc eval`` (a measurement) refuses.
+    """
+    provenance = getattr(critic, "provenance", None)
+    if provenance is None:
+        return
+    seen = set(task_ids) & (set(provenance.train_tasks) | set(provenance.val_tasks))
+    if seen:
+        import sys
+
+        print(
+            f"note: the critic was trained or validated on {len(seen)} of these "
+            f"{len(task_ids)} tasks; their results are not a held-out measurement",
+            file=sys.stderr,
+        )
+
+
 def check_step_cap(config: Config, spec: Any, task_id: str, policy: Any) -> None:
     """Refuse a schedule that names a step beyond the environment's step cap, before running."""
     from agentmc.smc import SMCConfig
@@ -200,6 +220,7 @@ def main(name: str, argv: list[str]) -> int:
     if spec.select == "critic" and critic is None and spec.kind != "single":
         raise ConfigError("--select critic needs a critic: pass --critic PATH")
     task_ids = config.tasks.select()
+    warn_seen(critic, task_ids)
     policy = config.policy.make(run_dir=config.out)
     check_step_cap(config, spec, task_ids[0], policy)
     synthetic = bool(getattr(policy, "synthetic", False))

@@ -148,8 +148,7 @@ def check_size(examples: Examples, source: str = "the data") -> None:
     n_tasks = len(set(examples.task_ids))
     if n_tasks < MIN_TASKS or len(examples) < MIN_STATES:
         skipped = (
-            f" ({', '.join(f'{n} {why}' for why, n in examples.skipped.items())} trajectories "
-            "left out)"
+            f" (left out: {', '.join(f'{n} {why}' for why, n in examples.skipped.items())})"
             if examples.skipped
             else ""
         )
@@ -298,6 +297,14 @@ def episode_trajectories(row: dict[str, Any], source: str) -> list[Trajectory]:
     Particles of SMC/AMC that resampling made identical (the same turns, the same
     leaf of the packed tree) are kept once; Best-of-N's independent samples are all kept.
     Each trajectory's ``meta`` gets ``source``, ``split``, ``method`` and ``particle``.
+
+    Resampling biases targets: a state's return-to-go is an unbiased target only if
+    the prior alone played on from it. Once a later resampling has selected the
+    particle, its continuation was chosen *because* it looked good (to the critic,
+    or by its reward), so a critic trained on it would learn its own preferences
+    back. Each SMC/AMC particle therefore gets ``meta["unbiased_from"]``: the step
+    of its last resampling before it finished; :func:`make_examples` keeps only its
+    states from there on, and its final state (whose outcome is exact).
     """
     from agentmc.data.particles import unpack
 
@@ -313,6 +320,21 @@ def episode_trajectories(row: dict[str, Any], source: str) -> list[Trajectory]:
             for i, leaf in enumerate(packed["leaves"]):
                 first.setdefault(int(leaf["node"]), i)
             found = [found[i] for i in sorted(first.values())]
+            resampled = [
+                int(c["t"])
+                for c in (episode.get("diagnostics") or {}).get("checkpoints") or []
+                if c.get("resampled")
+            ]
+            found = [
+                replace(
+                    t,
+                    meta={
+                        **t.meta,
+                        "unbiased_from": max((s for s in resampled if s < t.n_steps), default=0),
+                    },
+                )
+                for t in found
+            ]
     extra = {"source": source, "split": row.get("split"), "method": row.get("method")}
     return [replace(t, meta={**t.meta, **extra}) for t in found]
 

@@ -134,7 +134,8 @@ class Examples:
         episode: Index of the source trajectory in the input list, shape ``(N,)``.
         env_id: The environment all trajectories come from.
         n_trajectories: Trajectories used.
-        skipped: Trajectories left out, by reason (``"incomplete"``, ``"truncated"``).
+        skipped: Trajectories left out, by reason (``"incomplete"``, ``"truncated"``,
+            ``"empty"``), and SMC/AMC states left out (``"states before a resampling"``).
         terminal: True for a final state (outcome target), shape ``(N,)``; empty
             means no final states.
     """
@@ -241,7 +242,7 @@ def make_examples(
     success: list[float] = []
     episode: list[int] = []
     is_final: list[bool] = []
-    skipped = {"incomplete": 0, "truncated": 0, "empty": 0}
+    skipped = {"incomplete": 0, "truncated": 0, "empty": 0, "states before a resampling": 0}
     for index, trajectory in enumerate(trajectories):
         n = trajectory.n_steps
         if n == 0:
@@ -255,6 +256,9 @@ def make_examples(
             skipped["truncated"] += 1
             continue
         states = [History.from_trajectory(trajectory, t) for t in range(n)]
+        # SMC/AMC particles: states before the last resampling have selected continuations
+        # (agentmc.critics.fit.episode_trajectories); only later states keep their targets.
+        first = min(int(trajectory.meta.get("unbiased_from", 0) or 0), n)
         rewards = np.asarray(trajectory.rewards, dtype=np.float64)
         if target == "return":
             values = returns_to_go(rewards, gamma)
@@ -265,7 +269,10 @@ def make_examples(
             final = History.from_trajectory(trajectory)
             critic_values = np.asarray(critic.values([*states, final]), dtype=np.float64)
             values = td_lambda_returns(rewards, critic_values, gamma, lam, bootstrap=truncated)
-        is_final.extend([False] * n)
+        if first:
+            skipped["states before a resampling"] += first
+            states, values = states[first:], values[first:]
+        is_final.extend([False] * (n - first))
         if terminal:
             states.append(History.from_trajectory(trajectory))
             outcome = trajectory.success if target == "success" else trajectory.total_return
@@ -275,7 +282,7 @@ def make_examples(
         histories.extend(states)
         targets.append(values)
         task_ids.extend([trajectory.task_id] * count)
-        steps.extend(range(count))
+        steps.extend(range(first, first + count))
         success.extend([float(trajectory.success)] * count)
         episode.extend([index] * count)
     return Examples(

@@ -352,6 +352,7 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "critic_cpu_s": result.critic_cpu_s,
         "total_calls": int(result.calls) + result.judge_calls,
         "total_tokens": int(result.prompt_tokens + result.completion_tokens) + result.judge_tokens,
+        "total_cost": _total_cost(result),
         "wall_s": float(result.wall_s),
         "synthetic": synthetic,
         "budget_exhausted": bool(diagnostics.get("budget_exhausted", False)),
@@ -361,6 +362,14 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
         "retries": int(diagnostics.get("retries", 0) or 0),
         "infrastructure_failed": bool(diagnostics.get("infrastructure_failed", False)),
     }
+
+
+def _total_cost(result: EpisodeResult) -> float | None:
+    """Agent plus judge dollars (``None`` when either is unknown)."""
+    judge = (result.critic_spend or {}).get("cost", 0.0)
+    if result.cost is None or judge is None:
+        return None
+    return float(result.cost) + float(judge)
 
 
 PolicyFactory = Callable[[str | None], Policy]
@@ -392,8 +401,8 @@ class Evaluation:
     critic: Any = None
     workers: int = 4
     progress: bool = True
-    limits: ReplyLimits | None = None
     make_critic: Callable[[str], Any] | None = None
+    limits: ReplyLimits | None = None
     _policies: dict[str | None, Policy] = field(default_factory=dict, init=False)
     _critics: dict[str, Any] = field(default_factory=dict, init=False)
     counts: RunCounts | None = field(default=None, init=False)
@@ -568,6 +577,9 @@ def build_report(
         "seed": meta.seed,
         "run": str(store.path),
     }
+    ranking = candidate_ranking(records)
+    if ranking:
+        details["critic ranking of finished candidates (within task)"] = ranking
     from agentmc.eval.report import critic_details
 
     return Report(
@@ -582,6 +594,34 @@ def build_report(
         records=records,
         critic=critic_details(config.get("critic")),
     )
+
+
+def candidate_ranking(records: Sequence[dict[str, Any]]) -> str:
+    """How well each method's critic ordered its own K final candidates, task by task.
+
+    Over pairs of candidates of one task with different outcomes (solved or not),
+    the share the critic scored the solved one higher (ties half): the within-task
+    AUROC of the critic on the finished attempts this evaluation produced, which
+    is what critic selection acted on. Empty when no method scored candidates.
+    """
+    from agentmc.critics.evaluate import pair_concordance
+
+    parts = []
+    methods: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        episode = record.get("episode") or {}
+        if episode.get("candidate_values") and len(episode["candidate_values"]) > 1:
+            methods.setdefault(record["method"], []).append(episode)
+    for method, episodes in methods.items():
+        values, solved, groups = [], [], []
+        for index, episode in enumerate(episodes):
+            values += episode["candidate_values"]
+            solved += [float(r > 0) for r in episode["candidates_rewards"]]
+            groups += [index] * len(episode["candidate_values"])
+        score, pairs, _ = pair_concordance(np.array(values), np.array(solved), groups)
+        if score is not None:
+            parts.append(f"{method}: AUROC {score:.2f} over {pairs} pairs")
+    return "; ".join(parts)
 
 
 def _ess_trace(episode: dict[str, Any]) -> list[float]:
