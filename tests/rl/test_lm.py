@@ -55,6 +55,8 @@ def tiny_policy(tokenizer, seed=0):
 def test_trie_log_probs_match_token_by_token_walk():
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 3, 10, generator=generator)
+    logits[1:, 0] = logits[0, 0]  # as a model gives them: same prefix, same logits
+    logits[1, 1] = logits[0, 1]
     candidates = [(1, 2, 3), (1, 4), (5,)]
     got = trie_log_probs(logits, candidates).numpy()
 
@@ -66,7 +68,16 @@ def test_trie_log_probs_match_token_by_token_walk():
     want1 = lsm(logits[1, 0], [1, 5])[0] + lsm(logits[1, 1], [2, 4])[1]
     want2 = lsm(logits[2, 0], [1, 5])[1]
     np.testing.assert_allclose(got, [want0, want1, want2], rtol=1e-5)
-    assert np.exp(got[0]) + np.exp(got[1]) == pytest.approx(np.exp(got[0] + 0) + np.exp(got[1]))
+    assert np.exp(got).sum() == pytest.approx(1.0, abs=1e-6)
+    hidden = torch.randn(3, 3, 4, generator=generator)
+    weight = torch.randn(10, 4, generator=generator)
+    from agentmc.rl.lm import trie_log_probs_hidden
+
+    np.testing.assert_allclose(
+        trie_log_probs_hidden(hidden, weight, candidates).numpy(),
+        trie_log_probs(hidden @ weight.T, candidates).numpy(),
+        rtol=1e-5,
+    )
 
 
 def test_policy_plays_candidates_and_batch_matches_sampling(tokenizer):

@@ -164,6 +164,29 @@ def trie_log_probs(
     Returns:
         ``(C,)`` tensor of ``log pi(candidate)``; it sums to one in probability.
     """
+    allowed, valid, taken, branching = _trie_index(candidates)
+    among = logits[:, : allowed.shape[1]].gather(-1, allowed)
+    return _reduce(among, valid, taken, branching, temperature)
+
+
+def trie_log_probs_hidden(
+    hidden: Any, weight: Any, candidates: Sequence[Sequence[int]], temperature: float = 1.0
+) -> Any:
+    """:func:`trie_log_probs` from final hidden states ``(C, L, H)`` and the output matrix.
+
+    Only the rows of ``weight`` (``(V, H)``) that some trie node allows are
+    multiplied, so the ``(C, L, V)`` logits are never formed.
+    """
+    import torch
+
+    allowed, valid, taken, branching = _trie_index(candidates)
+    among = torch.einsum("clh,clwh->clw", hidden[:, : allowed.shape[1]], weight[allowed])
+    return _reduce(among, valid, taken, branching, temperature)
+
+
+def _trie_index(candidates: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any]:
+    """Per candidate token: the allowed siblings ``(C, L, W)``, their mask, the taken
+    sibling's position ``(C, L)`` and whether the node branches ``(C, L)``."""
     import torch
 
     n, length = len(candidates), max(len(c) for c in candidates)
@@ -183,13 +206,24 @@ def trie_log_probs(
             siblings = children[tuple(tokens[:j])]
             allowed[i, j, : len(siblings)] = torch.tensor(siblings)
             valid[i, j, : len(siblings)] = True
-            taken[i, j] = token
+            taken[i, j] = siblings.index(token)
             branching[i, j] = len(siblings) > 1
-    scaled = logits[:, :length] / temperature
-    among = scaled.gather(-1, allowed).masked_fill(~valid, float("-inf"))
+    return allowed, valid, taken, branching
+
+
+def _reduce(among: Any, valid: Any, taken: Any, branching: Any, temperature: float) -> Any:
+    import torch
+
+    scaled = (among / temperature).masked_fill(~valid, float("-inf"))
     chosen = scaled.gather(-1, taken.unsqueeze(-1)).squeeze(-1)
-    per_token = (chosen - torch.logsumexp(among, dim=-1)).masked_fill(~branching, 0.0)
+    per_token = (chosen - torch.logsumexp(scaled, dim=-1)).masked_fill(~branching, 0.0)
     return per_token.sum(dim=-1)
+
+
+def _parts(model: Any) -> tuple[Any, Any]:
+    """The decoder stack (final norm included) and the output matrix ``(V, H)``."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.model, inner.get_output_embeddings().weight
 
 
 class LMPolicy:
@@ -296,21 +330,19 @@ class LMPolicy:
         from transformers import DynamicCache
 
         cache = DynamicCache(ddp_cache_data=prefix_kv)
-        out = self.model(
-            torch.tensor([list(suffix)]), past_key_values=cache, use_cache=True, logits_to_keep=1
-        )
+        decoder, weight = _parts(self.model)
+        out = decoder(torch.tensor([list(suffix)]), past_key_values=cache, use_cache=True)
         cache = out.past_key_values
-        first = out.logits[:, -1:]  # predicts every candidate's first token
+        first = out.last_hidden_state[:, -1:]  # predicts every candidate's first token
         n, length = len(candidates), max(len(c) for c in candidates)
+        hidden = first.expand(n, 1, -1)
         if length > 1:
             cache.batch_repeat_interleave(n)
             pad = self.tokenizer.eos_token_id or 0
             rows = [list(c[:-1]) + [pad] * (length - len(c)) for c in candidates]
-            rest = self.model(torch.tensor(rows), past_key_values=cache, use_cache=False).logits
-            logits = torch.cat([first.expand(n, 1, -1), rest], dim=1)
-        else:
-            logits = first.expand(n, 1, -1)
-        return trie_log_probs(logits, candidates, temperature)
+            rest = decoder(torch.tensor(rows), past_key_values=cache, use_cache=False)
+            hidden = torch.cat([hidden, rest.last_hidden_state], dim=1)
+        return trie_log_probs_hidden(hidden, weight, candidates, temperature)
 
     async def complete(
         self,
