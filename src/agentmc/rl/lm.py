@@ -185,8 +185,10 @@ def trie_log_probs_hidden(
 
 
 def _trie_index(candidates: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any]:
-    """Per candidate token: the allowed siblings ``(C, L, W)``, their mask, the taken
-    sibling's position ``(C, L)`` and whether the node branches ``(C, L)``."""
+    """Per candidate token: allowed siblings, their mask, taken position, branching.
+
+    Shapes: ``(C, L, W)``, ``(C, L, W)``, ``(C, L)``, ``(C, L)``.
+    """
     import torch
 
     n, length = len(candidates), max(len(c) for c in candidates)
