@@ -145,3 +145,29 @@ def test_train_lm_runs_resumes_and_saves(tokenizer, tmp_path):
     with pytest.raises(Exception, match="other settings"):
         train_lm(LMTrainConfig(**{**config.__dict__, "group_size": 3}), tmp_path,
                  policy=tiny_policy(tokenizer))  # fmt: skip
+
+
+def test_trained_spec_loads_a_lora_run_and_plays_it(tokenizer, tmp_path, monkeypatch):
+    import agentmc.rl.lm as lm
+    from agentmc.envs import make
+    from agentmc.policies import make_policy
+    from agentmc.rollout import arollout
+
+    trained = tiny_policy(tokenizer)
+    trained.name = "lm-g2po"
+    trained.save(tmp_path)
+    base = tiny_policy(tokenizer).model.base_model.model  # same seed: same base weights
+    monkeypatch.setattr(lm, "load_base", lambda path=None: (base, tokenizer))
+    policy = make_policy(f"trained:{tmp_path}")
+    assert isinstance(policy, LMPolicy) and policy.name == "lm-g2po"
+    messages = (Message("user", "Goal: craft stick."),)
+    options = ["inventory", "get 1 oak logs"]
+    [want] = asyncio.run(trained.complete(messages, seed=3, candidates=options))
+    [got] = asyncio.run(policy.complete(messages, seed=3, candidates=options))
+    assert got.text == want.text and got.logprob == pytest.approx(want.logprob, abs=1e-5)
+    trajectory = asyncio.run(
+        arollout(make("textcraft", task_id="0"), policy, np.random.default_rng(0), max_steps=2)
+    )
+    assert trajectory.n_steps > 0 and trajectory.policy == "lm-g2po"
+    assert policy.usage.calls == 1 + trajectory.n_steps and policy.usage.tokens > 0
+    assert policy.cpu_seconds > 0
