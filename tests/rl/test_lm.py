@@ -97,23 +97,32 @@ def test_policy_plays_candidates_and_batch_matches_sampling(tokenizer):
     assert np.exp(full[0]).sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_backward_through_shared_prefix_equals_plain_backward(tokenizer):
+@pytest.mark.parametrize(
+    "weights",
+    [[[1.0, 0.0], [0.0, -0.5]], [[1.0, 0.2], [0.1, -0.5]]],
+    ids=["taken-action-only", "all-candidates"],
+)
+def test_backward_through_shared_prefix_equals_plain_backward(tokenizer, weights):
     policy = tiny_policy(tokenizer)
     messages = (Message("user", "Goal: craft stick."),)
     suffix, options = policy.encode_step(messages, ["inventory", "get 1 oak logs"])
     samples = [StepSample(suffix, options, 0, 0.0), StepSample(suffix, options, 1, 0.0)]
     policy.model.zero_grad()
-    batch_log_probs(policy, samples, [np.array([1.0, 0.0]), np.array([0.0, -0.5])])
+    chosen, _ = batch_log_probs(policy, samples, [np.array(w) for w in weights])
     grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
     policy.model.zero_grad()
     whole = torch.tensor([list(policy.prefix) + list(suffix)])
     total = 0.0
-    for sample, weight in ((samples[0], 1.0), (samples[1], -0.5)):
+    for sample, weight in zip(samples, weights, strict=True):
         rows = [list(whole[0]) + list(o) for o in options]
         length = max(len(r) for r in rows)
         batch = torch.tensor([r + [0] * (length - len(r)) for r in rows])
         logits = policy.model(batch).logits[:, whole.shape[1] - 1 :]
-        total = total + weight * trie_log_probs(logits, options)[sample.chosen]
+        log_probs = trie_log_probs(logits, options)
+        assert float(log_probs[sample.chosen]) == pytest.approx(
+            chosen[samples.index(sample)], abs=1e-5
+        )
+        total = total + (torch.tensor(weight) * log_probs).sum()
     total.backward()
     assert grads
     for name, parameter in policy.model.named_parameters():

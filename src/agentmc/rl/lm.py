@@ -170,16 +170,24 @@ def trie_log_probs(
 
 
 def trie_log_probs_hidden(
-    hidden: Any, weight: Any, candidates: Sequence[Sequence[int]], temperature: float = 1.0
+    hidden: Any,
+    weight: Any,
+    candidates: Sequence[Sequence[int]],
+    temperature: float = 1.0,
+    rows: int | None = None,
 ) -> Any:
     """:func:`trie_log_probs` from final hidden states ``(C, L, H)`` and the output matrix.
 
     Only the rows of ``weight`` (``(V, H)``) that some trie node allows are
-    multiplied, so the ``(C, L, V)`` logits are never formed.
+    multiplied, so the ``(C, L, V)`` logits are never formed. With ``rows=i``,
+    ``hidden`` is candidate ``i``'s alone (``(1, L, H)``) and so is the result.
     """
     import torch
 
     allowed, valid, taken, branching = _trie_index(candidates)
+    if rows is not None:
+        keep = (slice(rows, rows + 1), slice(0, hidden.shape[1]))
+        allowed, valid, taken, branching = allowed[keep], valid[keep], taken[keep], branching[keep]
     among = torch.einsum("clh,clwh->clw", hidden[:, : allowed.shape[1]], weight[allowed])
     return _reduce(among, valid, taken, branching, temperature)
 
@@ -323,10 +331,14 @@ class LMPolicy:
         candidates: Sequence[Sequence[int]],
         prefix_kv: list[tuple[Any, Any]],
         temperature: float = 1.0,
+        only: int | None = None,
     ) -> Any:
         """``(C,)`` log-probabilities of the candidates after ``prefix + suffix``.
 
-        Differentiable when ``prefix_kv`` and the model carry gradients.
+        Differentiable when ``prefix_kv`` and the model carry gradients. With
+        ``only``, just that candidate's log-probability (shape ``(1,)``): the
+        siblings at each of its trie nodes are scored from its own hidden
+        states, so one sequence is evaluated instead of ``C``.
         """
         import torch
         from transformers import DynamicCache
@@ -336,15 +348,17 @@ class LMPolicy:
         out = decoder(torch.tensor([list(suffix)]), past_key_values=cache, use_cache=True)
         cache = out.past_key_values
         first = out.last_hidden_state[:, -1:]  # predicts every candidate's first token
-        n, length = len(candidates), max(len(c) for c in candidates)
+        evaluated = list(candidates) if only is None else [candidates[only]]
+        n, length = len(evaluated), max(len(c) for c in evaluated)
         hidden = first.expand(n, 1, -1)
         if length > 1:
-            cache.batch_repeat_interleave(n)
+            if n > 1:
+                cache.batch_repeat_interleave(n)
             pad = self.tokenizer.eos_token_id or 0
-            rows = [list(c[:-1]) + [pad] * (length - len(c)) for c in candidates]
+            rows = [list(c[:-1]) + [pad] * (length - len(c)) for c in evaluated]
             rest = decoder(torch.tensor(rows), past_key_values=cache, use_cache=False)
             hidden = torch.cat([hidden, rest.last_hidden_state], dim=1)
-        return trie_log_probs_hidden(hidden, weight, candidates, temperature)
+        return trie_log_probs_hidden(hidden, weight, candidates, temperature, rows=only)
 
     async def complete(
         self,
@@ -473,7 +487,7 @@ def batch_log_probs(
     policy: LMPolicy,
     samples: Sequence[StepSample],
     backward_weights: Sequence[np.ndarray] | None = None,
-) -> tuple[np.ndarray, list[np.ndarray]]:
+) -> tuple[np.ndarray, list[np.ndarray | None]]:
     """Log-probabilities of the taken actions; optionally back-propagates a weighted sum.
 
     With ``backward_weights`` (per sample a ``(C,)`` array ``w_i``), gradients
@@ -484,13 +498,15 @@ def batch_log_probs(
 
     Returns:
         ``(chosen, full)``: ``(N,)`` log-probabilities of the taken actions and,
-        per sample, the ``(C,)`` log-probabilities of all its candidates.
+        per sample, the ``(C,)`` log-probabilities of all its candidates
+        (``None`` where only the taken action was weighted and evaluated;
+        ``chosen`` is then ``nan`` if its weight was 0).
     """
     import torch
 
     train = backward_weights is not None
     context = torch.enable_grad() if train else torch.no_grad()
-    chosen, full = np.zeros(len(samples)), []
+    chosen, full = np.full(len(samples), np.nan), []
     with context:
         if train:
             out = policy.model(torch.tensor([policy.prefix]), use_cache=True, logits_to_keep=1)
@@ -499,12 +515,24 @@ def batch_log_probs(
         else:
             leaves = policy._prefix_kv()
         for i, sample in enumerate(samples):
+            weights = None if not train else np.asarray(backward_weights[i], dtype=np.float64)
+            if weights is not None and not np.any(np.delete(weights, sample.chosen)):
+                # only the taken action is weighted: evaluate its path alone
+                if weights[sample.chosen] == 0.0:
+                    full.append(None)
+                    continue
+                log_prob = policy.step_log_probs(
+                    sample.suffix, sample.candidates, leaves, only=sample.chosen
+                )[0]
+                chosen[i] = float(log_prob.detach())
+                full.append(None)
+                (log_prob * float(weights[sample.chosen])).backward()
+                continue
             log_probs = policy.step_log_probs(sample.suffix, sample.candidates, leaves)
             full.append(log_probs.detach().double().numpy())
             chosen[i] = full[-1][sample.chosen]
-            if train and np.any(backward_weights[i]):
-                weights = torch.as_tensor(np.asarray(backward_weights[i]), dtype=log_probs.dtype)
-                (log_probs * weights).sum().backward()
+            if weights is not None:
+                (log_probs * torch.as_tensor(weights, dtype=log_probs.dtype)).sum().backward()
         if train:
             tensors = [t for pair in roots for t in pair]
             grads = [
