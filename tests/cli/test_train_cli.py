@@ -68,3 +68,15 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys):
     assert len(history(tmp_path / "run")) == 3  # nothing written was lost
     with pytest.raises(SystemExit):
         main(["train", "--help"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--lora-rank", "0"], "rank"), (["--clip", "1.5"], "clip"), (["--kl-coef", "-1"], "kl_coef")],
+)
+def test_lm_policy_bad_settings_fail_with_one_line(tmp_path, capsys, extra, message):
+    pytest.importorskip("torch")
+    code = main(["train", "--policy", "lm", "--out", str(tmp_path / "run"), *extra])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -4,14 +4,18 @@
 - :mod:`agentmc.rl.states`: what "the same state" means per environment.
 - :mod:`agentmc.rl.graph`: the group's state graph (G2PO) and anchor groups (GiGPO).
 - :mod:`agentmc.rl.estimators`: per-step advantages behind one registry.
-- :mod:`agentmc.rl.trainer`: a CPU trainer for a linear candidate-scoring policy.
+- :mod:`agentmc.rl.lm` and :mod:`agentmc.rl.lm_trainer`: LoRA adapters on the
+  embedded SmolLM2-135M trained with these estimators (``agentmc train --policy lm``;
+  torch extra, imported on demand).
+- :mod:`agentmc.rl.trainer`: a linear candidate-scoring policy, the fast CPU
+  testbed for the estimators (not a language model).
 - :mod:`agentmc.rl.policy`: that policy; a :class:`~agentmc.policies.core.Policy`,
   saved and loaded with :func:`load_trained_policy`.
 - :mod:`agentmc.rl.checkpoints` and :mod:`agentmc.rl.curves`: run directories
   (resumable), learning curves (JSONL) and their plots.
 - :mod:`agentmc.rl.rows`: advantages for flat per-step rows (the layout of LLM frameworks).
-- :mod:`agentmc.rl.verl` and :mod:`agentmc.rl.trl`: the estimators inside verl
-  and TRL (imported on demand; not re-exported here).
+- :mod:`agentmc.rl.verl`, :mod:`agentmc.rl.trl` and :mod:`agentmc.rl.trl_trainer`:
+  the estimators inside verl and TRL (imported on demand; not re-exported here).
 
 Example:
     >>> import numpy as np

@@ -194,12 +194,14 @@ class LinearPolicy:
         )
 
 
-def load_trained_policy(path: str | Path) -> LinearPolicy:
+def load_trained_policy(path: str | Path) -> Any:
     """Load a trained policy for evaluation (the ``trained:PATH`` policy spec).
 
     Args:
-        path: A run directory of ``agentmc train`` (holding ``policy.json``), or
-            a policy's ``.json`` / ``.npz`` file or their common stem.
+        path: A run directory of ``agentmc train`` (holding ``policy.json``, or
+            ``lm_policy.json`` and ``adapter/`` for ``--policy lm``: the embedded
+            model with its trained LoRA adapter), or a linear policy's
+            ``.json`` / ``.npz`` file or their common stem.
 
     Returns:
         The policy; it implements :class:`~agentmc.policies.core.Policy` and
@@ -209,6 +211,10 @@ def load_trained_policy(path: str | Path) -> LinearPolicy:
         DataError: Nothing loadable at ``path``.
     """
     target = Path(path)
+    if target.is_dir() and (target / "lm_policy.json").exists():
+        from agentmc.rl.lm import LMPolicy
+
+        return LMPolicy.load(target)
     if target.is_dir():
         target = target / "policy.json"
     if not target.with_suffix(".json").exists():

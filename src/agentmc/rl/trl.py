@@ -1,33 +1,19 @@
-"""G2PO and GiGPO advantages for a TRL ``GRPOTrainer`` subclass: what works and why no more.
+"""G2PO and GiGPO advantages for TRL, as an array function over step rows.
 
-**Why there is no drop-in plug-in.** TRL's ``GRPOTrainer`` has no
-advantage-estimator registry or hook (unlike verl, see :mod:`agentmc.rl.verl`):
+For multi-turn agents in TRL's ``GRPOTrainer`` use
+:class:`agentmc.rl.trl_trainer.StepCreditGRPOTrainer` with
+:func:`agentmc.rl.trl_trainer.make_rollout_func`: each episode is one
+completion and every turn's tokens get that step's advantage (TRL 1.x accepts
+``(B, T)`` advantages from subclasses); it is tested with one real TRL
+optimisation step.
 
-1. Advantages are computed inline in the private
-   ``_generate_and_score_completions``, whose inputs and outputs have changed
-   between releases, so patching it from here would break silently.
-2. Its groups are positional: ``num_generations`` consecutive completions of
-   one prompt. G2PO's group is all step rows of a task's episodes, and those
-   rows have *different* prompts (each step's history), so they are not a TRL
-   group.
-3. When a whole multi-turn episode is one completion (``rollout_func`` with
-   environment-token masks in recent releases), the loss takes one scalar
-   advantage per completion (``advantages.unsqueeze(1)``), so there is no
-   per-turn credit to assign, which is the point of G2PO.
-
-**What works.** Train on *step rows* (one completion per agent step, as with
-verl) in a ``GRPOTrainer`` subclass that overrides
-``_generate_and_score_completions``: call the parent, then replace
-``output["advantages"]`` (shape ``(B,)``) with :func:`completion_advantages`
-computed from per-sample columns your rollout adds to the dataset rows: the
-group (task instance) id, the episode id, the step index, the state keys
-before and after the step (see :mod:`agentmc.rl.states`), and the step's reward.
-That subclass is yours to keep in step with your TRL version; this module
-ships only the tested array function.
-
-**Untested here:** anything involving TRL itself (not installed on this
-machine): the subclass pattern above, sharding of rows across processes
-(compute on the gathered batch, before TRL slices it per process).
+This module is the lower-level piece for the other layout, *step rows* (one
+completion per agent step, as with verl): :func:`completion_advantages` turns
+per-row columns (group id, episode id, step index, state keys before and
+after, step reward) into one advantage per row, shaped like TRL's
+``advantages`` ``(B,)``, for a subclass that overrides
+``_generate_and_score_completions`` and replaces ``output["advantages"]``.
+Compute it on the gathered batch (before TRL slices it per process).
 
 Example:
     >>> import numpy as np

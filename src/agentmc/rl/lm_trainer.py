@@ -1,0 +1,356 @@
+"""Group RL on the embedded language model: LoRA adapters trained with GRPO/RLOO/G2PO/GiGPO.
+
+Each iteration draws ``tasks_per_iteration`` tasks and plays ``group_size``
+episodes of each through :func:`agentmc.rollout.arollout` with the current
+:class:`~agentmc.rl.lm.LMPolicy` (the ``local`` policy's prompt and
+``choose`` decoding, LoRA on top). Every agent turn is one training sample:
+the prompt as the policy saw it, the candidates' tokens, the action taken and
+its log-probability at sampling time. The estimator (:mod:`agentmc.rl.estimators`)
+gives each step its advantage; the loss (:mod:`agentmc.rl.losses`, ``ppo_clip``
+by default) gives ``coef[t] = -N dL/dlog pi(a_t|s_t)``, and the gradient of
+``-(1/N) sum_t coef[t] log pi(a_t | s_t)`` (plus ``kl_coef`` times the exact
+KL to the frozen model over each step's candidates) is back-propagated into
+the adapters; AdamW takes one step per epoch.
+
+Randomness is explicit as in :mod:`agentmc.rl.trainer`: tasks and episode
+seeds of iteration ``i`` depend only on ``(seed, i)``, so estimators face the
+same tasks, and a run resumed from its checkpoint (adapter, optimiser,
+iteration, history) continues with the batches an uninterrupted run draws.
+
+Run directory (``out``): ``config.json``, ``history.jsonl`` (one record per
+iteration, appended), ``checkpoint/`` (adapter, ``optimizer.pt``,
+``state.json``), and at the end ``lm_policy.json`` + ``adapter/`` (the agent,
+``trained:DIR``) and ``learning_curve.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentmc.envs.core import TextEnv
+from agentmc.errors import ConfigError, DataError
+from agentmc.rl.estimators import EstimatorConfig, episode_from_trajectory, get_estimator
+from agentmc.rl.lm import LMPolicy, LoRAConfig, Recorder, StepSample, batch_log_probs
+from agentmc.rl.losses import get_loss
+from agentmc.rollout import arollout
+
+
+@dataclass(frozen=True)
+class LMTrainConfig:
+    """Settings of one LoRA training run on the embedded model."""
+
+    env_id: str = "textcraft"
+    """Environment to train on (must offer valid_actions())."""
+    estimator: str = "g2po"
+    """Advantage estimator: grpo, rloo, g2po or gigpo."""
+    loss: str = "ppo_clip"
+    """Policy loss: ppo_clip (clipped surrogate) or pg (REINFORCE)."""
+    split: str = "train"
+    """Task split to train on."""
+    n_tasks: int | None = None
+    """Use only the first n tasks of the split (None: all)."""
+    iterations: int = 10
+    """Rollout/update iterations."""
+    tasks_per_iteration: int = 2
+    """Groups per iteration."""
+    group_size: int = 4
+    """Episodes per task and iteration (K)."""
+    max_steps: int = 10
+    """Step cap per episode on top of the environment's own (counts as truncation)."""
+    learning_rate: float = 2e-4
+    """AdamW step size of the adapters."""
+    epochs: int = 1
+    """Gradient steps per batch (the clip matters from the second on)."""
+    clip: float = 0.2
+    """Clip range of ppo_clip."""
+    kl_coef: float = 0.0
+    """Weight of KL(policy || frozen model) over each step's candidates (0: off)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm."""
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    """Adapter settings."""
+    advantage: EstimatorConfig = field(default_factory=EstimatorConfig)
+    """Estimator settings."""
+    model_path: str | None = None
+    """GGUF file of the base model (None: the embedded SmolLM2-135M)."""
+    seed: int = 0
+    """Root seed: task order, episode seeds and adapter initialisation derive from it."""
+
+    def __post_init__(self) -> None:
+        get_estimator(self.estimator)
+        get_loss(self.loss)
+        for name in ("iterations", "tasks_per_iteration", "group_size", "max_steps", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_tasks is not None and self.n_tasks < 1:
+            raise ConfigError(f"n_tasks must be >= 1 or None (all), got {self.n_tasks}")
+        if self.learning_rate <= 0 or self.max_grad_norm <= 0 or self.kl_coef < 0:
+            raise ConfigError("learning_rate and max_grad_norm must be > 0, kl_coef >= 0")
+        if not 0 < self.clip < 1:
+            raise ConfigError(f"clip must be in (0, 1), got {self.clip}")
+
+
+class LMRunDirectory:
+    """Files of one LM training run (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.history_path = self.path / "history.jsonl"
+        self.checkpoint = self.path / "checkpoint"
+        self.plot_path = self.path / "learning_curve.png"
+
+    def check_config(self, config: LMTrainConfig, tasks: Sequence[str]) -> None:
+        """Write ``config.json``, or check that an existing run has the same settings.
+
+        Raises:
+            ConfigError: The directory holds a run with other settings.
+        """
+        settings = {"config": asdict(replace(config, iterations=1)), "tasks": list(tasks)}
+        settings["config"].pop("iterations")
+        target = self.path / "config.json"
+        if target.exists():
+            try:
+                saved = json.loads(target.read_text())
+            except ValueError as error:
+                raise DataError(f"{target} is not JSON: {error}") from None
+            if saved != json.loads(json.dumps(settings)):
+                raise ConfigError(
+                    f"{self.path} holds a run with other settings; use another --out "
+                    "(only --iterations may change when resuming)"
+                )
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(settings, indent=2, sort_keys=True))
+
+    def history(self) -> list[dict[str, Any]]:
+        if not self.history_path.exists():
+            return []
+        try:
+            return [json.loads(line) for line in self.history_path.read_text().splitlines() if line]
+        except ValueError as error:
+            raise DataError(f"{self.history_path} is corrupt: {error}") from None
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.history_path.open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def done(self) -> int:
+        """Iterations covered by the checkpoint (0 without one)."""
+        state = self.checkpoint / "state.json"
+        if not state.exists():
+            return 0
+        try:
+            return int(json.loads(state.read_text())["iteration"])
+        except (ValueError, KeyError) as error:
+            raise DataError(f"{state} is corrupt: {error}") from None
+
+    def save_checkpoint(self, policy: LMPolicy, optimizer: Any, iteration: int) -> None:
+        """Adapter, optimiser and iteration, written aside and then swapped in."""
+        import torch
+
+        partial = self.path / "checkpoint.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        policy.model.save_pretrained(partial)
+        torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+        (partial / "state.json").write_text(json.dumps({"iteration": iteration}))
+        old = self.path / "checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.checkpoint.exists():
+            self.checkpoint.rename(old)
+        partial.rename(self.checkpoint)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load_checkpoint(self, policy: LMPolicy, optimizer: Any) -> None:
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        try:
+            weights = load_file(str(self.checkpoint / "adapter_model.safetensors"))
+            state = torch.load(self.checkpoint / "optimizer.pt", weights_only=True)
+        except (OSError, RuntimeError) as error:
+            raise DataError(f"cannot read checkpoint {self.checkpoint}: {error}") from None
+        set_peft_model_state_dict(policy.model, weights)
+        optimizer.load_state_dict(state)
+        policy.invalidate()
+
+
+def lm_training_tasks(config: LMTrainConfig) -> list[str]:
+    """The task pool: the split's ids in their listed order, cut to ``n_tasks``."""
+    from agentmc.envs import task_ids
+
+    ids = list(task_ids(config.env_id, config.split))
+    if not ids:
+        raise ConfigError(f"split {config.split!r} of {config.env_id!r} has no tasks")
+    return ids if config.n_tasks is None else ids[: config.n_tasks]
+
+
+async def _play_group(
+    policy: LMPolicy, make_env: Callable[[str], TextEnv], task: str, seeds: Sequence[int],
+    max_steps: int,
+) -> tuple[list[Any], list[list[StepSample]]]:  # fmt: skip
+    trajectories, samples = [], []
+    env = make_env(task)
+    try:
+        for seed in seeds:
+            recorder = Recorder(policy)
+            trajectory = await arollout(
+                env, recorder, np.random.default_rng(int(seed)), max_steps=max_steps
+            )
+            trajectories.append(trajectory)
+            samples.append(recorder.samples[: trajectory.n_steps])
+    finally:
+        env.close()
+    return trajectories, samples
+
+
+def train_lm(
+    config: LMTrainConfig,
+    out: str | Path,
+    *,
+    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    make_env: Callable[[str], TextEnv] | None = None,
+    tasks: Sequence[str] | None = None,
+    policy: LMPolicy | None = None,
+    checkpoint_every: int = 1,
+) -> tuple[LMPolicy, list[dict[str, Any]]]:
+    """Train (or resume training) LoRA adapters; returns the policy and the history.
+
+    Args:
+        config: The run's settings.
+        out: Run directory (resumed when it holds a checkpoint of the same settings).
+        on_iteration: Called with each iteration's record.
+        make_env: Task id -> environment (default: ``agentmc.envs.make``).
+        tasks: Task pool (default: :func:`lm_training_tasks`).
+        policy: A policy with fresh adapters (default: built from ``config``;
+            tests pass a tiny model here).
+        checkpoint_every: Save the checkpoint every N iterations (and at the end).
+
+    Raises:
+        ConfigError: Empty task pool, or ``out`` holds a run with other settings.
+    """
+    import torch
+
+    if make_env is None:
+        from agentmc.envs import make
+
+        def make_env(task_id: str) -> TextEnv:
+            return make(config.env_id, task_id=task_id)
+
+    tasks = lm_training_tasks(config) if tasks is None else list(tasks)
+    if not tasks:
+        raise ConfigError("the task pool is empty")
+    run = LMRunDirectory(out)
+    run.check_config(config, tasks)
+    torch.manual_seed(config.seed)
+    if policy is None:
+        policy = LMPolicy.from_base(config.model_path, config.lora)
+    policy.name = f"lm-{config.estimator}"
+    policy.meta = {"config": asdict(config), "model_path": config.model_path}
+    parameters = [p for p in policy.model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ConfigError("the policy has no trainable parameters (attach LoRA adapters)")
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
+    done = run.done()
+    history = run.history()[:done]
+    if done:
+        run.load_checkpoint(policy, optimizer)
+    run.history_path.parent.mkdir(parents=True, exist_ok=True)
+    run.history_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+    estimator, loss_fn = get_estimator(config.estimator), get_loss(config.loss)
+    env_steps = int(history[-1]["env_steps"]) if history else 0
+    cpu_total = float(history[-1]["cpu_seconds_total"]) if history else 0.0
+    for iteration in range(done, config.iterations):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, iteration]))
+        replace_ = len(tasks) < config.tasks_per_iteration
+        chosen = rng.choice(len(tasks), size=config.tasks_per_iteration, replace=replace_)
+        seeds = rng.integers(0, 2**31 - 1, size=(config.tasks_per_iteration, config.group_size))
+        policy.model.eval()
+        groups, samples, successes = [], [], []
+        for row, index in enumerate(chosen):
+            trajectories, group_samples = asyncio.run(
+                _play_group(policy, make_env, tasks[index], seeds[row], config.max_steps)
+            )
+            groups.append([episode_from_trajectory(t) for t in trajectories])
+            samples += [s for episode in group_samples for s in episode]
+            successes += [t.success for t in trajectories]
+        rollout_seconds = time.perf_counter() - started
+        results = estimator(groups, config.advantage)
+        advantages = np.concatenate([a for r in results for a in r.steps])
+        old = np.array([s.log_prob for s in samples])
+        reference = None
+        if config.kl_coef > 0:
+            with policy.model.disable_adapter():
+                policy.invalidate()
+                _, reference = batch_log_probs(policy, samples)
+            policy.invalidate()
+        loss = kl = 0.0
+        n = max(len(samples), 1)
+        for epoch in range(config.epochs):
+            current, full = old, None
+            if epoch > 0 or reference is not None:
+                current, full = batch_log_probs(policy, samples)
+            loss, coef = loss_fn(current, old, advantages, config.clip)
+            weights = []
+            for i, sample in enumerate(samples):
+                w = np.zeros(len(sample.candidates))
+                w[sample.chosen] = -coef[i] / n
+                if reference is not None and full is not None:
+                    p = np.exp(full[i])
+                    w += config.kl_coef / n * p * (full[i] - reference[i])
+                weights.append(w)
+            if reference is not None and full is not None:
+                kl = float(
+                    np.mean([np.exp(f) @ (f - r) for f, r in zip(full, reference, strict=True)])
+                )
+            optimizer.zero_grad(set_to_none=True)
+            policy.model.train()
+            batch_log_probs(policy, samples, weights)
+            policy.model.eval()
+            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+            policy.invalidate()
+        env_steps += len(samples)
+        cpu_seconds = time.process_time() - cpu_started
+        cpu_total += cpu_seconds
+        stats = [r.stats for r in results if r.stats]
+        record = {
+            "iteration": iteration,
+            "env_steps": env_steps,
+            "episodes": (iteration + 1) * config.tasks_per_iteration * config.group_size,
+            "success_rate": float(np.mean(successes)),
+            "mean_length": len(samples) / len(successes),
+            "n_nan": int(sum(r.n_nan for r in results)),
+            "loss": float(loss),
+            "kl": kl,
+            "advantage_abs_mean": float(np.mean(np.abs(advantages))) if len(samples) else 0.0,
+            "seconds": time.perf_counter() - started,
+            "rollout_seconds": rollout_seconds,
+            "cpu_seconds": cpu_seconds,
+            "cpu_seconds_total": cpu_total,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **{k: float(np.mean([s[k] for s in stats])) for k in (stats[0] if stats else {})},
+        }
+        history.append(record)
+        run.append(record)
+        if (iteration + 1) % checkpoint_every == 0 or iteration + 1 == config.iterations:
+            run.save_checkpoint(policy, optimizer, iteration + 1)
+        if on_iteration is not None:
+            on_iteration(record)
+    policy.meta["history_tail"] = history[-1:]
+    policy.save(run.path)
+    return policy, history

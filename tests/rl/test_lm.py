@@ -1,0 +1,182 @@
+"""LoRA policy and trainer on the embedded model's tokenizer with a tiny random model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("peft")
+pytest.importorskip("gguf")
+
+from agentmc.rl.lm import LMPolicy, LoRAConfig, StepSample, batch_log_probs, trie_log_probs  # noqa: E402
+from agentmc.rl.lm_trainer import LMTrainConfig, train_lm  # noqa: E402
+from agentmc.types import Message  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from agentmc.errors import MissingExtraError
+    from agentmc.policies.local import default_model_path
+
+    try:
+        path = default_model_path()
+    except MissingExtraError as error:
+        pytest.skip(str(error))
+    return transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def tiny_policy(tokenizer, seed=0):
+    import peft
+
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(config).eval()
+    lora = LoRAConfig(rank=4)
+    model = peft.get_peft_model(
+        model,
+        peft.LoraConfig(
+            r=lora.rank, lora_alpha=lora.alpha, target_modules=list(lora.target_modules)
+        ),
+    )
+    for name, parameter in model.named_parameters():  # make the adapters matter at once
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)
+    return LMPolicy(model, tokenizer, threads=1)
+
+
+def test_trie_log_probs_match_token_by_token_walk():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 3, 10, generator=generator)
+    logits[1:, 0] = logits[0, 0]  # as a model gives them: same prefix, same logits
+    logits[1, 1] = logits[0, 1]
+    candidates = [(1, 2, 3), (1, 4), (5,)]
+    got = trie_log_probs(logits, candidates).numpy()
+
+    def lsm(values, allowed):
+        return values[allowed] - torch.logsumexp(values[allowed], 0)
+
+    # candidate 0: branch {1, 5} at token 0, branch {2, 4} at token 1, forced 3
+    want0 = lsm(logits[0, 0], [1, 5])[0] + lsm(logits[0, 1], [2, 4])[0]
+    want1 = lsm(logits[1, 0], [1, 5])[0] + lsm(logits[1, 1], [2, 4])[1]
+    want2 = lsm(logits[2, 0], [1, 5])[1]
+    np.testing.assert_allclose(got, [want0, want1, want2], rtol=1e-5)
+    assert np.exp(got).sum() == pytest.approx(1.0, abs=1e-6)
+    hidden = torch.randn(3, 3, 4, generator=generator)
+    weight = torch.randn(10, 4, generator=generator)
+    from agentmc.rl.lm import trie_log_probs_hidden
+
+    np.testing.assert_allclose(
+        trie_log_probs_hidden(hidden, weight, candidates).numpy(),
+        trie_log_probs(hidden @ weight.T, candidates).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_policy_plays_candidates_and_batch_matches_sampling(tokenizer):
+    policy = tiny_policy(tokenizer)
+    messages = (
+        Message("user", "Crafting commands:\ncraft 4 stick using 2 planks\n\nGoal: craft stick."),
+    )
+    candidates = ["inventory", "get 2 planks", "craft 4 stick using 2 planks"]
+    completions = asyncio.run(policy.complete(messages, n=3, seed=1, candidates=candidates))
+    assert all(c.text in candidates for c in completions)
+    assert completions[0].usage.calls == 1 and completions[1].usage.calls == 0
+    suffix, options = policy.encode_step(messages, candidates)
+    pick = candidates.index(completions[0].text)
+    sample = StepSample(suffix, options, pick, completions[0].logprob)
+    chosen, full = batch_log_probs(policy, [sample])
+    assert chosen[0] == pytest.approx(completions[0].logprob, abs=1e-5)
+    assert np.exp(full[0]).sum() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [[[1.0, 0.0], [0.0, -0.5]], [[1.0, 0.2], [0.1, -0.5]]],
+    ids=["taken-action-only", "all-candidates"],
+)
+def test_backward_through_shared_prefix_equals_plain_backward(tokenizer, weights):
+    policy = tiny_policy(tokenizer)
+    messages = (Message("user", "Goal: craft stick."),)
+    suffix, options = policy.encode_step(messages, ["inventory", "get 1 oak logs"])
+    samples = [StepSample(suffix, options, 0, 0.0), StepSample(suffix, options, 1, 0.0)]
+    policy.model.zero_grad()
+    chosen, _ = batch_log_probs(policy, samples, [np.array(w) for w in weights])
+    grads = {n: p.grad.clone() for n, p in policy.model.named_parameters() if p.grad is not None}
+    policy.model.zero_grad()
+    whole = torch.tensor([list(policy.prefix) + list(suffix)])
+    total = 0.0
+    for sample, weight in zip(samples, weights, strict=True):
+        rows = [list(whole[0]) + list(o) for o in options]
+        length = max(len(r) for r in rows)
+        batch = torch.tensor([r + [0] * (length - len(r)) for r in rows])
+        logits = policy.model(batch).logits[:, whole.shape[1] - 1 :]
+        log_probs = trie_log_probs(logits, options)
+        assert float(log_probs[sample.chosen]) == pytest.approx(
+            chosen[samples.index(sample)], abs=1e-5
+        )
+        total = total + (torch.tensor(weight) * log_probs).sum()
+    total.backward()
+    assert grads
+    for name, parameter in policy.model.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(grads[name], parameter.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_train_lm_runs_resumes_and_saves(tokenizer, tmp_path):
+    config = LMTrainConfig(
+        estimator="g2po", iterations=1, tasks_per_iteration=1, group_size=2, max_steps=3,
+        n_tasks=2, learning_rate=1e-2,
+    )  # fmt: skip
+    before = {n: p.detach().clone() for n, p in tiny_policy(tokenizer).model.named_parameters()}
+    policy, history = train_lm(config, tmp_path, policy=tiny_policy(tokenizer))
+    assert len(history) == 1 and history[0]["env_steps"] > 0
+    changed = [n for n, p in policy.model.named_parameters() if "lora" in n
+               and not torch.equal(p.detach(), before[n])]  # fmt: skip
+    assert changed, "one optimisation step should move the adapters"
+    longer = LMTrainConfig(**{**config.__dict__, "iterations": 2})
+    _, history2 = train_lm(longer, tmp_path, policy=tiny_policy(tokenizer))
+    assert [r["iteration"] for r in history2] == [0, 1]
+    assert history2[0]["env_steps"] == history[0]["env_steps"]
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [0, 1]
+    loaded = LMPolicy.load(
+        tmp_path, base_model=(tiny_policy(tokenizer, seed=5).model.base_model.model, tokenizer)
+    )
+    assert loaded.name == "lm-g2po"
+    with pytest.raises(Exception, match="other settings"):
+        train_lm(LMTrainConfig(**{**config.__dict__, "group_size": 3}), tmp_path,
+                 policy=tiny_policy(tokenizer))  # fmt: skip
+
+
+def test_trained_spec_loads_a_lora_run_and_plays_it(tokenizer, tmp_path, monkeypatch):
+    import agentmc.rl.lm as lm
+    from agentmc.envs import make
+    from agentmc.policies import make_policy
+    from agentmc.rollout import arollout
+
+    trained = tiny_policy(tokenizer)
+    trained.name = "lm-g2po"
+    trained.save(tmp_path)
+    base = tiny_policy(tokenizer).model.base_model.model  # same seed: same base weights
+    monkeypatch.setattr(lm, "load_base", lambda path=None: (base, tokenizer))
+    policy = make_policy(f"trained:{tmp_path}")
+    assert isinstance(policy, LMPolicy) and policy.name == "lm-g2po"
+    messages = (Message("user", "Goal: craft stick."),)
+    options = ["inventory", "get 1 oak logs"]
+    [want] = asyncio.run(trained.complete(messages, seed=3, candidates=options))
+    [got] = asyncio.run(policy.complete(messages, seed=3, candidates=options))
+    assert got.text == want.text and got.logprob == pytest.approx(want.logprob, abs=1e-5)
+    trajectory = asyncio.run(
+        arollout(make("textcraft", task_id="0"), policy, np.random.default_rng(0), max_steps=2)
+    )
+    assert trajectory.n_steps > 0 and trajectory.policy == "lm-g2po"
+    assert policy.usage.calls == 1 + trajectory.n_steps and policy.usage.tokens > 0
+    assert policy.cpu_seconds > 0
