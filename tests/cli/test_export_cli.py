@@ -42,8 +42,8 @@ def test_csv_has_one_row_per_task_per_step_and_per_particle(amc_run, tmp_path, c
     first = records[0]["episode"]["trajectory"]["turns"]
     assert [s["action"] for s in steps[: len(first)]] == [t["action"] for t in first]
     particles = read_csv(out / "particles.csv")
-    n_steps = [d["episode"]["diagnostics"]["n_steps"] for d in records]
-    assert len(particles) == 3 * sum(n_steps)
+    recorded = [len(d["episode"]["diagnostics"]["particles"]) for d in records]
+    assert len(particles) == 3 * sum(recorded)  # one row per particle per recorded step
     resampled = [p for p in particles if p["resampled"] == "True"]
     assert resampled and all(p["ancestor"] in ("0", "1", "2") for p in resampled)
 

@@ -99,7 +99,7 @@ class Config:
                 raise ConfigError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.n_tasks is not None and self.n_tasks < 1:
             raise ConfigError(f"--n-tasks must be at least 1, got {self.n_tasks}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.gamma <= 1:
             raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
