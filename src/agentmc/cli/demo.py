@@ -35,7 +35,7 @@ class Config:
 
     out: Path = Path("runs/demo")
     """Directory for the prior trajectories, the critic and the evaluation."""
-    tasks: int = 4
+    tasks: int = 8
     """Held-out TextCraft test tasks to evaluate on."""
     particles: int = 4
     """K: particles for AMC, samples for Best-of-K."""
@@ -63,8 +63,8 @@ class Config:
     """Validation tasks for the do-no-harm check of AMC (0: skip it to save time)."""
     seed: int = 0
     """Root seed of every stage."""
-    workers: int = 4
-    """Episodes in flight at once (the local model serialises its own calls)."""
+    workers: int = 8
+    """Episodes in flight at once (the local model serves their calls in one batch)."""
     progress: bool = True
     """Show progress bars."""
 

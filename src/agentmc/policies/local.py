@@ -388,6 +388,23 @@ class _Engine:
         logger = logging.getLogger("llama-cpp-python")
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.ERROR)  # llama.cpp's load chatter stays out of our output
+        level = logger.level
+        # llama-cpp-python logs llama.cpp's warnings at ERROR; loading warns about a context
+        # longer than training, which ours is only in total: no sequence goes past 8192.
+        logger.setLevel(logging.CRITICAL)
+        try:
+            self._load(path, config)
+        finally:
+            logger.setLevel(level)
+        self.slots = [_Slot(seq) for seq in range(config.n_slots)]
+        self.free_seqs = list(range(config.n_slots, _MAX_SEQUENCES))
+        self.clock = 0
+        self.lock = threading.Lock()
+        self.stats = EngineStats()
+        self._piece = ctypes.create_string_buffer(256)
+
+    def _load(self, path: Path, config: LocalConfig) -> None:
+        llama_cpp = self._lib
         model_params = llama_cpp.llama_model_default_params()
         model_params.use_extra_bufts = self.extra_buffers
         self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
@@ -412,12 +429,6 @@ class _Engine:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(config.n_batch, 0, _MAX_SEQUENCES)
         weakref.finalize(self, _free, llama_cpp, self.ctx, self.batch, self.model)
-        self.slots = [_Slot(seq) for seq in range(config.n_slots)]
-        self.free_seqs = list(range(config.n_slots, _MAX_SEQUENCES))
-        self.clock = 0
-        self.lock = threading.Lock()
-        self.stats = EngineStats()
-        self._piece = ctypes.create_string_buffer(256)
 
     # -- tokens --------------------------------------------------------------------------
     def tokenize(self, text: str, *, special: bool) -> list[int]:
