@@ -160,7 +160,7 @@ def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
     if baseline_rev:
         old = baseline_policy(baseline_rev)
         asyncio.run(lockstep(old, task_id, 1, 1))
-        out = asyncio.run(lockstep(old, task_id, 8, 6))
+        out = asyncio.run(lockstep(old, task_id, 8, 3))  # slow: fewer steps, same rate
         metrics["before_actions_per_s_amc_k8"] = out["actions"] / out["seconds"]
         units["before_actions_per_s_amc_k8"] = "actions/s"
         metrics["speedup_amc_k8"] = (
@@ -217,11 +217,14 @@ def main() -> None:
             "local_minus_random.ci_high": diff.high,
             "local_pass_at_1": float(local.mean()),
             f"local_pass_at_{args.samples}": float(local.max(1).mean()),
+            "local_pass_at_8": float(local.max(1).mean()) if args.samples == 8 else None,
             "random_pass_at_1": float(random.mean()),
             f"random_pass_at_{args.samples}": float(random.max(1).mean()),
             "success_phase_seconds": seconds,
         })
         units.update({k: "fraction" for k in metrics if k != "n_tasks"})
+        if args.samples != 8:
+            units["local_pass_at_8"] = f"not measured: {args.samples} samples per task"
         units.update(n_tasks="tasks", samples_per_task="episodes", success_phase_seconds="s")
         print(json.dumps(metrics, indent=1), flush=True)
     speed_metrics, speed_units = speed(tasks[0], args.baseline_rev or None)
