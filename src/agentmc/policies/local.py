@@ -961,7 +961,9 @@ class LocalPolicy:
         choices = list(dict.fromkeys(candidates)) if candidates else []
         trie = None
         if config.mode != "generate" and choices:
-            trie = Trie([engine.tokenize(self._continuation(c), special=False) for c in choices])
+            trie = Trie(
+                [engine.tokenize(config.prompt.continuation(c), special=False) for c in choices]
+            )
         penalty = None
         if trie is not None and config.repeat_penalty > 0:
             taken = [m.content.strip() for m in messages[1:] if m.role == "assistant"]
@@ -977,12 +979,6 @@ class LocalPolicy:
             max_tokens=config.max_tokens,
             stops=config.prompt.stop,
         )
-
-    def _continuation(self, action: str) -> str:
-        """How a candidate action is written after the prompt (the line the model would write)."""
-        if self.config.prompt.style == "plain":
-            return f" {action}\n"
-        return f"Action: {action}\n"
 
 
 async def _drain(engine: _Engine, batcher: _Batcher) -> None:

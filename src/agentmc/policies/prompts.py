@@ -237,6 +237,12 @@ class PromptFormat:
             return action
         return f"Thought: {thought}\nAction: {action}" if thought else f"Action: {action}"
 
+    def continuation(self, action: str) -> str:
+        """How an action is written after a :meth:`completion` prompt (the reply line)."""
+        if self.style == "plain":
+            return f" {action}\n"
+        return f"Action: {action}\n"
+
     def window(self, messages: Sequence[Message]) -> list[Message]:
         """The task message plus the last ``max_turns`` (reply, observation) pairs.
 

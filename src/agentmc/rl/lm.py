@@ -308,7 +308,9 @@ class LMPolicy:
         if not text.startswith(self.prefix_text):
             raise PolicyError("the prompt does not start with the prompt format's shared text")
         suffix = tuple(self._encode(text[len(self.prefix_text) :], special=False))
-        options = tuple(tuple(self._encode(f" {c}\n", special=False)) for c in candidates)
+        options = tuple(
+            tuple(self._encode(self.prompt.continuation(c), special=False)) for c in candidates
+        )
         return suffix, options
 
     def invalidate(self) -> None:
