@@ -229,25 +229,28 @@ def test_zero_critic_equals_no_critic_bit_for_bit():
     assert [s.turns for s in plain.states] == [s.turns for s in zero.states]
 
 
-def test_critic_is_called_only_at_checkpoints():
-    calls: list[int] = []
+def test_critic_is_called_at_every_checkpoint_and_nowhere_else():
+    calls: list[list[int]] = []
 
     class Recording:
         name = "recording"
 
         def values(self, histories):
-            calls.append(histories[0].n_turns)
+            calls.append([history.n_turns for history in histories])
             return np.zeros(len(histories))
 
     from agentmc.smc import parse_schedule
 
+    # No "down" and a top out of reach: all 4 particles run until the cap at step 6,
+    # so each checkpoint must value exactly 4 histories of that step's length.
+    policy = ScriptedPolicy(lambda messages: {"up": 0.5, "wait": 0.5}, name="climb-no-down")
     schedule = parse_schedule("steps:2,4")
-    model = AgentModel(
-        ClimbEnv(height=9, max_steps=6), climb_policy(), Recording(), schedule=schedule
-    )
+    model = AgentModel(ClimbEnv(height=9, max_steps=6), policy, Recording(), schedule=schedule)
     config = SMCConfig(n_particles=4, schedule="steps:2,4", max_steps=6)
-    run_smc(model, config, np.random.default_rng(1), value_fn=model)
-    assert set(calls) <= {2, 4}
+    result = run_smc(model, config, np.random.default_rng(1), value_fn=model)
+    assert all(state.truncated for state in result.states)
+    # One batched call per checkpoint, on every running particle; none at steps 1, 3, 5, 6.
+    assert calls == [[2] * 4, [4] * 4]
 
 
 def test_hidden_reward_never_enters_the_weights():
