@@ -43,9 +43,8 @@ from agentmc.rl.graph import (
     AnchorScale,
     Episode,
     anchor_advantages,
-    build_graph,
+    batch_edge_advantages,
     check_group,
-    edge_advantages,
 )
 from agentmc.rl.states import StateSpace, normalize_text, state_keys
 from agentmc.types import FloatArray
@@ -225,19 +224,23 @@ def rloo(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[S
 
 @register_estimator("g2po")
 def g2po(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[StepAdvantages]:
-    """G2PO: GRPO plus the standardised TD error of each step's graph edge."""
+    """G2PO: GRPO plus the standardised TD error of each step's graph edge.
+
+    All groups' graphs are built in one pass (:func:`~agentmc.rl.graph.batch_edge_advantages`,
+    the same numbers as :func:`~agentmc.rl.graph.build_graph` and
+    :func:`~agentmc.rl.graph.edge_advantages` group by group).
+    """
     trajectory = group_advantages(_returns_matrix(groups), scale=config.scale, eps=config.eps)
     out = []
-    for row, group in enumerate(groups):
-        graph = build_graph(group, gamma=config.gamma)
-        edge = edge_advantages(graph, eps=config.eps)
+    parts = batch_edge_advantages(groups, gamma=config.gamma, eps=config.eps)
+    for row, (group, (edge, graph)) in enumerate(zip(groups, parts, strict=True)):
         values = trajectory[row, : len(group)].copy()
         steps = tuple(values[i] + config.step_weight * edge[i] for i in range(len(group)))
         n_steps = max(sum(e.n_steps for e in group), 1)
         stats = {
-            "n_nodes": float(graph.n_nodes),
-            "n_edges": float(graph.n_edges),
-            "steps_per_edge": n_steps / max(graph.n_edges, 1),
+            "n_nodes": float(graph["n_nodes"]),
+            "n_edges": float(graph["n_edges"]),
+            "steps_per_edge": n_steps / max(graph["n_edges"], 1),
         }
         out.append(StepAdvantages(steps, values, _n_nan(group), stats))
     return out
