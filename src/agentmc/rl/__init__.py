@@ -46,10 +46,12 @@ from agentmc.rl.losses import LOSSES
 from agentmc.rl.policy import LinearPolicy, load_trained_policy
 from agentmc.rl.states import (
     STATE_SPACES,
+    StateIds,
     StateSpace,
     get_state_space,
     normalize_text,
     register_state_space,
+    state_ids,
     state_keys,
 )
 from agentmc.rl.trainer import GRPOConfig, TrainResult, TrainState, train
@@ -64,6 +66,7 @@ __all__ = [
     "LinearPolicy",
     "RunDirectory",
     "StateGraph",
+    "StateIds",
     "StateSpace",
     "StepAdvantages",
     "TrainResult",
@@ -87,6 +90,7 @@ __all__ = [
     "register_state_space",
     "rloo_advantages",
     "smoothed_curve",
+    "state_ids",
     "state_keys",
     "steps_to_reach",
     "train",

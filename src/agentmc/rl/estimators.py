@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +46,7 @@ from agentmc.rl.graph import (
     batch_edge_advantages,
     check_group,
 )
-from agentmc.rl.states import StateSpace, normalize_text, state_keys
+from agentmc.rl.states import StateSpace, column_state_ids, normalize_text, state_keys
 from agentmc.types import FloatArray
 
 
@@ -165,25 +165,62 @@ def episode_from_trajectory(trajectory: Trajectory, space: StateSpace | None = N
     """
     steps = [(turn.action, turn.observation) for turn in trajectory.turns]
     keys = state_keys(trajectory.env_id, trajectory.task, steps, space)
+    return _episode(trajectory, keys, [normalize_text(action) for action, _ in steps])
+
+
+def _episode(trajectory: Trajectory, states: Sequence[Hashable], actions: list[str]) -> Episode:
     rewards = np.array(trajectory.rewards, dtype=np.float64)
     if trajectory.error is not None:
         rewards = np.full(len(rewards), np.nan)
     return Episode(
-        trajectory.task_id,
-        tuple(keys),
-        tuple(normalize_text(action) for action, _ in steps),
-        rewards,
-        trajectory.terminated,
+        trajectory.task_id, tuple(states), tuple(actions), rewards, trajectory.terminated
     )
 
 
 def group_trajectories(
-    trajectories: Sequence[Trajectory], space: StateSpace | None = None
+    trajectories: Sequence[Trajectory], space: StateSpace | None = None, *, ids: bool = False
 ) -> list[list[Episode]]:
-    """Episodes grouped by task id, groups in order of first appearance."""
+    """Episodes grouped by task id, groups in order of first appearance.
+
+    Args:
+        trajectories: Recorded rollouts (any environments, any tasks).
+        space: Override the environments' registered state spaces.
+        ids: Give the episodes integer states (:func:`~agentmc.rl.states.state_ids`
+            over the whole batch, so equal ids <=> equal state keys) instead of
+            the keys. Every estimator gives the same advantages either way; ids
+            skip building a key per step, most of the cost for TextCraft.
+
+    Raises:
+        DataError: The state fold or key raised (the message names the environment).
+    """
+    if not ids:
+        episodes = [episode_from_trajectory(t, space) for t in trajectories]
+    else:
+        by_env: dict[str, list[Trajectory]] = {}
+        for trajectory in trajectories:
+            by_env.setdefault(trajectory.env_id, []).append(trajectory)
+        states: dict[int, list[int]] = {}
+        offset = 0  # ids of different environments never meet
+        for env_id, members in by_env.items():
+            lengths = [len(t.turns) for t in members]
+            actions = [turn.action for t in members for turn in t.turns]
+            observations = [turn.observation for t in members for turn in t.turns]
+            tasks = [t.task for t in members]
+            batch = column_state_ids(env_id, tasks, lengths, actions, observations, space)
+            for trajectory, row in zip(members, batch.ids, strict=True):
+                states[id(trajectory)] = (row + offset).tolist()
+            offset += batch.n_states
+        normal = {
+            action: normalize_text(action)
+            for action in {turn.action for t in trajectories for turn in t.turns}
+        }
+        episodes = [
+            _episode(t, states[id(t)], [normal[turn.action] for turn in t.turns])
+            for t in trajectories
+        ]
     groups: dict[str, list[Episode]] = {}
-    for trajectory in trajectories:
-        groups.setdefault(trajectory.task_id, []).append(episode_from_trajectory(trajectory, space))
+    for trajectory, episode in zip(trajectories, episodes, strict=True):
+        groups.setdefault(trajectory.task_id, []).append(episode)
     return list(groups.values())
 
 
