@@ -168,7 +168,9 @@ def episode_from_trajectory(trajectory: Trajectory, space: StateSpace | None = N
     return _episode(trajectory, keys, [normalize_text(action) for action, _ in steps])
 
 
-def _episode(trajectory: Trajectory, states: Sequence[Hashable], actions: list[str]) -> Episode:
+def _episode(
+    trajectory: Trajectory, states: Sequence[Hashable], actions: Sequence[Hashable]
+) -> Episode:
     rewards = np.array(trajectory.rewards, dtype=np.float64)
     if trajectory.error is not None:
         rewards = np.full(len(rewards), np.nan)
@@ -185,10 +187,11 @@ def group_trajectories(
     Args:
         trajectories: Recorded rollouts (any environments, any tasks).
         space: Override the environments' registered state spaces.
-        ids: Give the episodes integer states (:func:`~agentmc.rl.states.state_ids`
-            over the whole batch, so equal ids <=> equal state keys) instead of
-            the keys. Every estimator gives the same advantages either way; ids
-            skip building a key per step, most of the cost for TextCraft.
+        ids: Give the episodes integer states and actions instead of keys:
+            states from :func:`~agentmc.rl.states.state_ids` over the whole
+            batch (equal ids <=> equal state keys), actions numbered by their
+            normalised text. Every estimator gives the same advantages either
+            way; ids skip building a key per step, most of the cost for TextCraft.
 
     Raises:
         DataError: The state fold or key raised (the message names the environment).
@@ -210,12 +213,14 @@ def group_trajectories(
             for trajectory, row in zip(members, batch.ids, strict=True):
                 states[id(trajectory)] = (row + offset).tolist()
             offset += batch.n_states
-        normal = {
-            action: normalize_text(action)
+        # Actions as ids too: one per distinct normalised text.
+        texts: dict[str, int] = {}
+        number = {
+            action: texts.setdefault(normalize_text(action), len(texts))
             for action in {turn.action for t in trajectories for turn in t.turns}
         }
         episodes = [
-            _episode(t, states[id(t)], [normal[turn.action] for turn in t.turns])
+            _episode(t, states[id(t)], [number[turn.action] for turn in t.turns])
             for t in trajectories
         ]
     groups: dict[str, list[Episode]] = {}

@@ -348,6 +348,27 @@ def _first_seen_ids(codes: IntArray) -> tuple[IntArray, IntArray]:
     return rank[inverse.reshape(-1)], first[order]
 
 
+def _dense_ids(values: list[Hashable]) -> tuple[IntArray, int]:
+    """Ids with equal ids <=> equal values, and a bound on them (``0 <= id < bound``).
+
+    Plain integers (e.g. from :func:`~agentmc.rl.states.state_ids`) are used
+    as they are, shifted to start at 0; anything else is numbered by a dict.
+    """
+    if values and type(values[0]) is int:
+        try:
+            array = np.array(values)
+        except OverflowError:
+            array = np.zeros(0)
+        if array.dtype.kind == "i" and array.shape == (len(values),):
+            low = int(array.min())
+            span = int(array.max()) - low + 1
+            if span < 2**40:
+                return array - low, span
+    table: dict[Hashable, int] = {}
+    ids = [table.setdefault(value, len(table)) for value in values]
+    return np.asarray(ids, dtype=np.int64), max(len(table), 1)
+
+
 def batch_edge_advantages(
     groups: Sequence[Sequence[Episode]], *, gamma: float = 1.0, eps: float = 1e-4
 ) -> list[tuple[list[FloatArray], dict[str, float]]]:
@@ -396,17 +417,15 @@ def batch_edge_advantages(
     time = np.arange(int(lengths.sum())) - np.repeat(step_starts, lengths)
     step_group = episode_group[owner]
 
-    # Number every hashable key once (one dict), then (group, key) pairs.
-    table: dict[Hashable, int] = {}
-    keys = [table.setdefault(s, len(table)) for e in episodes for s in e.states]
+    # Number every key once, then (group, key) pairs.
+    keys, n_keys = _dense_ids([s for e in episodes for s in e.states])
     state_group = np.repeat(episode_group, lengths + 1)
-    node, node_first = _first_seen_ids(state_group * max(len(table), 1) + np.asarray(keys))
+    node, node_first = _first_seen_ids(state_group * n_keys + keys)
     n_nodes = len(node_first)
     src_at = np.repeat(np.cumsum(lengths + 1) - (lengths + 1), lengths) + time
     src, dst = node[src_at], node[src_at + 1]
-    table = {}
-    actions = [table.setdefault(a, len(table)) for e in episodes for a in e.actions]
-    action, _ = _first_seen_ids(step_group * max(len(table), 1) + np.asarray(actions, np.int64))
+    actions, n_actions = _dense_ids([a for e in episodes for a in e.actions])
+    action, _ = _first_seen_ids(step_group * n_actions + actions)
 
     reward = np.concatenate([e.rewards for e in episodes])
     nan = np.isnan(reward)
@@ -419,7 +438,10 @@ def batch_edge_advantages(
     mask = np.zeros((len(episodes), horizon), dtype=bool)
     padded[owner, time] = np.where(nan, 0.0, reward)
     mask[owner, time] = True
-    returns = discounted_returns(padded, gamma=gamma, mask=mask)[owner, time]
+    if gamma == 1.0:  # the same sums as discounted_returns' loop, in one call
+        returns = np.cumsum(padded[:, ::-1], axis=1)[:, ::-1][owner, time]
+    else:
+        returns = discounted_returns(padded, gamma=gamma, mask=mask)[owner, time]
 
     # From here on, as in build_graph, over all groups at once.
     use = valid[owner]

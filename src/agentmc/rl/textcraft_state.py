@@ -54,6 +54,7 @@ _GOT = re.compile(r"^got (\d+) (.+?)\s*$", re.IGNORECASE)
 _CRAFTED = re.compile(r"^crafted (\d+) (.+?)\s*$", re.IGNORECASE)
 _LISTED = re.compile(r"\[([^\]]+)\]\s*\((\d+)\)")
 _CHANGES = re.compile(r"got |crafted |inventory:", re.IGNORECASE)  # what advance() acts on
+_CHANGING = frozenset(("got", "cra", "inv"))  # their first three letters, lower case
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +200,13 @@ def batch_ids(
     try:
         for observation in table:
             text = observation.strip()
-            if _CRAFTED.match(text):
+            if text[:3].lower() not in _CHANGING:  # most feedback changes nothing
+                if len(text.splitlines()) > 1:
+                    raise _Decline
+                of_observation.append(0)
+            elif _CRAFTED.match(text):
                 of_observation.append(-1)  # depends on the action too
-                continue
-            change = _change(text, "", item)
-            if change[0] or change[1]:
+            elif (change := _change(text, "", item)) != ({}, False):
                 of_observation.append(len(changes))
                 changes.append(change)
             else:
@@ -234,7 +237,9 @@ def batch_ids(
         entries += [(row, place.setdefault(item, len(place)), n) for item, n in change.items()]
     horizon = int(steps.max())
     width = max([1, *(len(place) for place in columns)])
-    matrix = np.zeros((len(used) + 1, width), dtype=np.int64)  # last row: padding, no change
+    # Counts stay below (horizon + 1) * largest: int32 when that fits (half the memory).
+    dtype = np.int32 if largest * (horizon + 1) < 2**30 else np.int64
+    matrix = np.zeros((len(used) + 1, width), dtype=dtype)  # last row: padding, no change
     if entries:
         at_row, at_column, value = zip(*entries, strict=True)
         matrix[list(at_row), list(at_column)] = value
@@ -246,7 +251,7 @@ def batch_ids(
     padded = np.ascontiguousarray(padded.T)
     listed = replaces[padded]
     any_listed = listed.any(axis=1).tolist()
-    states = np.zeros((horizon + 1, n_rollouts, width), dtype=np.int64)
+    states = np.zeros((horizon + 1, n_rollouts, width), dtype=dtype)
     for t in range(horizon):
         now = states[t + 1]
         np.add(states[t], matrix[padded[t]], out=now)
@@ -258,7 +263,7 @@ def batch_ids(
 
     # One integer per (goal, inventory) row; equal rows <=> equal keys.
     weights = _hash_weights(width + 1)
-    hashed = rows @ weights[1:] + state_goal * weights[0]
+    hashed = rows.astype(np.int64) @ weights[1:] + state_goal * weights[0]
     _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     same = first[inverse]
