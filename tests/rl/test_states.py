@@ -254,3 +254,32 @@ def test_groups_with_state_ids_give_the_same_advantages(name):
         assert a.stats == b.stats and a.n_nan == b.n_nan
         for x, y in zip(a.steps, b.steps, strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("name", ["g2po", "gigpo", "grpo", "rloo"])
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_trajectory_advantages_are_estimate_in_row_order(name, gamma):
+    from agentmc.rl.estimators import EstimatorConfig, trajectory_advantages
+
+    rng = np.random.default_rng(11)
+    trajectories = []
+    for task, steps in _random_rollouts(rng, n_tasks=3, per_task=4, steps=15):
+        turns = tuple(
+            Turn(a, a, o, float(rng.random() < 0.1), i == len(steps) - 1)
+            for i, (a, o) in enumerate(steps)
+        )
+        error = "policy failed" if len(trajectories) in (2, 7) else None
+        task_id = task[-20:]  # the goal line
+        trajectories.append(Trajectory("textcraft", task_id, task, turns, "s", True, error=error))
+    first = trajectories[0]
+    trajectories.append(Trajectory("textcraft", first.task_id, first.task, (), "s", True))
+    order = rng.permutation(len(trajectories))  # tasks interleaved
+    trajectories = [trajectories[i] for i in order]
+    config = EstimatorConfig(gamma=gamma, step_weight=0.7)
+    got, n_nan = trajectory_advantages(trajectories, name, config)
+    results = estimate(group_trajectories(trajectories), name, config)
+    task_ids = dict.fromkeys(t.task_id for t in trajectories)  # groups' order
+    by_task = {task: list(r.steps) for task, r in zip(task_ids, results, strict=True)}
+    expected = [by_task[t.task_id].pop(0) for t in trajectories]
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+    assert n_nan == sum(t.error is not None for t in trajectories)

@@ -40,6 +40,7 @@ from agentmc.rl.estimators import (
     get_estimator,
     group_trajectories,
     register_estimator,
+    trajectory_advantages,
 )
 from agentmc.rl.graph import Episode, StateGraph, anchor_advantages, build_graph, edge_advantages
 from agentmc.rl.losses import LOSSES
@@ -94,4 +95,5 @@ __all__ = [
     "state_keys",
     "steps_to_reach",
     "train",
+    "trajectory_advantages",
 ]

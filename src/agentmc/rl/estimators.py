@@ -45,9 +45,10 @@ from agentmc.rl.graph import (
     anchor_advantages,
     batch_edge_advantages,
     check_group,
+    flat_edge_advantages,
 )
 from agentmc.rl.states import StateSpace, column_state_ids, normalize_text, state_keys
-from agentmc.types import FloatArray
+from agentmc.types import FloatArray, IntArray
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,120 @@ def group_trajectories(
     for trajectory, episode in zip(trajectories, episodes, strict=True):
         groups.setdefault(trajectory.task_id, []).append(episode)
     return list(groups.values())
+
+
+def trajectory_advantages(
+    trajectories: Sequence[Trajectory],
+    estimator: str = "g2po",
+    config: EstimatorConfig | None = None,
+    space: StateSpace | None = None,
+) -> tuple[FloatArray, int]:
+    """Per-step advantages of recorded trajectories, in row order.
+
+    Rows are the steps of the first trajectory, then of the second, and so on:
+    the layout of the per-step samples a trainer (or verl, or TRL) feeds the
+    loss. The numbers are those of ``estimate(group_trajectories(trajectories))``
+    (groups by task id); for ``"g2po"`` they are computed on flat arrays, from
+    :func:`~agentmc.rl.states.state_ids` straight to the advantages, without an
+    :class:`Episode` per trajectory.
+
+    Args:
+        trajectories: Recorded rollouts, any order, several per task.
+        estimator: A name in :data:`ESTIMATORS`.
+        config: Estimator settings (defaults if omitted).
+        space: Override the environments' registered state spaces.
+
+    Returns:
+        ``(advantages, n_nan)``: shape ``(total steps,)``, and the number of
+        unscorable trajectories (their steps get 0).
+
+    Raises:
+        DataError: The state fold or key raised (the message names the environment).
+        UnknownNameError: Unknown estimator.
+    """
+    function = get_estimator(estimator)
+    config = EstimatorConfig() if config is None else config
+    if not trajectories:
+        return np.zeros(0), 0
+    if function is not g2po:
+        n_nan = 0
+        groups: dict[str, list[int]] = {}
+        for index, trajectory in enumerate(trajectories):
+            groups.setdefault(trajectory.task_id, []).append(index)
+        steps: list[FloatArray] = [np.zeros(0)] * len(trajectories)
+        for members, result in zip(
+            groups.values(),
+            function(group_trajectories(trajectories, space, ids=True), config),
+            strict=True,
+        ):
+            n_nan += result.n_nan
+            for index, values in zip(members, result.steps, strict=True):
+                steps[index] = values
+        return np.concatenate(steps), n_nan
+    # Episodes group by group (stable), as group_trajectories orders them.
+    numbers: dict[str, int] = {}
+    group_of = np.array([numbers.setdefault(t.task_id, len(numbers)) for t in trajectories])
+    order = np.argsort(group_of, kind="stable").tolist()
+    ordered = [trajectories[i] for i in order]
+    lengths = np.array([len(t.turns) for t in ordered], dtype=np.int64)
+    states: list[IntArray] = [np.zeros(0, np.int64)] * len(ordered)
+    offset = 0  # ids of different environments never meet
+    by_env: dict[str, list[int]] = {}
+    for index, trajectory in enumerate(ordered):
+        by_env.setdefault(trajectory.env_id, []).append(index)
+    for env_id, members in by_env.items():
+        batch = column_state_ids(
+            env_id,
+            [ordered[i].task for i in members],
+            lengths[members].tolist(),
+            [turn.action for i in members for turn in ordered[i].turns],
+            [turn.observation for i in members for turn in ordered[i].turns],
+            space,
+        )
+        for i, ids in zip(members, batch.ids, strict=True):
+            states[i] = ids + offset
+        offset += batch.n_states
+    texts: dict[str, int] = {}
+    number = {
+        action: texts.setdefault(normalize_text(action), len(texts))
+        for action in {turn.action for t in ordered for turn in t.turns}
+    }
+    actions = np.array([number[turn.action] for t in ordered for turn in t.turns], np.int64)
+    rewards = np.array([turn.reward for t in ordered for turn in t.turns], dtype=np.float64)
+    bounds = np.cumsum(lengths) - lengths
+    for index, trajectory in enumerate(ordered):
+        if trajectory.error is not None:  # unscorable, as in episode_from_trajectory
+            rewards[bounds[index] : bounds[index] + lengths[index]] = np.nan
+    # The trajectory-level part, as g2po computes it from episodes.
+    sizes = np.bincount(group_of, minlength=len(numbers))
+    matrix = np.full((len(numbers), int(sizes.max())), np.nan)
+    rank = np.arange(len(ordered)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    episode_group = np.repeat(np.arange(len(numbers)), sizes)
+    totals = [
+        float(np.array(rewards[b : b + n]).sum()) for b, n in zip(bounds, lengths, strict=True)
+    ]
+    matrix[episode_group, rank] = totals
+    trajectory = group_advantages(matrix, scale=config.scale, eps=config.eps)
+    edge, _, _ = flat_edge_advantages(
+        episode_group,
+        lengths,
+        np.concatenate(states),
+        actions,
+        rewards,
+        np.array([t.terminated for t in ordered], dtype=bool),
+        gamma=config.gamma,
+        eps=config.eps,
+    )
+    owner = np.repeat(np.arange(len(ordered)), lengths)
+    ordered_steps = trajectory[episode_group, rank][owner] + config.step_weight * edge
+    n_nan = int((np.bincount(owner, weights=np.isnan(rewards), minlength=len(ordered)) > 0).sum())
+    # Back to the input order of the trajectories.
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    steps_in = lengths[position]
+    time = np.arange(int(steps_in.sum())) - np.repeat(np.cumsum(steps_in) - steps_in, steps_in)
+    source = np.repeat(bounds[position], steps_in) + time
+    return ordered_steps[source], n_nan
 
 
 def _returns_matrix(groups: Sequence[Sequence[Episode]]) -> FloatArray:

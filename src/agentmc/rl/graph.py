@@ -410,32 +410,84 @@ def batch_edge_advantages(
         return []
     episodes = [episode for group in groups for episode in group]
     n_groups = len(groups)
-    episode_group = np.repeat(np.arange(n_groups), [len(group) for group in groups])
-    lengths = np.fromiter((e.n_steps for e in episodes), np.int64, len(episodes))
-    owner = np.repeat(np.arange(len(episodes)), lengths)
+    keys, _ = _dense_ids([s for e in episodes for s in e.states])
+    actions, _ = _dense_ids([a for e in episodes for a in e.actions])
+    step_advantage, nodes_per_group, edges_per_group = flat_edge_advantages(
+        np.repeat(np.arange(n_groups), [len(group) for group in groups]),
+        np.fromiter((e.n_steps for e in episodes), np.int64, len(episodes)),
+        keys,
+        actions,
+        np.concatenate([e.rewards for e in episodes]),
+        np.array([e.terminated for e in episodes], dtype=bool),
+        gamma=gamma,
+        eps=eps,
+    )
+    parts = np.split(step_advantage, np.cumsum([e.n_steps for e in episodes])[:-1])
+    out = []
+    done = 0
+    for g, group in enumerate(groups):
+        stats = {"n_nodes": int(nodes_per_group[g]), "n_edges": int(edges_per_group[g])}
+        out.append((parts[done : done + len(group)], stats))
+        done += len(group)
+    return out
+
+
+def flat_edge_advantages(
+    episode_group: IntArray,
+    lengths: IntArray,
+    states: IntArray,
+    actions: IntArray,
+    rewards: FloatArray,
+    terminated: BoolArray,
+    *,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """:func:`batch_edge_advantages` on flat arrays: the core, without episode objects.
+
+    Episodes come group by group (``episode_group`` non-decreasing, from 0)
+    and their steps one after the other. States and actions are integer ids
+    (``>= 0``; equal ids are the same state or action).
+
+    Args:
+        episode_group: Group of each episode, shape ``(E,)``.
+        lengths: Steps of each episode ``T_i``, shape ``(E,)``.
+        states: The ``T_i + 1`` state ids of each episode, concatenated.
+        actions: The ``T_i`` action ids of each episode, concatenated.
+        rewards: The ``T_i`` rewards of each episode, concatenated; a NaN makes
+            its episode unscorable (advantage 0, left out of the graph).
+        terminated: Whether each episode's last step ended it, shape ``(E,)``.
+        gamma: Discount, in ``[0, 1]`` (not checked here).
+        eps: Added to each graph's TD-error std.
+
+    Returns:
+        Step advantages (concatenated like ``rewards``), and the nodes and
+        edges of each group's graph.
+    """
+    n_episodes, n_groups = len(lengths), int(episode_group[-1]) + 1 if len(lengths) else 0
+    owner = np.repeat(np.arange(n_episodes), lengths)
     step_starts = np.cumsum(lengths) - lengths
-    time = np.arange(int(lengths.sum())) - np.repeat(step_starts, lengths)
+    time = np.arange(len(owner)) - np.repeat(step_starts, lengths)
     step_group = episode_group[owner]
 
-    # Number every key once, then (group, key) pairs.
-    keys, n_keys = _dense_ids([s for e in episodes for s in e.states])
+    # Nodes are (group, state) pairs and actions (group, action) pairs, both
+    # numbered in order of first appearance, as build_graph numbers them.
     state_group = np.repeat(episode_group, lengths + 1)
-    node, node_first = _first_seen_ids(state_group * n_keys + keys)
+    n_keys = int(states.max()) + 1 if len(states) else 1
+    node, node_first = _first_seen_ids(state_group * n_keys + states)
     n_nodes = len(node_first)
     src_at = np.repeat(np.cumsum(lengths + 1) - (lengths + 1), lengths) + time
     src, dst = node[src_at], node[src_at + 1]
-    actions, n_actions = _dense_ids([a for e in episodes for a in e.actions])
+    n_actions = int(actions.max()) + 1 if len(actions) else 1
     action, _ = _first_seen_ids(step_group * n_actions + actions)
 
-    reward = np.concatenate([e.rewards for e in episodes])
+    reward = np.asarray(rewards, dtype=np.float64)
     nan = np.isnan(reward)
-    valid = np.bincount(owner, weights=nan, minlength=len(episodes)) == 0
-    terminal = np.array([e.terminated for e in episodes], dtype=bool)[owner] & (
-        time == lengths[owner] - 1
-    )
-    horizon = int(lengths.max())
-    padded = np.zeros((len(episodes), horizon))
-    mask = np.zeros((len(episodes), horizon), dtype=bool)
+    valid = np.bincount(owner, weights=nan, minlength=n_episodes) == 0
+    terminal = np.asarray(terminated, dtype=bool)[owner] & (time == lengths[owner] - 1)
+    horizon = int(lengths.max()) if n_episodes else 0
+    padded = np.zeros((n_episodes, horizon))
+    mask = np.zeros((n_episodes, horizon), dtype=bool)
     padded[owner, time] = np.where(nan, 0.0, reward)
     mask[owner, time] = True
     if gamma == 1.0:  # the same sums as discounted_returns' loop, in one call
@@ -483,15 +535,7 @@ def batch_edge_advantages(
                 standard[start:stop] = centred / (scale + eps)
     step_advantage = np.zeros(len(owner))
     step_advantage[use] = standard[edge_of_step]
-    parts = np.split(step_advantage, np.cumsum(lengths)[:-1])
-    nodes_per_group = np.bincount(node_group, minlength=n_groups).tolist()
-    out = []
-    done = 0
-    for g, group in enumerate(groups):
-        stats = {"n_nodes": nodes_per_group[g], "n_edges": int(edges_per_group[g])}
-        out.append((parts[done : done + len(group)], stats))
-        done += len(group)
-    return out
+    return step_advantage, np.bincount(node_group, minlength=n_groups), edges_per_group
 
 
 def anchor_advantages(
