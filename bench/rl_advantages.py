@@ -11,14 +11,19 @@ can compute keys as it goes.
 
 ``g2po_text_end_to_end_ms`` is G2PO as the reference implementation gets it:
 128 recorded TextCraft trajectories of up to 50 steps (16 tasks x 8), text
-observations, to per-token advantages. It times, one after the other,
-``keys`` (``group_trajectories``: observation text -> state keys -> episodes),
-``graph`` (``estimate(groups, "g2po")``) and ``broadcast`` (row advantages in
-row order -> ``token_advantages`` over a ``(rows, 48)`` float32 response mask,
-48 being the local policy's ``max_tokens``). The trajectories are real
-TextCraft observations played by a scripted stand-in policy (labelled as such
-in the config): uniformly random valid actions with 5% gold-plan moves, on
-train tasks of recipe depth >= 3, so that most rollouts run the full 50 steps.
+observations, to per-token advantages: ``trajectory_advantages`` (observation
+text -> state ids -> graph -> per-step advantages in row order) then
+``token_advantages`` over a ``(rows, 48)`` float32 response mask (48: the local
+policy's ``max_tokens``). Its parts: ``keys`` (``column_state_ids`` alone, on
+the same text), ``broadcast``, and ``graph`` (the rest, derived). For
+comparison on the same run: ``episodes_path`` (``group_trajectories(ids=True)``
++ ``estimate``) and ``keyed_path`` (``group_trajectories()`` with a key per
+step, the route before). Wall-clock medians, plus the end-to-end CPU time of
+this thread (less sensitive to other processes on a shared machine). The
+trajectories are real TextCraft observations played by a scripted stand-in
+policy (labelled as such in the config): uniformly random valid actions with
+5% gold-plan moves, on train tasks of recipe depth >= 3, so that most rollouts
+run the full 50 steps.
 
 Run: ``.venv/bin/python bench/rl_advantages.py``
 """
@@ -33,8 +38,9 @@ from common import write_result
 
 from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs import make, task_ids
-from agentmc.rl import Episode, estimate, group_trajectories, state_keys
+from agentmc.rl import Episode, estimate, group_trajectories, state_keys, trajectory_advantages
 from agentmc.rl.rows import token_advantages
+from agentmc.rl.states import column_state_ids
 
 N_TRAJECTORIES, N_STEPS, N_STATES, REPEATS = 128, 50, 200, 15
 TEXT_GROUPS, MAX_TOKENS, GOLD_MOVES, MIN_DEPTH = 16, 48, 0.05, 3
@@ -110,22 +116,31 @@ def response_mask(trajectories: list[Trajectory]) -> np.ndarray:
 
 
 def text_end_to_end(trajectories: list[Trajectory], mask: np.ndarray) -> dict[str, float]:
-    """Seconds for each part of text trajectories -> per-token G2PO advantages."""
-    started = time.perf_counter()
-    groups = group_trajectories(trajectories)
-    keyed = time.perf_counter()
-    results = estimate(groups, "g2po")
-    graphed = time.perf_counter()
-    rows = np.concatenate([steps for result in results for steps in result.steps])
+    """Seconds (wall and CPU) for text trajectories -> per-token G2PO advantages."""
+    started, cpu = time.perf_counter(), time.thread_time()
+    rows, _ = trajectory_advantages(trajectories, "g2po")
+    advantages = time.perf_counter()
     tokens = token_advantages(rows, mask)
-    done = time.perf_counter()
-    assert tokens.shape == mask.shape  # rows come back in trajectory order here
-    return {
-        "keys": keyed - started,
-        "graph": graphed - keyed,
-        "broadcast": done - graphed,
-        "total": done - started,
-    }
+    done, cpu_done = time.perf_counter(), time.thread_time()
+    assert tokens.shape == mask.shape
+    return {"total": done - started, "broadcast": done - advantages, "cpu": cpu_done - cpu}
+
+
+def text_keys(trajectories: list[Trajectory]) -> None:
+    """State ids alone, from the same text columns trajectory_advantages reads."""
+    column_state_ids(
+        "textcraft",
+        [t.task for t in trajectories],
+        [len(t.turns) for t in trajectories],
+        [turn.action for t in trajectories for turn in t.turns],
+        [turn.observation for t in trajectories for turn in t.turns],
+    )
+
+
+def episodes_path(trajectories: list[Trajectory], mask: np.ndarray, ids: bool) -> None:
+    """The same advantages through episodes: group_trajectories, estimate, concatenate."""
+    results = estimate(group_trajectories(trajectories, ids=ids), "g2po")
+    token_advantages(np.concatenate([s for result in results for s in result.steps]), mask)
 
 
 def median_ms(function, repeats: int = REPEATS) -> float:
@@ -161,12 +176,32 @@ def main() -> None:
     units["text_keys_ms_128x50"] = "ms"
     trajectories = textcraft_rollouts(rng)
     mask = response_mask(trajectories)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     text_end_to_end(trajectories, mask)  # warm caches
     parts = [text_end_to_end(trajectories, mask) for _ in range(REPEATS)]
-    for part in ("total", "keys", "graph", "broadcast"):
-        key = "g2po_text_end_to_end_ms" if part == "total" else f"g2po_text_{part}_ms"
-        metrics[key] = round(1000 * float(np.median([p[part] for p in parts])), 3)
-        units[key] = "ms, median"
+    total = 1000 * float(np.median([p["total"] for p in parts]))
+    broadcast = 1000 * float(np.median([p["broadcast"] for p in parts]))
+    keys = median_ms(lambda: text_keys(trajectories))
+    metrics["g2po_text_end_to_end_ms"] = round(total, 3)
+    units["g2po_text_end_to_end_ms"] = "ms, wall-clock median (keys + graph + broadcast)"
+    metrics["g2po_text_end_to_end_cpu_ms"] = round(
+        1000 * float(np.median([p["cpu"] for p in parts])), 3
+    )
+    units["g2po_text_end_to_end_cpu_ms"] = "ms, CPU time of this thread, median"
+    metrics["g2po_text_keys_ms"] = round(keys, 3)
+    units["g2po_text_keys_ms"] = "ms, median, state ids from the text alone"
+    metrics["g2po_text_graph_ms"] = round(total - broadcast - keys, 3)
+    units["g2po_text_graph_ms"] = "ms, derived: end_to_end - keys - broadcast"
+    metrics["g2po_text_broadcast_ms"] = round(broadcast, 3)
+    units["g2po_text_broadcast_ms"] = "ms, median"
+    metrics["g2po_text_episodes_path_ms"] = round(
+        median_ms(lambda: episodes_path(trajectories, mask, True), 5), 3
+    )
+    units["g2po_text_episodes_path_ms"] = "ms, median: group_trajectories(ids=True) + estimate"
+    metrics["g2po_text_keyed_path_ms"] = round(
+        median_ms(lambda: episodes_path(trajectories, mask, False), 3), 3
+    )
+    units["g2po_text_keyed_path_ms"] = "ms, median: group_trajectories() (a key per step)"
     metrics["g2po_text_rows"] = int(mask.shape[0])
     units["g2po_text_rows"] = "step rows (128 trajectories, up to 50 steps each)"
     metrics["g2po_text_successes"] = sum(t.success for t in trajectories)
@@ -195,7 +230,8 @@ def main() -> None:
             ),
             "text_response_tokens": MAX_TOKENS,
             "seed": 0,
-            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "load_average_before_text": load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
     )
 
