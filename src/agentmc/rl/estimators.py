@@ -284,30 +284,35 @@ def trajectory_advantages(
     order = np.argsort(group_of, kind="stable").tolist()
     ordered = [trajectories[i] for i in order]
     lengths = np.array([len(t.turns) for t in ordered], dtype=np.int64)
+    turns = [turn for t in ordered for turn in t.turns]
+    all_actions = [turn.action for turn in turns]
+    all_observations = [turn.observation for turn in turns]
     states: list[IntArray] = [np.zeros(0, np.int64)] * len(ordered)
     offset = 0  # ids of different environments never meet
     by_env: dict[str, list[int]] = {}
     for index, trajectory in enumerate(ordered):
         by_env.setdefault(trajectory.env_id, []).append(index)
     for env_id, members in by_env.items():
+        if len(by_env) == 1:
+            actions_of, observations_of = all_actions, all_observations
+        else:
+            actions_of = [turn.action for i in members for turn in ordered[i].turns]
+            observations_of = [turn.observation for i in members for turn in ordered[i].turns]
         batch = column_state_ids(
             env_id,
             [ordered[i].task for i in members],
             lengths[members].tolist(),
-            [turn.action for i in members for turn in ordered[i].turns],
-            [turn.observation for i in members for turn in ordered[i].turns],
+            actions_of,
+            observations_of,
             space,
         )
         for i, ids in zip(members, batch.ids, strict=True):
             states[i] = ids + offset
         offset += batch.n_states
-    texts: dict[str, int] = {}
-    number = {
-        action: texts.setdefault(normalize_text(action), len(texts))
-        for action in {turn.action for t in ordered for turn in t.turns}
-    }
-    actions = np.array([number[turn.action] for t in ordered for turn in t.turns], np.int64)
-    rewards = np.array([turn.reward for t in ordered for turn in t.turns], dtype=np.float64)
+    texts: dict[str, int] = {}  # actions by normalised text
+    number = {a: texts.setdefault(normalize_text(a), len(texts)) for a in set(all_actions)}
+    actions = np.fromiter(map(number.__getitem__, all_actions), np.int64, len(all_actions))
+    rewards = np.array([turn.reward for turn in turns], dtype=np.float64)
     bounds = np.cumsum(lengths) - lengths
     for index, trajectory in enumerate(ordered):
         if trajectory.error is not None:  # unscorable, as in episode_from_trajectory

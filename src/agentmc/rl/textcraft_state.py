@@ -252,21 +252,28 @@ def batch_ids(
     listed = replaces[padded]
     any_listed = listed.any(axis=1).tolist()
     states = np.zeros((horizon + 1, n_rollouts, width), dtype=dtype)
+    # One integer per (goal, inventory): a fixed random projection, mod 2**64,
+    # taken while each time step's rows are at hand.
+    weights = _hash_weights(width + 1)
+    hashed = np.empty((horizon + 1, n_rollouts), dtype=np.int64)
+    hashed[0] = 0
     for t in range(horizon):
         now = states[t + 1]
         np.add(states[t], matrix[padded[t]], out=now)
         np.maximum(now, 0, out=now)
         if any_listed[t]:
             now[listed[t]] = matrix[padded[t][listed[t]]]
-    rows = states.transpose(1, 0, 2)[np.arange(horizon + 1)[None, :] <= steps[:, None]]
+        np.matmul(now, weights[1:], out=hashed[t + 1])
+    real = np.arange(horizon + 1)[None, :] <= steps[:, None]
     state_goal = np.repeat(goal, steps + 1)
+    hashed = hashed.T[real] + state_goal * weights[0]
 
-    # One integer per (goal, inventory) row; equal rows <=> equal keys.
-    weights = _hash_weights(width + 1)
-    hashed = rows.astype(np.int64) @ weights[1:] + state_goal * weights[0]
+    # Equal rows <=> equal keys: every row is checked against the first row of
+    # its hash class, so a collision cannot merge two states.
     _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     same = first[inverse]
+    rows = states.transpose(1, 0, 2)[real]
     if not (np.array_equal(rows[same], rows) and np.array_equal(state_goal[same], state_goal)):
         whole = np.column_stack([state_goal, rows])
         _, first, inverse = np.unique(whole, axis=0, return_index=True, return_inverse=True)
