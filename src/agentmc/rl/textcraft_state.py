@@ -166,7 +166,7 @@ def batch_ids(
     different goals differ anyway). Each distinct observation is read once (a
     ``Crafted`` one once per distinct action) into a change of that vector;
     then all rollouts advance together, one array operation per time step:
-    ``inventory = max(inventory + change, 0)``, or the listing for
+    ``inventory = max(inventory + change, 0)``, or ``max(listing, 0)`` for
     ``Inventory: ...`` (what :func:`advance` does to a dict). The rows are
     hashed to one integer by a fixed random projection, then every row is
     compared with the first row of its hash class, so a collision cannot merge
@@ -249,8 +249,7 @@ def batch_ids(
     padded = np.full((n_rollouts, horizon), len(used), dtype=np.int64)
     padded[np.arange(horizon)[None, :] < steps[:, None]] = step_row.reshape(-1)
     padded = np.ascontiguousarray(padded.T)
-    listed = replaces[padded]
-    any_listed = listed.any(axis=1).tolist()
+    keep = (~replaces[padded]).astype(dtype)[:, :, None]  # 0 where a listing replaces all
     states = np.zeros((horizon + 1, n_rollouts, width), dtype=dtype)
     # One integer per (goal, inventory): a fixed random projection, mod 2**64,
     # taken while each time step's rows are at hand.
@@ -259,10 +258,9 @@ def batch_ids(
     hashed[0] = 0
     for t in range(horizon):
         now = states[t + 1]
-        np.add(states[t], matrix[padded[t]], out=now)
+        np.multiply(states[t], keep[t], out=now)
+        now += matrix[padded[t]]
         np.maximum(now, 0, out=now)
-        if any_listed[t]:
-            now[listed[t]] = matrix[padded[t][listed[t]]]
         np.matmul(now, weights[1:], out=hashed[t + 1])
     real = np.arange(horizon + 1)[None, :] <= steps[:, None]
     state_goal = np.repeat(goal, steps + 1)
