@@ -215,6 +215,13 @@ def test_textcraft_batch_ids_on_odd_text():
         else:  # the per-step fold cannot key these either
             with pytest.raises(DataError, match="textcraft"):
                 state_ids("textcraft", rollouts)
+    for big in (20_000, 5_000_000_000):  # counts that need int32, int64
+        got, crafted = ("get", f"Got {big} dirt"), ("craft", "Crafted 1 stick")
+        twice = ("get", f"Got {2 * big} dirt")
+        rollouts = [(task, [got, crafted, got]), (task, [twice, crafted])]
+        fast = batch_ids(*columns(rollouts))
+        _check_ids_match_keys(fast, rollouts)
+        assert fast.ids[0][-1] == fast.ids[1][-1] != fast.ids[0][1]
     assert batch_ids([], [], [], []).n_states == 0
     empty = batch_ids([task, task], [0, 0], [], [])
     assert [ids.tolist() for ids in empty.ids] == [[0], [0]] and empty.key(0) == ("stick", ())

@@ -237,8 +237,9 @@ def batch_ids(
         entries += [(row, place.setdefault(item, len(place)), n) for item, n in change.items()]
     horizon = int(steps.max())
     width = max([1, *(len(place) for place in columns)])
-    # Counts stay below (horizon + 1) * largest: int32 when that fits (half the memory).
-    dtype = np.int32 if largest * (horizon + 1) < 2**30 else np.int64
+    # Counts stay below (horizon + 1) * largest: the smallest integers that hold them.
+    bound = largest * (horizon + 1)
+    dtype = np.int16 if bound < 2**14 else np.int32 if bound < 2**30 else np.int64
     matrix = np.zeros((len(used) + 1, width), dtype=dtype)  # last row: padding, no change
     if entries:
         at_row, at_column, value = zip(*entries, strict=True)
