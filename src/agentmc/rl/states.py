@@ -67,8 +67,8 @@ _STEP_COUNTERS = (
     re.compile(r"\b(?:steps?|turns?|moves?)\s*(?:left|remaining)\s*[:=]?\s*\d+\b[.:,]?"),
 )
 _SPACES = re.compile(r"\s+")
-# Each pattern above (and the empty-brackets one below) needs one of these.
-_COUNTER_WORDS = ("(", "step", "turn", "move", "round")
+# Each pattern above (and the empty-brackets one in normalize_text) needs "(" or
+# one of the words "step", "turn", "move", "round": without them, only spaces change.
 
 
 def normalize_text(text: str) -> str:
@@ -85,8 +85,8 @@ def normalize_text(text: str) -> str:
         'nothing happens.'
     """
     out = text.lower()
-    if not any(word in out for word in _COUNTER_WORDS):  # no counter can match: spaces only
-        return " ".join(out.split())
+    if not ("(" in out or "step" in out or "turn" in out or "move" in out or "round" in out):
+        return " ".join(out.split())  # none of the patterns can match: spaces only
     for pattern in _STEP_COUNTERS:
         out = pattern.sub(" ", out)
     out = re.sub(r"\(\s*\)", " ", out)

@@ -53,8 +53,9 @@ _GOAL = re.compile(r"goal:\s*craft\s+(.+?)\.?\s*$", re.IGNORECASE | re.MULTILINE
 _GOT = re.compile(r"^got (\d+) (.+?)\s*$", re.IGNORECASE)
 _CRAFTED = re.compile(r"^crafted (\d+) (.+?)\s*$", re.IGNORECASE)
 _LISTED = re.compile(r"\[([^\]]+)\]\s*\((\d+)\)")
-_CHANGES = re.compile(r"got |crafted |inventory:", re.IGNORECASE)  # what advance() acts on
-_CHANGING = frozenset(("got", "cra", "inv"))  # their first three letters, lower case
+# The first three letters, lower-cased, of the observations advance() acts on
+# ("Got ...", "Crafted ...", "Inventory: ..."); others change nothing.
+_CHANGING = frozenset(("got", "cra", "inv"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,6 @@ def _change(text: str, action: str, item: Callable[[str], str]) -> tuple[dict[st
     """
     if len(text.splitlines()) > 1:  # would spill out of the "last:" line of the state text
         raise _Decline
-    if not _CHANGES.match(text):  # most feedback ("Could not find ...") changes nothing
-        return {}, False
     if match := _GOT.match(text):
         return {item(match.group(2)): int(match.group(1))}, False
     if match := _CRAFTED.match(text):
