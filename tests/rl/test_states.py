@@ -280,6 +280,9 @@ def test_trajectory_advantages_are_estimate_in_row_order(name, gamma):
         trajectories.append(Trajectory("textcraft", task_id, task, turns, "s", True, error=error))
     first = trajectories[0]
     trajectories.append(Trajectory("textcraft", first.task_id, first.task, (), "s", True))
+    for reward in (0.0, 1.0, 1.0):  # another environment, default state space
+        turns = (Turn("look", "look", "A room.", 0.0), Turn("go", "go", "Step 2: a hall.", reward))
+        trajectories.append(Trajectory("my-env", "room", "Go.", turns, "s", True))
     order = rng.permutation(len(trajectories))  # tasks interleaved
     trajectories = [trajectories[i] for i in order]
     config = EstimatorConfig(gamma=gamma, step_weight=0.7)

@@ -48,7 +48,7 @@ from agentmc.rl.graph import (
     flat_edge_advantages,
 )
 from agentmc.rl.states import StateSpace, column_state_ids, normalize_text, state_keys
-from agentmc.types import FloatArray, IntArray
+from agentmc.types import FloatArray
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,8 @@ def trajectory_advantages(
     turns = [turn for t in ordered for turn in t.turns]
     all_actions = [turn.action for turn in turns]
     all_observations = [turn.observation for turn in turns]
-    states: list[IntArray] = [np.zeros(0, np.int64)] * len(ordered)
+    states = np.zeros(int(lengths.sum()) + len(ordered), dtype=np.int64)
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
     offset = 0  # ids of different environments never meet
     by_env: dict[str, list[int]] = {}
     for index, trajectory in enumerate(ordered):
@@ -306,8 +307,11 @@ def trajectory_advantages(
             observations_of,
             space,
         )
-        for i, ids in zip(members, batch.ids, strict=True):
-            states[i] = ids + offset
+        if len(by_env) == 1:
+            states = batch.flat
+        else:
+            for i, ids in zip(members, batch.ids, strict=True):
+                states[starts[i] : starts[i] + len(ids)] = ids + offset
         offset += batch.n_states
     texts: dict[str, int] = {}  # actions by normalised text
     number = {a: texts.setdefault(normalize_text(a), len(texts)) for a in set(all_actions)}
@@ -330,7 +334,7 @@ def trajectory_advantages(
     edge, _, _ = flat_edge_advantages(
         episode_group,
         lengths,
-        np.concatenate(states),
+        states,
         actions,
         rewards,
         np.array([t.terminated for t in ordered], dtype=bool),

@@ -213,7 +213,8 @@ class StateIds:
     for them what the keys do, without building one key per step.
 
     Attributes:
-        ids: Per rollout, one id per state, shape ``(T_i + 1,)``.
+        flat: Every rollout's ``T_i + 1`` ids, one rollout after the other.
+        lengths: Steps ``T_i`` of each rollout, shape ``(n_rollouts,)``.
         n_states: Distinct states in the batch: ids are ``0 .. n_states - 1``
             (in order of first appearance, unless a fast path numbers them
             otherwise).
@@ -221,9 +222,17 @@ class StateIds:
             (built on demand).
     """
 
-    ids: tuple[IntArray, ...]
+    flat: IntArray
+    lengths: IntArray
     n_states: int
     key: Callable[[int], Hashable]
+
+    @property
+    def ids(self) -> tuple[IntArray, ...]:
+        """Per rollout, its ``T_i + 1`` ids."""
+        if len(self.lengths) == 0:
+            return ()
+        return tuple(np.split(self.flat, np.cumsum(self.lengths + 1)[:-1]))
 
 
 def state_ids(
@@ -288,20 +297,19 @@ def column_state_ids(
             return fast
     table: dict[Hashable, int] = {}
     keys: list[Hashable] = []
-    ids = []
+    ids: list[int] = []
     stop = 0
     for task, length in zip(tasks, lengths, strict=True):
         start, stop = stop, stop + length
         steps = list(zip(actions[start:stop], observations[start:stop], strict=True))
-        row = []
         for key in state_keys(env_id, task, steps, space):
             index = table.get(key)
             if index is None:
                 index = table[key] = len(keys)
                 keys.append(key)
-            row.append(index)
-        ids.append(np.asarray(row, dtype=np.int64))
-    return StateIds(tuple(ids), len(keys), keys.__getitem__)
+            ids.append(index)
+    flat = np.asarray(ids, dtype=np.int64)
+    return StateIds(flat, np.asarray(lengths, dtype=np.int64), len(keys), keys.__getitem__)
 
 
 _BUILTIN_DONE = False

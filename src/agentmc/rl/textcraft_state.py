@@ -176,7 +176,7 @@ def batch_ids(
     that are empty, padded or hold a comma, counts that could pass ``2**62``.
     """
     if not tasks:
-        return StateIds((), 0, [].__getitem__)
+        return StateIds(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, [].__getitem__)
     n_rollouts = len(tasks)
     steps = np.asarray(lengths, dtype=np.int64)
     goals: dict[str, int] = {}
@@ -283,8 +283,7 @@ def batch_ids(
         row, g = rows[first[state]], int(state_goal[first[state]])
         return goal_names[g], tuple((item, int(row[c])) for item, c in by_name[g] if row[c] > 0)
 
-    parts = np.split(inverse, np.cumsum(steps + 1)[:-1])
-    return StateIds(tuple(parts), len(first), key)
+    return StateIds(inverse, steps, len(first), key)
 
 
 TEXTCRAFT_STATE_SPACE = StateSpace(
