@@ -262,28 +262,32 @@ def batch_ids(
         now += matrix[padded[t]]
         np.maximum(now, 0, out=now)
         np.matmul(now, weights[1:], out=hashed[t + 1])
-    real = np.arange(horizon + 1)[None, :] <= steps[:, None]
-    state_goal = np.repeat(goal, steps + 1)
-    hashed = hashed.T[real] + state_goal * weights[0]
+    # Everything stays time-major: rows (t, rollout), padding rows included.
+    real = np.flatnonzero(np.arange(horizon + 1)[:, None] <= steps[None, :])
+    flat = states.reshape(-1, width)
+    state_goal = np.broadcast_to(goal, (horizon + 1, n_rollouts)).ravel()
+    hashed = hashed.ravel()[real] + state_goal[real] * weights[0]
 
     # Equal rows <=> equal keys: every row is checked against the first row of
     # its hash class, so a collision cannot merge two states.
     _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    same = first[inverse]
-    rows = states.transpose(1, 0, 2)[real]
-    if not (np.array_equal(rows[same], rows) and np.array_equal(state_goal[same], state_goal)):
-        whole = np.column_stack([state_goal, rows])
+    same = np.arange(len(flat))
+    same[real] = real[first][inverse.reshape(-1)]
+    if not (np.array_equal(flat[same], flat) and np.array_equal(state_goal[same], state_goal)):
+        whole = np.column_stack([state_goal[real], flat[real]])
         _, first, inverse = np.unique(whole, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
+    representative = real[first]
+    ids = np.zeros(len(flat), dtype=np.int64)
+    ids[real] = inverse.reshape(-1)
+    ids = ids.reshape(horizon + 1, n_rollouts).T[np.arange(horizon + 1)[None, :] <= steps[:, None]]
     goal_names = list(goals)
     by_name = [sorted(place.items()) for place in columns]
 
     def key(state: int) -> Hashable:
-        row, g = rows[first[state]], int(state_goal[first[state]])
+        row, g = flat[representative[state]], int(state_goal[representative[state]])
         return goal_names[g], tuple((item, int(row[c])) for item, c in by_name[g] if row[c] > 0)
 
-    return StateIds(inverse, steps, len(first), key)
+    return StateIds(ids, steps, len(first), key)
 
 
 TEXTCRAFT_STATE_SPACE = StateSpace(
