@@ -48,7 +48,7 @@ from agentmc.rl.graph import (
     flat_edge_advantages,
 )
 from agentmc.rl.states import StateSpace, column_state_ids, normalize_text, state_keys
-from agentmc.types import FloatArray
+from agentmc.types import FloatArray, IntArray
 
 
 @dataclass(frozen=True)
@@ -326,10 +326,7 @@ def trajectory_advantages(
     matrix = np.full((len(numbers), int(sizes.max())), np.nan)
     rank = np.arange(len(ordered)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     episode_group = np.repeat(np.arange(len(numbers)), sizes)
-    totals = [
-        float(np.array(rewards[b : b + n]).sum()) for b, n in zip(bounds, lengths, strict=True)
-    ]
-    matrix[episode_group, rank] = totals
+    matrix[episode_group, rank] = _episode_totals(rewards, bounds, lengths)
     trajectory = group_advantages(matrix, scale=config.scale, eps=config.eps)
     edge, _, _ = flat_edge_advantages(
         episode_group,
@@ -351,6 +348,24 @@ def trajectory_advantages(
     time = np.arange(int(steps_in.sum())) - np.repeat(np.cumsum(steps_in) - steps_in, steps_in)
     source = np.repeat(bounds[position], steps_in) + time
     return ordered_steps[source], n_nan
+
+
+def _episode_totals(rewards: FloatArray, bounds: IntArray, lengths: IntArray) -> FloatArray:
+    """Each episode's reward sum, equal to ``Episode.total_return`` bit for bit.
+
+    Whole-number rewards (the usual 0/1) sum exactly in any order, so one
+    ``reduceat`` does; other rewards are summed episode by episode as numpy
+    sums an episode's array.
+    """
+    finite = rewards[np.isfinite(rewards)]
+    if np.array_equal(finite, np.round(finite)) and np.abs(finite).sum() < 2**52:
+        totals = np.zeros(len(lengths))
+        some = lengths > 0
+        if some.any():
+            totals[some] = np.add.reduceat(rewards, bounds[some])
+        return totals
+    pairs = zip(bounds, lengths, strict=True)
+    return np.array([np.array(rewards[b : b + n]).sum() for b, n in pairs])
 
 
 def _returns_matrix(groups: Sequence[Sequence[Episode]]) -> FloatArray:
