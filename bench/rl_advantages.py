@@ -19,8 +19,9 @@ policy's ``max_tokens``). Its parts: ``keys`` (``column_state_ids`` alone, on
 the same text), ``broadcast``, and ``graph`` (the rest, derived). For
 comparison on the same run: ``episodes_path`` (``group_trajectories(ids=True)``
 + ``estimate``) and ``keyed_path`` (``group_trajectories()`` with a key per
-step, the route before). Wall-clock medians, plus the end-to-end CPU time of
-this thread (less sensitive to other processes on a shared machine). The
+step, the route before). Wall-clock medians over 25 runs, and the same parts
+in CPU time of this thread (``*_cpu_ms``: what other processes on a shared
+machine do not inflate by preemption). The
 trajectories are real TextCraft observations played by a scripted stand-in
 policy (labelled as such in the config): uniformly random valid actions with
 5% gold-plan moves, on train tasks of recipe depth >= 3, so that most rollouts
@@ -120,15 +121,21 @@ def text_end_to_end(trajectories: list[Trajectory], mask: np.ndarray) -> dict[st
     """Seconds (wall and CPU) for text trajectories -> per-token G2PO advantages."""
     started, cpu = time.perf_counter(), time.thread_time()
     rows, _ = trajectory_advantages(trajectories, "g2po")
-    advantages = time.perf_counter()
+    advantages, cpu_advantages = time.perf_counter(), time.thread_time()
     tokens = token_advantages(rows, mask)
     done, cpu_done = time.perf_counter(), time.thread_time()
     assert tokens.shape == mask.shape
-    return {"total": done - started, "broadcast": done - advantages, "cpu": cpu_done - cpu}
+    return {
+        "total": done - started,
+        "broadcast": done - advantages,
+        "total_cpu": cpu_done - cpu,
+        "broadcast_cpu": cpu_done - cpu_advantages,
+    }
 
 
-def text_keys(trajectories: list[Trajectory]) -> None:
+def text_keys(trajectories: list[Trajectory]) -> dict[str, float]:
     """State ids alone, from the same text columns trajectory_advantages reads."""
+    started, cpu = time.perf_counter(), time.thread_time()
     column_state_ids(
         "textcraft",
         [t.task for t in trajectories],
@@ -136,6 +143,7 @@ def text_keys(trajectories: list[Trajectory]) -> None:
         [turn.action for t in trajectories for turn in t.turns],
         [turn.observation for t in trajectories for turn in t.turns],
     )
+    return {"keys": time.perf_counter() - started, "keys_cpu": time.thread_time() - cpu}
 
 
 def episodes_path(trajectories: list[Trajectory], mask: np.ndarray, ids: bool) -> None:
@@ -179,22 +187,21 @@ def main() -> None:
     mask = response_mask(trajectories)
     load_before = [round(x, 2) for x in os.getloadavg()]
     text_end_to_end(trajectories, mask)  # warm caches
-    parts = [text_end_to_end(trajectories, mask) for _ in range(REPEATS)]
-    total = 1000 * float(np.median([p["total"] for p in parts]))
-    broadcast = 1000 * float(np.median([p["broadcast"] for p in parts]))
-    keys = median_ms(lambda: text_keys(trajectories))
-    metrics["g2po_text_end_to_end_ms"] = round(total, 3)
-    units["g2po_text_end_to_end_ms"] = "ms, wall-clock median (keys + graph + broadcast)"
-    metrics["g2po_text_end_to_end_cpu_ms"] = round(
-        1000 * float(np.median([p["cpu"] for p in parts])), 3
-    )
-    units["g2po_text_end_to_end_cpu_ms"] = "ms, CPU time of this thread, median"
-    metrics["g2po_text_keys_ms"] = round(keys, 3)
-    units["g2po_text_keys_ms"] = "ms, median, state ids from the text alone"
-    metrics["g2po_text_graph_ms"] = round(total - broadcast - keys, 3)
-    units["g2po_text_graph_ms"] = "ms, derived: end_to_end - keys - broadcast"
-    metrics["g2po_text_broadcast_ms"] = round(broadcast, 3)
-    units["g2po_text_broadcast_ms"] = "ms, median"
+    parts = [text_end_to_end(trajectories, mask) | text_keys(trajectories) for _ in range(25)]
+
+    def median(part: str) -> float:
+        return 1000 * float(np.median([p[part] for p in parts]))
+
+    for suffix, unit in (("", "ms, wall-clock median"), ("_cpu", "ms, CPU time of this thread")):
+        total, keys, broadcast = (median(f"{p}{suffix}") for p in ("total", "keys", "broadcast"))
+        metrics[f"g2po_text_end_to_end{suffix}_ms"] = round(total, 3)
+        units[f"g2po_text_end_to_end{suffix}_ms"] = f"{unit} (keys + graph + broadcast)"
+        metrics[f"g2po_text_keys{suffix}_ms"] = round(keys, 3)
+        units[f"g2po_text_keys{suffix}_ms"] = f"{unit}, state ids from the text alone"
+        metrics[f"g2po_text_graph{suffix}_ms"] = round(total - keys - broadcast, 3)
+        units[f"g2po_text_graph{suffix}_ms"] = f"{unit}, derived: end_to_end - keys - broadcast"
+        metrics[f"g2po_text_broadcast{suffix}_ms"] = round(broadcast, 3)
+        units[f"g2po_text_broadcast{suffix}_ms"] = unit
     metrics["g2po_text_episodes_path_ms"] = round(
         median_ms(lambda: episodes_path(trajectories, mask, True), 5), 3
     )
