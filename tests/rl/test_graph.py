@@ -5,7 +5,13 @@ import pytest
 from rl_reference import anchor_ref, g2po_edge_ref, node_values_ref
 
 from agentmc.errors import ConfigError, DataError
-from agentmc.rl.graph import Episode, anchor_advantages, build_graph, edge_advantages
+from agentmc.rl.graph import (
+    Episode,
+    anchor_advantages,
+    batch_edge_advantages,
+    build_graph,
+    edge_advantages,
+)
 
 
 def ep(states, actions, rewards, terminated=True, task="t"):
@@ -154,6 +160,43 @@ def test_vectorised_graph_equals_loop_reference(gamma):
             got_anchor = anchor_advantages(group, gamma=gamma, scale=scale)
             for got, want in zip(got_anchor, anchor_ref(group, gamma, scale, 1e-6), strict=True):
                 np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_batched_graphs_equal_group_by_group_bit_for_bit(gamma):
+    """One pass over many groups gives exactly the per-group graphs' advantages."""
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        # Groups share keys (ints 0..4, also as strings in some groups): nodes of
+        # different groups must stay apart however their keys collide.
+        groups = []
+        for g in range(int(rng.integers(1, 6))):
+            group = [
+                Episode(f"task-{g}", e.states, e.actions, e.rewards, e.terminated)
+                for e in random_group(rng)
+            ]
+            if rng.random() < 0.3:
+                group = [
+                    Episode(
+                        e.task_id, tuple(map(str, e.states)), e.actions, e.rewards, e.terminated
+                    )
+                    for e in group
+                ]
+            groups.append(group)
+        batched = batch_edge_advantages(groups, gamma=gamma, eps=1e-4)
+        assert len(batched) == len(groups)
+        for group, (steps, stats) in zip(groups, batched, strict=True):
+            graph = build_graph(group, gamma=gamma)
+            assert stats == {"n_nodes": graph.n_nodes, "n_edges": graph.n_edges}
+            expected = edge_advantages(graph, eps=1e-4)
+            for got, want, loop in zip(
+                steps, expected, g2po_edge_ref(group, gamma, 1e-4), strict=True
+            ):
+                np.testing.assert_array_equal(got, want)
+                np.testing.assert_allclose(got, loop, atol=1e-9)
+    assert batch_edge_advantages([]) == []
+    with pytest.raises(DataError, match="empty group"):
+        batch_edge_advantages([[ep("ab", "x", [1.0])], []])
 
 
 def test_bad_groups():

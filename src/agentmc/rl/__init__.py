@@ -40,16 +40,19 @@ from agentmc.rl.estimators import (
     get_estimator,
     group_trajectories,
     register_estimator,
+    trajectory_advantages,
 )
 from agentmc.rl.graph import Episode, StateGraph, anchor_advantages, build_graph, edge_advantages
 from agentmc.rl.losses import LOSSES
 from agentmc.rl.policy import LinearPolicy, load_trained_policy
 from agentmc.rl.states import (
     STATE_SPACES,
+    StateIds,
     StateSpace,
     get_state_space,
     normalize_text,
     register_state_space,
+    state_ids,
     state_keys,
 )
 from agentmc.rl.trainer import GRPOConfig, TrainResult, TrainState, train
@@ -64,6 +67,7 @@ __all__ = [
     "LinearPolicy",
     "RunDirectory",
     "StateGraph",
+    "StateIds",
     "StateSpace",
     "StepAdvantages",
     "TrainResult",
@@ -87,7 +91,9 @@ __all__ = [
     "register_state_space",
     "rloo_advantages",
     "smoothed_curve",
+    "state_ids",
     "state_keys",
     "steps_to_reach",
     "train",
+    "trajectory_advantages",
 ]

@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,12 +43,12 @@ from agentmc.rl.graph import (
     AnchorScale,
     Episode,
     anchor_advantages,
-    build_graph,
+    batch_edge_advantages,
     check_group,
-    edge_advantages,
+    flat_edge_advantages,
 )
-from agentmc.rl.states import StateSpace, normalize_text, state_keys
-from agentmc.types import FloatArray
+from agentmc.rl.states import StateSpace, column_state_ids, normalize_text, state_keys
+from agentmc.types import FloatArray, IntArray
 
 
 @dataclass(frozen=True)
@@ -166,26 +166,206 @@ def episode_from_trajectory(trajectory: Trajectory, space: StateSpace | None = N
     """
     steps = [(turn.action, turn.observation) for turn in trajectory.turns]
     keys = state_keys(trajectory.env_id, trajectory.task, steps, space)
+    return _episode(trajectory, keys, [normalize_text(action) for action, _ in steps])
+
+
+def _episode(
+    trajectory: Trajectory, states: Sequence[Hashable], actions: Sequence[Hashable]
+) -> Episode:
     rewards = np.array(trajectory.rewards, dtype=np.float64)
     if trajectory.error is not None:
         rewards = np.full(len(rewards), np.nan)
     return Episode(
-        trajectory.task_id,
-        tuple(keys),
-        tuple(normalize_text(action) for action, _ in steps),
-        rewards,
-        trajectory.terminated,
+        trajectory.task_id, tuple(states), tuple(actions), rewards, trajectory.terminated
     )
 
 
 def group_trajectories(
-    trajectories: Sequence[Trajectory], space: StateSpace | None = None
+    trajectories: Sequence[Trajectory], space: StateSpace | None = None, *, ids: bool = False
 ) -> list[list[Episode]]:
-    """Episodes grouped by task id, groups in order of first appearance."""
+    """Episodes grouped by task id, groups in order of first appearance.
+
+    Args:
+        trajectories: Recorded rollouts (any environments, any tasks).
+        space: Override the environments' registered state spaces.
+        ids: Give the episodes integer states and actions instead of keys:
+            states from :func:`~agentmc.rl.states.state_ids` over the whole
+            batch (equal ids <=> equal state keys), actions numbered by their
+            normalised text. Every estimator gives the same advantages either
+            way; ids skip building a key per step, most of the cost for TextCraft.
+
+    Raises:
+        DataError: The state fold or key raised (the message names the environment).
+    """
+    if not ids:
+        episodes = [episode_from_trajectory(t, space) for t in trajectories]
+    else:
+        by_env: dict[str, list[Trajectory]] = {}
+        for trajectory in trajectories:
+            by_env.setdefault(trajectory.env_id, []).append(trajectory)
+        states: dict[int, list[int]] = {}
+        offset = 0  # ids of different environments never meet
+        for env_id, members in by_env.items():
+            lengths = [len(t.turns) for t in members]
+            actions = [turn.action for t in members for turn in t.turns]
+            observations = [turn.observation for t in members for turn in t.turns]
+            tasks = [t.task for t in members]
+            batch = column_state_ids(env_id, tasks, lengths, actions, observations, space)
+            for trajectory, row in zip(members, batch.ids, strict=True):
+                states[id(trajectory)] = (row + offset).tolist()
+            offset += batch.n_states
+        # Actions as ids too: one per distinct normalised text.
+        texts: dict[str, int] = {}
+        number = {
+            action: texts.setdefault(normalize_text(action), len(texts))
+            for action in {turn.action for t in trajectories for turn in t.turns}
+        }
+        episodes = [
+            _episode(t, states[id(t)], [number[turn.action] for turn in t.turns])
+            for t in trajectories
+        ]
     groups: dict[str, list[Episode]] = {}
-    for trajectory in trajectories:
-        groups.setdefault(trajectory.task_id, []).append(episode_from_trajectory(trajectory, space))
+    for trajectory, episode in zip(trajectories, episodes, strict=True):
+        groups.setdefault(trajectory.task_id, []).append(episode)
     return list(groups.values())
+
+
+def trajectory_advantages(
+    trajectories: Sequence[Trajectory],
+    estimator: str = "g2po",
+    config: EstimatorConfig | None = None,
+    space: StateSpace | None = None,
+) -> tuple[FloatArray, int]:
+    """Per-step advantages of recorded trajectories, in row order.
+
+    Rows are the steps of the first trajectory, then of the second, and so on:
+    the layout of the per-step samples a trainer (or verl, or TRL) feeds the
+    loss. The numbers are those of ``estimate(group_trajectories(trajectories))``
+    (groups by task id); for ``"g2po"`` they are computed on flat arrays, from
+    :func:`~agentmc.rl.states.state_ids` straight to the advantages, without an
+    :class:`Episode` per trajectory.
+
+    Args:
+        trajectories: Recorded rollouts, any order, several per task.
+        estimator: A name in :data:`ESTIMATORS`.
+        config: Estimator settings (defaults if omitted).
+        space: Override the environments' registered state spaces.
+
+    Returns:
+        ``(advantages, n_nan)``: shape ``(total steps,)``, and the number of
+        unscorable trajectories (their steps get 0).
+
+    Raises:
+        DataError: The state fold or key raised (the message names the environment).
+        UnknownNameError: Unknown estimator.
+    """
+    function = get_estimator(estimator)
+    config = EstimatorConfig() if config is None else config
+    if not trajectories:
+        return np.zeros(0), 0
+    if function is not g2po:
+        n_nan = 0
+        groups: dict[str, list[int]] = {}
+        for index, trajectory in enumerate(trajectories):
+            groups.setdefault(trajectory.task_id, []).append(index)
+        steps: list[FloatArray] = [np.zeros(0)] * len(trajectories)
+        for members, result in zip(
+            groups.values(),
+            function(group_trajectories(trajectories, space, ids=True), config),
+            strict=True,
+        ):
+            n_nan += result.n_nan
+            for index, values in zip(members, result.steps, strict=True):
+                steps[index] = values
+        return np.concatenate(steps), n_nan
+    # Episodes group by group (stable), as group_trajectories orders them.
+    numbers: dict[str, int] = {}
+    group_of = np.array([numbers.setdefault(t.task_id, len(numbers)) for t in trajectories])
+    order = np.argsort(group_of, kind="stable").tolist()
+    ordered = [trajectories[i] for i in order]
+    lengths = np.array([len(t.turns) for t in ordered], dtype=np.int64)
+    turns = [turn for t in ordered for turn in t.turns]
+    all_actions = [turn.action for turn in turns]
+    all_observations = [turn.observation for turn in turns]
+    states = np.zeros(int(lengths.sum()) + len(ordered), dtype=np.int64)
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    offset = 0  # ids of different environments never meet
+    by_env: dict[str, list[int]] = {}
+    for index, trajectory in enumerate(ordered):
+        by_env.setdefault(trajectory.env_id, []).append(index)
+    for env_id, members in by_env.items():
+        if len(by_env) == 1:
+            actions_of, observations_of = all_actions, all_observations
+        else:
+            actions_of = [turn.action for i in members for turn in ordered[i].turns]
+            observations_of = [turn.observation for i in members for turn in ordered[i].turns]
+        batch = column_state_ids(
+            env_id,
+            [ordered[i].task for i in members],
+            lengths[members].tolist(),
+            actions_of,
+            observations_of,
+            space,
+        )
+        if len(by_env) == 1:
+            states = batch.flat
+        else:
+            for i, ids in zip(members, batch.ids, strict=True):
+                states[starts[i] : starts[i] + len(ids)] = ids + offset
+        offset += batch.n_states
+    texts: dict[str, int] = {}  # actions by normalised text
+    number = {a: texts.setdefault(normalize_text(a), len(texts)) for a in set(all_actions)}
+    actions = np.fromiter(map(number.__getitem__, all_actions), np.int64, len(all_actions))
+    rewards = np.array([turn.reward for turn in turns], dtype=np.float64)
+    bounds = np.cumsum(lengths) - lengths
+    for index, trajectory in enumerate(ordered):
+        if trajectory.error is not None:  # unscorable, as in episode_from_trajectory
+            rewards[bounds[index] : bounds[index] + lengths[index]] = np.nan
+    # The trajectory-level part, as g2po computes it from episodes.
+    sizes = np.bincount(group_of, minlength=len(numbers))
+    matrix = np.full((len(numbers), int(sizes.max())), np.nan)
+    rank = np.arange(len(ordered)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    episode_group = np.repeat(np.arange(len(numbers)), sizes)
+    matrix[episode_group, rank] = _episode_totals(rewards, bounds, lengths)
+    trajectory = group_advantages(matrix, scale=config.scale, eps=config.eps)
+    edge, _, _ = flat_edge_advantages(
+        episode_group,
+        lengths,
+        states,
+        actions,
+        rewards,
+        np.array([t.terminated for t in ordered], dtype=bool),
+        gamma=config.gamma,
+        eps=config.eps,
+    )
+    owner = np.repeat(np.arange(len(ordered)), lengths)
+    ordered_steps = trajectory[episode_group, rank][owner] + config.step_weight * edge
+    n_nan = int((np.bincount(owner, weights=np.isnan(rewards), minlength=len(ordered)) > 0).sum())
+    # Back to the input order of the trajectories.
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    steps_in = lengths[position]
+    time = np.arange(int(steps_in.sum())) - np.repeat(np.cumsum(steps_in) - steps_in, steps_in)
+    source = np.repeat(bounds[position], steps_in) + time
+    return ordered_steps[source], n_nan
+
+
+def _episode_totals(rewards: FloatArray, bounds: IntArray, lengths: IntArray) -> FloatArray:
+    """Each episode's reward sum, equal to ``Episode.total_return`` bit for bit.
+
+    Whole-number rewards (the usual 0/1) sum exactly in any order, so one
+    ``reduceat`` does; other rewards are summed episode by episode as numpy
+    sums an episode's array.
+    """
+    finite = rewards[np.isfinite(rewards)]
+    if np.array_equal(finite, np.round(finite)) and np.abs(finite).sum() < 2**52:
+        totals = np.zeros(len(lengths))
+        some = lengths > 0
+        if some.any():
+            totals[some] = np.add.reduceat(rewards, bounds[some])
+        return totals
+    pairs = zip(bounds, lengths, strict=True)
+    return np.array([np.array(rewards[b : b + n]).sum() for b, n in pairs])
 
 
 def _returns_matrix(groups: Sequence[Sequence[Episode]]) -> FloatArray:
@@ -225,19 +405,23 @@ def rloo(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[S
 
 @register_estimator("g2po")
 def g2po(groups: Sequence[Sequence[Episode]], config: EstimatorConfig) -> list[StepAdvantages]:
-    """G2PO: GRPO plus the standardised TD error of each step's graph edge."""
+    """G2PO: GRPO plus the standardised TD error of each step's graph edge.
+
+    All groups' graphs are built in one pass (:func:`~agentmc.rl.graph.batch_edge_advantages`,
+    the same numbers as :func:`~agentmc.rl.graph.build_graph` and
+    :func:`~agentmc.rl.graph.edge_advantages` group by group).
+    """
     trajectory = group_advantages(_returns_matrix(groups), scale=config.scale, eps=config.eps)
     out = []
-    for row, group in enumerate(groups):
-        graph = build_graph(group, gamma=config.gamma)
-        edge = edge_advantages(graph, eps=config.eps)
+    parts = batch_edge_advantages(groups, gamma=config.gamma, eps=config.eps)
+    for row, (group, (edge, graph)) in enumerate(zip(groups, parts, strict=True)):
         values = trajectory[row, : len(group)].copy()
         steps = tuple(values[i] + config.step_weight * edge[i] for i in range(len(group)))
         n_steps = max(sum(e.n_steps for e in group), 1)
         stats = {
-            "n_nodes": float(graph.n_nodes),
-            "n_edges": float(graph.n_edges),
-            "steps_per_edge": n_steps / max(graph.n_edges, 1),
+            "n_nodes": float(graph["n_nodes"]),
+            "n_edges": float(graph["n_edges"]),
+            "steps_per_edge": n_steps / max(graph["n_edges"], 1),
         }
         out.append(StepAdvantages(steps, values, _n_nan(group), stats))
     return out

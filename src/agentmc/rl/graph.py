@@ -339,6 +339,205 @@ def edge_advantages(graph: StateGraph, *, eps: float = 1e-4) -> list[FloatArray]
     return [np.where(e >= 0, standard[np.maximum(e, 0)], 0.0) for e in graph.step_edges]
 
 
+def _first_seen_ids(codes: IntArray) -> tuple[IntArray, IntArray]:
+    """Dense ids for ``codes`` in order of first appearance, and each id's first index."""
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], first[order]
+
+
+def _dense_ids(values: list[Hashable]) -> tuple[IntArray, int]:
+    """Ids with equal ids <=> equal values, and a bound on them (``0 <= id < bound``).
+
+    Plain integers (e.g. from :func:`~agentmc.rl.states.state_ids`) are used
+    as they are, shifted to start at 0; anything else is numbered by a dict.
+    """
+    if values and type(values[0]) is int:
+        try:
+            array = np.array(values)
+        except OverflowError:
+            array = np.zeros(0)
+        if array.dtype.kind == "i" and array.shape == (len(values),):
+            low = int(array.min())
+            span = int(array.max()) - low + 1
+            if span < 2**40:
+                return array - low, span
+    table: dict[Hashable, int] = {}
+    ids = [table.setdefault(value, len(table)) for value in values]
+    return np.asarray(ids, dtype=np.int64), max(len(table), 1)
+
+
+def batch_edge_advantages(
+    groups: Sequence[Sequence[Episode]], *, gamma: float = 1.0, eps: float = 1e-4
+) -> list[tuple[list[FloatArray], dict[str, float]]]:
+    """:func:`edge_advantages` of :func:`build_graph` for many groups in one pass.
+
+    Calling the two functions group by group costs a Python round of graph
+    building per group; this builds all the graphs of a batch at once, with
+    one array per quantity: nodes are numbered ``(group, key)`` pairs, so
+    groups never share a node. The numbers are the same, bit for bit: nodes
+    and actions are numbered in order of first appearance within their group
+    (as :func:`build_graph` numbers them), so edges sort in the same order and
+    every sum adds the same terms in the same order.
+
+    Args:
+        groups: Each group holds the episodes of one task.
+        gamma: Discount for returns-to-go and TD errors, in ``[0, 1]``.
+        eps: Added to the std of each graph's edge TD errors before dividing.
+
+    Returns:
+        Per group: the per-episode step advantages (shape ``(T_i,)``, ``0`` for
+        unscorable episodes) and ``{"n_nodes", "n_edges"}``.
+
+    Raises:
+        DataError: A group is empty or mixes task ids.
+        ConfigError: ``gamma`` outside ``[0, 1]``.
+
+    Example:
+        >>> win = Episode("t0", ("a", "b", "goal"), ("left", "up"), np.array([0.0, 1.0]))
+        >>> lose = Episode("t0", ("a", "c"), ("right",), np.array([0.0]))
+        >>> [(steps, stats)] = batch_edge_advantages([[win, lose]])
+        >>> [a.round(3).tolist() for a in steps], stats
+        ([[1.224, 0.0], [-1.224]], {'n_nodes': 4, 'n_edges': 3})
+    """
+    for group in groups:
+        check_group(group)
+    if not 0.0 <= gamma <= 1.0:
+        raise ConfigError(f"gamma must be in [0, 1], got {gamma}")
+    if not groups:
+        return []
+    episodes = [episode for group in groups for episode in group]
+    n_groups = len(groups)
+    keys, _ = _dense_ids([s for e in episodes for s in e.states])
+    actions, _ = _dense_ids([a for e in episodes for a in e.actions])
+    step_advantage, nodes_per_group, edges_per_group = flat_edge_advantages(
+        np.repeat(np.arange(n_groups), [len(group) for group in groups]),
+        np.fromiter((e.n_steps for e in episodes), np.int64, len(episodes)),
+        keys,
+        actions,
+        np.concatenate([e.rewards for e in episodes]),
+        np.array([e.terminated for e in episodes], dtype=bool),
+        gamma=gamma,
+        eps=eps,
+    )
+    parts = np.split(step_advantage, np.cumsum([e.n_steps for e in episodes])[:-1])
+    out = []
+    done = 0
+    for g, group in enumerate(groups):
+        stats = {"n_nodes": int(nodes_per_group[g]), "n_edges": int(edges_per_group[g])}
+        out.append((parts[done : done + len(group)], stats))
+        done += len(group)
+    return out
+
+
+def flat_edge_advantages(
+    episode_group: IntArray,
+    lengths: IntArray,
+    states: IntArray,
+    actions: IntArray,
+    rewards: FloatArray,
+    terminated: BoolArray,
+    *,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """:func:`batch_edge_advantages` on flat arrays: the core, without episode objects.
+
+    Episodes come group by group (``episode_group`` non-decreasing, from 0)
+    and their steps one after the other. States and actions are integer ids
+    (``>= 0``; equal ids are the same state or action).
+
+    Args:
+        episode_group: Group of each episode, shape ``(E,)``.
+        lengths: Steps of each episode ``T_i``, shape ``(E,)``.
+        states: The ``T_i + 1`` state ids of each episode, concatenated.
+        actions: The ``T_i`` action ids of each episode, concatenated.
+        rewards: The ``T_i`` rewards of each episode, concatenated; a NaN makes
+            its episode unscorable (advantage 0, left out of the graph).
+        terminated: Whether each episode's last step ended it, shape ``(E,)``.
+        gamma: Discount, in ``[0, 1]`` (not checked here).
+        eps: Added to each graph's TD-error std.
+
+    Returns:
+        Step advantages (concatenated like ``rewards``), and the nodes and
+        edges of each group's graph.
+    """
+    n_episodes, n_groups = len(lengths), int(episode_group[-1]) + 1 if len(lengths) else 0
+    owner = np.repeat(np.arange(n_episodes), lengths)
+    step_starts = np.cumsum(lengths) - lengths
+    time = np.arange(len(owner)) - np.repeat(step_starts, lengths)
+    step_group = episode_group[owner]
+
+    # Nodes are (group, state) pairs and actions (group, action) pairs, both
+    # numbered in order of first appearance, as build_graph numbers them.
+    state_group = np.repeat(episode_group, lengths + 1)
+    n_keys = int(states.max()) + 1 if len(states) else 1
+    node, node_first = _first_seen_ids(state_group * n_keys + states)
+    n_nodes = len(node_first)
+    src_at = np.repeat(np.cumsum(lengths + 1) - (lengths + 1), lengths) + time
+    src, dst = node[src_at], node[src_at + 1]
+    n_actions = int(actions.max()) + 1 if len(actions) else 1
+    action, _ = _first_seen_ids(step_group * n_actions + actions)
+
+    reward = np.asarray(rewards, dtype=np.float64)
+    nan = np.isnan(reward)
+    valid = np.bincount(owner, weights=nan, minlength=n_episodes) == 0
+    terminal = np.asarray(terminated, dtype=bool)[owner] & (time == lengths[owner] - 1)
+    horizon = int(lengths.max()) if n_episodes else 0
+    padded = np.zeros((n_episodes, horizon))
+    mask = np.zeros((n_episodes, horizon), dtype=bool)
+    padded[owner, time] = np.where(nan, 0.0, reward)
+    mask[owner, time] = True
+    if gamma == 1.0:  # the same sums as discounted_returns' loop, in one call
+        returns = np.cumsum(padded[:, ::-1], axis=1)[:, ::-1][owner, time]
+    else:
+        returns = discounted_returns(padded, gamma=gamma, mask=mask)[owner, time]
+
+    # From here on, as in build_graph, over all groups at once.
+    use = valid[owner]
+    visit = owner[use] * n_nodes + src[use]
+    _, first = np.unique(visit, return_index=True)
+    first_src = src[use][first]
+    counts = np.bincount(first_src, minlength=n_nodes)
+    sums = np.bincount(first_src, weights=returns[use][first], minlength=n_nodes)
+    values = np.divide(sums, counts, out=np.zeros(n_nodes), where=counts > 0)
+    n_actions = int(action.max()) + 1 if len(action) else 1
+    if n_nodes * n_nodes * n_actions < 2**62:
+        code = (src[use] * n_actions + action[use]) * n_nodes + dst[use]
+        edges, edge_of_step = np.unique(code, return_inverse=True)
+        edge_src = edges // (n_actions * n_nodes)
+    else:  # too many for one int64 code: sort the triples themselves
+        triples = np.stack([src[use], action[use], dst[use]], axis=1)
+        edges, edge_of_step = np.unique(triples, axis=0, return_inverse=True)
+        edge_src = edges[:, 0]
+    edge_of_step = edge_of_step.reshape(-1)
+    next_value = np.where(terminal[use], 0.0, values[dst[use]])
+    td = reward[use] + gamma * next_value - values[src[use]]
+    edge_counts = np.bincount(edge_of_step, minlength=len(edges))
+    edge_td = np.bincount(edge_of_step, weights=td, minlength=len(edges)) / np.maximum(
+        edge_counts, 1
+    )
+
+    # Standardise per graph, exactly as edge_advantages does (edges of a group
+    # are contiguous: they sort by source node, and nodes are numbered by group).
+    node_group = state_group[node_first]
+    edges_per_group = np.bincount(node_group[edge_src], minlength=n_groups)
+    standard = np.zeros(len(edges))
+    stop = 0
+    for count in edges_per_group.tolist():
+        start, stop = stop, stop + count
+        if count:
+            centred = edge_td[start:stop] - edge_td[start:stop].mean()
+            scale = float(np.sqrt(np.mean(centred**2)))
+            if scale >= 1e-12:
+                standard[start:stop] = centred / (scale + eps)
+    step_advantage = np.zeros(len(owner))
+    step_advantage[use] = standard[edge_of_step]
+    return step_advantage, np.bincount(node_group, minlength=n_groups), edges_per_group
+
+
 def anchor_advantages(
     episodes: Sequence[Episode],
     *,

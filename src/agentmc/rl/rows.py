@@ -176,4 +176,4 @@ def token_advantages(row_advantages: FloatArray, response_mask: Any) -> Any:
         values = torch.as_tensor(row_advantages, dtype=dtype, device=response_mask.device)
         return values.unsqueeze(-1) * response_mask.to(dtype)
     mask = np.asarray(response_mask)
-    return np.asarray(row_advantages)[:, None] * mask.astype(np.float64)
+    return np.multiply(np.asarray(row_advantages)[:, None], mask, dtype=np.float64)
