@@ -80,6 +80,7 @@ from agentmc.data.store import RunStore
 from agentmc.data.trajectory import Trajectory
 from agentmc.envs import make, task_ids
 from agentmc.envs.textcraft import TaskTable
+from agentmc.errors import DataError
 from agentmc.eval.harness import BudgetSpec, Entry, Evaluation, Plan, guard_decision
 from agentmc.eval.metrics import bootstrap_mean, paired_difference
 from agentmc.eval.runner import Unit, run_units
@@ -548,4 +549,7 @@ def merge_and_write(prior, args, split, critic_info, variants, metrics, units, s
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DataError as error:  # e.g. a run directory made with other settings
+        raise SystemExit(f"{NAME}: error: {error}") from None
