@@ -79,3 +79,27 @@ def test_eval_takes_the_plan_critic_by_name(tmp_path):
     assert {r["method"] for r in rows} == {"bon@critic-k2", "amc@critic-k2"}
     critics = {r["episode"]["diagnostics"]["critic"] for r in rows}
     assert critics == {"textcraft-plan"}
+
+
+def test_plan_features_count_the_remaining_plan_and_the_earliest_finishing_step():
+    from agentmc.critics.textcraft import MAX_PLAN, PLAN_COLUMNS, plan_features
+
+    task_id = deep_task()
+    plan = list(make("textcraft", task_id=task_id).gold_plan())
+    rows = plan_features(
+        [
+            history_after(task_id, []),
+            history_after(task_id, plan[:2]),
+            history_after(task_id, ["inventory", "inventory"]),
+            history_after(task_id, plan),
+            History("Guess a number."),
+        ]
+    )
+    assert rows.shape == (5, PLAN_COLUMNS)
+    need = rows[:, 4 : 5 + MAX_PLAN].argmax(axis=1)
+    finish = rows[:, 5 + MAX_PLAN :].argmax(axis=1)
+    # Two useful steps shorten the plan by two; two wasted ones push the finish back by two.
+    assert need[0] == len(plan) and need[1] == len(plan) - 2 and need[2] == len(plan)
+    assert finish[0] == finish[1] == len(plan) and finish[2] == len(plan) + 2
+    assert rows[3, 1] == 1.0 and need[3] == 0  # the goal is held
+    assert rows[:4, 0].tolist() == [1.0] * 4 and not rows[4].any()  # not TextCraft: zeros

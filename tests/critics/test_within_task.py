@@ -147,3 +147,35 @@ def test_amc_particles_record_their_last_resampling(tmp_path):
     )
     row = {"episode": bon.to_dict(), "split": "validation", "method": bon.method}
     assert all("unbiased_from" not in t.meta for t in episode_trajectories(row, "run"))
+
+
+def test_plan_features_let_the_hashed_critic_rank_textcraft_states_within_a_task(tmp_path):
+    from agentmc.critics.artifact import load, save
+    from agentmc.envs import make, task_ids
+    from agentmc.policies import make_policy
+    from agentmc.rollout import rollout
+
+    policy = make_policy("noisy-expert:eps=0.85")  # synthetic prior, as in amc_deployable
+    ids = task_ids("textcraft", "train")
+
+    def data(tasks, n, seed):
+        rng = np.random.default_rng(seed)
+        return [rollout(make("textcraft", task_id=t), policy, rng) for t in tasks for _ in range(n)]
+
+    train = data(ids[:100], 4, 0)
+    heldout = make_examples(data(ids[100:160], 6, 1), "success", terminal=True)
+    found = {}
+    for plan in (False, True):
+        config = HashedConfig(2**12, rank_weight=1.0, strengths=(3.0, 30.0), plan_features=plan)
+        result = fit(train, FitConfig(target="success", seed=0), config)
+        assert result.critic.featurizer.n_columns == result.critic.coef.size
+        found[plan], values = critic_metrics(result.critic, heldout)
+    # The setting travels with the artifact: the loaded critic builds the same features.
+    loaded = load(save(result.critic, tmp_path / "critic"), env_id="textcraft")
+    assert loaded.config.plan_features
+    np.testing.assert_allclose(loaded.values(heldout.histories), values)
+    # Running states of one held-out task at one step (~3900 pairs): words alone are
+    # near chance; the remaining plan's length is what tells the attempts apart.
+    assert found[True]["within_task_pairs"] > 3000
+    assert found[True]["within_task_auroc"] > 0.62
+    assert found[True]["within_task_auroc"] > found[False]["within_task_auroc"] + 0.05

@@ -5,7 +5,12 @@ Features, one hashed block each (:func:`agentmc.critics.text.segments`):
 1. the task text (word 1-2 grams): how hard the task is;
 2. the last turn (word 1-2 grams and character 3-5 grams): what just happened;
 3. the earlier turns of the window, summed and L2-normalised: what has been done;
-4. the step number, one-hot (capped): how much of the step budget is gone.
+4. the step number, one-hot (capped): how much of the step budget is gone;
+5. with ``plan_features`` (TextCraft), progress read off the conversation by the
+   planner the noisy expert uses (:func:`agentmc.critics.textcraft.plan_features`):
+   the remaining plan's length and the earliest step the goal can be crafted,
+   one-hot. The model learns what they are worth; the n-grams above only see
+   words, and cannot count how far a history is from the goal.
 
 Each distinct text in a batch is vectorized once (the task is shared by every
 state of a task, a turn by N consecutive states), so scoring costs about one
@@ -72,6 +77,9 @@ class HashedConfig:
     """Weight of the within-task ranking rows (0: plain pointwise regression)."""
     pairs_per_group: int = 20
     """Most ranking pairs drawn per (task, step) group."""
+    plan_features: bool = False
+    """Add TextCraft progress features (plan length, earliest finishing step; zeros on
+    other environments). They read the task text and observations only."""
 
     def __post_init__(self) -> None:
         if self.n_features < 16 or self.n_features & (self.n_features - 1):
@@ -89,7 +97,7 @@ class HashedConfig:
 
 
 class Featurizer:
-    """Histories -> sparse feature matrix ``(B, 3 * n_features + max_step + 2)``."""
+    """Histories -> sparse feature matrix ``(B, n_columns)``."""
 
     def __init__(self, config: HashedConfig, last_turns: int) -> None:
         sklearn_text = require("sklearn.feature_extraction.text", "critic")
@@ -105,7 +113,11 @@ class Featurizer:
 
     @property
     def n_columns(self) -> int:
-        return 3 * self.config.n_features + self.config.max_step + 2
+        """``3 * n_features + max_step + 2``, plus the plan block when it is on."""
+        from agentmc.critics.textcraft import PLAN_COLUMNS
+
+        plan = PLAN_COLUMNS if self.config.plan_features else 0
+        return 3 * self.config.n_features + self.config.max_step + 2 + plan
 
     def __call__(self, histories: Sequence[History]):
         """Sparse CSR features, one row per history."""
@@ -166,7 +178,12 @@ class Featurizer:
             ),
             shape=(n, self.config.max_step + 2),
         )
-        return sp.hstack([task_block, last_block, window_block, step_block], format="csr")
+        blocks = [task_block, last_block, window_block, step_block]
+        if self.config.plan_features:
+            from agentmc.critics.textcraft import plan_features
+
+            blocks.append(sp.csr_matrix(plan_features(histories)))
+        return sp.hstack(blocks, format="csr")
 
 
 def ranking_pairs(

@@ -38,7 +38,14 @@ from agentmc.critics.core import History
 from agentmc.errors import ConfigError
 from agentmc.types import FloatArray
 
-__all__ = ["TextCraftPlanCritic"]
+__all__ = ["PLAN_COLUMNS", "TextCraftPlanCritic", "plan_features"]
+
+#: Plans longer than this share one plan-length feature.
+MAX_PLAN = 24
+#: Planned finishing steps (steps taken + plan length) beyond this share one feature.
+MAX_FINISH = 48
+#: Columns of :func:`plan_features`.
+PLAN_COLUMNS = 4 + (MAX_PLAN + 1) + (MAX_FINISH + 1)
 
 
 @dataclass(frozen=True)
@@ -85,3 +92,53 @@ class TextCraftPlanCritic:
         return float(
             sum(math.comb(left, j) * p**j * (1.0 - p) ** (left - j) for j in range(need, left + 1))
         )
+
+
+def plan_features(histories: Sequence[History]) -> FloatArray:
+    """Progress features of TextCraft histories, for a learned critic (no value judgement).
+
+    The same reading of the conversation as :class:`TextCraftPlanCritic` (task
+    text and observations only), turned into inputs a model weighs itself:
+
+    - ``[0]`` 1 if the task is a TextCraft task the planner can read;
+    - ``[1]`` 1 if the goal is held;
+    - ``[2]`` 1 if no plan reaches the goal from what is held;
+    - ``[3]`` the plan's length over :data:`MAX_PLAN`;
+    - one-hot of the plan's length (capped at :data:`MAX_PLAN`): how far from the goal;
+    - one-hot of steps taken + plan length (capped at :data:`MAX_FINISH`): the
+      earliest step the goal can be crafted, which a model compares with the step cap.
+
+    Histories of other tasks get all zeros.
+
+    Returns:
+        Dense features, shape ``(len(histories), PLAN_COLUMNS)``.
+
+    Example:
+        >>> from agentmc.envs import make
+        >>> task, _ = make("textcraft", task_id="0").reset()
+        >>> row = plan_features([History(task)])[0]
+        >>> row[:3].tolist(), int(np.argmax(row[4 : 5 + MAX_PLAN]))
+        ([1.0, 0.0, 0.0], 2)
+    """
+    from agentmc.policies.expert import plan_from_history
+
+    out = np.zeros((len(histories), PLAN_COLUMNS), dtype=np.float64)
+    for index, history in enumerate(histories):
+        found = plan_from_history(history.task, history.messages)
+        if found is None:
+            continue
+        knowledge, held, plan = found
+        row = out[index]
+        row[0] = 1.0
+        if held.get(knowledge.goal, 0) > 0:
+            row[1] = 1.0
+            need = 0
+        elif not plan:
+            row[2] = 1.0
+            continue
+        else:
+            need = len(plan)
+        row[3] = min(need, MAX_PLAN) / MAX_PLAN
+        row[4 + min(need, MAX_PLAN)] = 1.0
+        row[5 + MAX_PLAN + min(history.n_turns + need, MAX_FINISH)] = 1.0
+    return out
