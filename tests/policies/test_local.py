@@ -383,3 +383,23 @@ def test_repeat_penalty_takes_nats_off_actions_already_taken(model_ready):
     # log-odds of the repeated action against any other drop by exactly the penalty
     shift = (a["inventory"] - a[other]) - (b["inventory"] - b[other])
     assert abs(shift - 2.0) < 0.3, shift
+
+
+def test_idle_threads_counts_cores_left_by_running_tasks():
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert 1 <= local_module.idle_threads() <= min(4, cores)
+    assert local_module.idle_threads(limit=1) == 1
+
+
+@pytest.mark.local_model
+def test_threads_follow_the_idle_cores_between_batches(model_ready, monkeypatch):
+    p = policy(mode="choose")
+    engine = p.engine
+    try:
+        for threads in (1, 2, 1):
+            monkeypatch.setattr(local_module, "idle_threads", lambda limit=4, t=threads: t)
+            replies = complete(p, n=2, seed=0, candidates=CANDIDATES)
+            assert engine.threads == threads and {r.text for r in replies} <= set(CANDIDATES)
+    finally:
+        monkeypatch.undo()
+        engine.adapt_threads()

@@ -139,20 +139,29 @@ def default_model_path() -> Path:
 
 
 def idle_threads(limit: int = 4) -> int:
-    """CPU threads worth giving llama.cpp: the cores not already busy, at least one.
+    """CPU threads worth giving llama.cpp now: the cores no other task is running on.
 
     On two cores with another job running, two threads are slower than one
-    (they wait on each other), so this counts the cores the load average
-    leaves idle.
+    (they wait on each other). On Linux this counts the tasks running at this
+    instant (``/proc/loadavg``, least of three reads, less the caller itself),
+    so the engine can ask again before every batch; elsewhere it uses the
+    one-minute load average.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - no load average
-        busy = 0.0
+        running = []
+        for _ in range(3):
+            with open("/proc/loadavg") as file:
+                running.append(int(file.read().split()[3].split("/")[0]))
+        busy = float(min(running) - 1)
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            busy = 0.0
     return max(1, min(limit, cores, round(cores - busy)))
 
 
@@ -175,7 +184,8 @@ class LocalConfig:
             scratch). Only the speed differs, up to floating-point noise.
         n_ctx: KV-cache cells shared by all cached prompts and samples.
         n_slots: Prompts kept in the cache at once (about one per particle).
-        n_threads: CPU threads for llama.cpp (``None``: the idle cores, at most 4).
+        n_threads: CPU threads for llama.cpp (``None``: the idle cores, at most 4,
+            counted again before every batch).
         n_batch: Tokens per llama.cpp decode call.
         extra_buffers: llama.cpp's extra buffer types (AMX and repacked
             weights): ``"auto"`` probes in a child process whether this CPU
@@ -442,6 +452,7 @@ class _Engine:
         self.n_batch = config.n_batch
         self.n_ctx = config.n_ctx
         self.threads = config.threads
+        self.fixed_threads = config.n_threads is not None
         if config.extra_buffers == "auto":
             from agentmc.policies.llama_probe import extra_buffers_supported
 
@@ -492,6 +503,15 @@ class _Engine:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(config.n_batch, 0, _MAX_SEQUENCES)
         weakref.finalize(self, _free, llama_cpp, self.ctx, self.batch, self.model)
+
+    def adapt_threads(self) -> None:
+        """Follow the idle cores (unless ``n_threads`` was set): called between batches."""
+        if self.fixed_threads:
+            return
+        threads = idle_threads()
+        if threads != self.threads:
+            self._lib.llama_set_n_threads(self.ctx, threads, threads)
+            self.threads = threads
 
     # -- tokens --------------------------------------------------------------------------
     def tokenize(self, text: str, *, special: bool) -> list[int]:
@@ -1218,6 +1238,7 @@ async def _drain(engine: _Engine, batcher: _Batcher) -> None:
 
 def _serve_locked(engine: _Engine, requests: list[_Request], reuse: bool) -> None:
     with engine.lock:
+        engine.adapt_threads()
         started = time.perf_counter()
         try:
             engine.serve(requests, reuse=reuse)
