@@ -139,30 +139,43 @@ def default_model_path() -> Path:
 
 
 def idle_threads(limit: int = 4) -> int:
-    """CPU threads worth giving llama.cpp now: the cores no other task is running on.
+    """CPU threads worth giving llama.cpp now: the cores no other process is running on.
 
     On two cores with another job running, two threads are slower than one
     (they wait on each other). On Linux this counts the tasks running at this
-    instant (``/proc/loadavg``, least of three reads, less the caller itself),
-    so the engine can ask again before every batch; elsewhere it uses the
-    one-minute load average.
+    instant (``/proc/loadavg``, least of three reads) less this process's own
+    (``/proc/self/task``), so the engine can ask again before every batch;
+    elsewhere it uses the one-minute load average.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     try:
-        running = []
+        others = []
         for _ in range(3):
             with open("/proc/loadavg") as file:
-                running.append(int(file.read().split()[3].split("/")[0]))
-        busy = float(min(running) - 1)
+                running = int(file.read().split()[3].split("/")[0])
+            others.append(running - _running_threads_here())
+        busy = float(max(0, min(others)))
     except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
         try:
             busy = os.getloadavg()[0]
         except OSError:
             busy = 0.0
     return max(1, min(limit, cores, round(cores - busy)))
+
+
+def _running_threads_here() -> int:
+    """This process's threads in the running state (Linux)."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        count += stat[stat.rindex(")") + 2] == "R"
+    return count
 
 
 @dataclass(frozen=True)
