@@ -403,3 +403,27 @@ def test_threads_follow_the_idle_cores_between_batches(model_ready, monkeypatch)
     finally:
         monkeypatch.undo()
         engine.adapt_threads()
+
+
+@pytest.mark.local_model
+def test_many_draws_sharing_cells_keep_every_sequence_consistent(model_ready, monkeypatch):
+    """Clones' rejection draws share KV cells; llama.cpp refuses a batch with a gap in a
+    sequence's positions (decode code -1), which a cell borrowed before it existed made."""
+    monkeypatch.setattr(local_module, "_GIVE_UP", np.inf)
+    env = make("textcraft", task_id=task_ids("textcraft", "train")[3])
+    task, _ = env.reset(seed=0)
+    candidates = env.valid_actions()
+    p = LocalPolicy(LocalConfig(mode="sample"))
+    states = [[Message("user", task)]]
+    for action in candidates[:3]:  # three parents a step later: 16 clones of each state
+        states.append([*states[0], Message("assistant", action), Message("user", "Got it.")])
+
+    async def step(seed: int):
+        return await asyncio.gather(*(
+            p.complete(states[k % len(states)], seed=seed * 100 + k, candidates=candidates)
+            for k in range(64)
+        ))
+
+    for seed in range(4):
+        replies = asyncio.run(step(seed))
+        assert all(r[0].text in candidates for r in replies)

@@ -35,7 +35,7 @@ class Config:
 
     out: Path = Path("runs/demo")
     """Directory for the prior trajectories, the critic and the evaluation."""
-    tasks: int = 4
+    tasks: int = 12
     """Held-out TextCraft test tasks to evaluate on."""
     particles: int = 4
     """K: particles for AMC, samples for Best-of-K."""

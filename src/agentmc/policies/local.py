@@ -874,7 +874,7 @@ class _Engine:
                 return
             items: list[_Item] = []
             wanted: list[tuple[_Tree, int]] = []
-            decoding: list[_Proposal] = []
+            decoding: list[tuple[_Proposal, list[int]]] = []
             claimed: set[tuple[int, int]] = set()
             for draw in waiting:
                 request, tree, trie = draw.request, draw.request.tree, draw.request.trie
@@ -882,7 +882,6 @@ class _Engine:
                 if (id(tree), draw.node) in claimed:
                     continue
                 claimed.add((id(tree), draw.node))
-                decoding.append(draw)
                 nodes, tokens = list(draw.path), list(draw.tokens)
                 for token in trie.forced(draw.node):
                     nodes.append(trie.children[nodes[-1]][token])
@@ -894,7 +893,8 @@ class _Engine:
                 start = _common_prefix(draw.held, nodes)
                 if start < len(draw.held):  # cells of an earlier, rejected path
                     self._forget(draw.seq, prompt + start)
-                while start < len(nodes):  # cells another draw holds: share them
+                    del draw.held[start:]
+                while start < len(nodes):  # cells another draw holds now: share them
                     holder = tree.holders.get(nodes[start])
                     if holder is None or holder.held[start : start + 1] != [nodes[start]]:
                         break
@@ -902,6 +902,7 @@ class _Engine:
                     self._lib.llama_memory_seq_cp(
                         self.memory, holder.seq, draw.seq, position, position + 1
                     )
+                    draw.held.append(nodes[start])
                     start += 1
                 for i in range(start, len(nodes)):
                     want = nodes[i] not in tree.rows and bool(trie.children[nodes[i]])
@@ -909,10 +910,12 @@ class _Engine:
                     if want:
                         wanted.append((tree, nodes[i]))
                 request.completion_tokens += len(nodes) - start
-                draw.held = nodes
+                decoding.append((draw, nodes[start:]))
             for (tree, node), row in zip(wanted, self.decode(items, keep), strict=True):
                 tree.rows[node] = row
-            for draw in decoding:
+            # only now do these cells exist: a draw's ``held`` never names a cell still to come
+            for draw, new in decoding:
+                draw.held += new
                 holders = draw.request.tree.holders  # type: ignore[union-attr]
                 for node in draw.held:
                     holders[node] = draw
