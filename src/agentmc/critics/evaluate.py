@@ -112,9 +112,7 @@ def pair_concordance(
     """
     values = np.asarray(values, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64)
-    members: dict[Any, list[int]] = {}
-    for i, group in enumerate(groups):
-        members.setdefault(group, []).append(i)
+    members = _group_members(groups)
     total, n_pairs, n_groups = 0.0, 0, 0
     for index in members.values():
         if len(index) < 2:
@@ -135,6 +133,14 @@ def pair_concordance(
     return (total / n_pairs if n_pairs else None), n_pairs, n_groups
 
 
+def _group_members(groups: Sequence[Any]) -> dict[Any, list[int]]:
+    """Indices of the items of each group label, in first-seen order."""
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    return members
+
+
 def grouped_spearman(
     values: FloatArray, targets: FloatArray, groups: Sequence[Any]
 ) -> tuple[float | None, int]:
@@ -147,9 +153,7 @@ def grouped_spearman(
     """
     values = np.asarray(values, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64)
-    members: dict[Any, list[int]] = {}
-    for i, group in enumerate(groups):
-        members.setdefault(group, []).append(i)
+    members = _group_members(groups)
     total, weight, used = 0.0, 0, 0
     for index in members.values():
         if len(index) < 3:
