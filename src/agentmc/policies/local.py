@@ -510,6 +510,10 @@ class _Engine:
         params.n_threads = self.threads
         params.n_threads_batch = self.threads
         params.no_perf = True
+        # llama.cpp's CPU flash attention splits its sums by thread, so its results moved
+        # with the thread count (which follows the idle cores): the same seed drew other
+        # replies under load. Plain attention is thread-invariant and here no slower.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = llama_cpp.llama_init_from_model(self.model, params)
         if self.ctx is None:
             raise PolicyError(f"llama.cpp could not create a context for {path}")
