@@ -81,7 +81,7 @@ from agentmc.data.trajectory import Trajectory
 from agentmc.envs import make, task_ids
 from agentmc.envs.textcraft import TaskTable
 from agentmc.errors import DataError
-from agentmc.eval.harness import BudgetSpec, Entry, Evaluation, Plan, guard_decision
+from agentmc.eval.harness import Entry, Evaluation, Plan, guard_decision
 from agentmc.eval.metrics import bootstrap_mean, paired_difference
 from agentmc.eval.runner import Unit, run_units
 from agentmc.eval.tune import TuneGrid, choose, tune_specs
@@ -89,6 +89,7 @@ from agentmc.methods import MethodSpec
 from agentmc.policies import make_policy
 from agentmc.rollout import arollout
 from agentmc.seeding import task_rng
+from agentmc.smc import Budget
 
 NAME = "amc_deployable"
 SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "amc-splits"
@@ -266,7 +267,7 @@ def evaluate(
         split=split,
         task_ids=tuple(tasks),
         seed=SEED,
-        budget=BudgetSpec("calls", float(k * MAX_STEPS)),
+        budget=Budget(max_calls=k * MAX_STEPS),
     )
     store = RunStore.create_or_resume(
         path,

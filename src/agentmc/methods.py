@@ -21,6 +21,10 @@ recorded result names exactly what ran. Settings that cannot change a
 method's results are dropped: beta for Best-of-N unless it samples by weight,
 and schedule and resampler for ``single`` and Best-of-N.
 
+A spec holds the :class:`~agentmc.smc.SMCConfig` it runs (:attr:`MethodSpec.smc`),
+the one place K, beta, schedule and resampler are declared and checked; a run
+adds the environment's step cap and the :class:`~agentmc.smc.Budget`.
+
 Every method runs through :class:`agentmc.steer.AgentModel` and the SMC
 sampler: ``single`` is K = 1 with no resampling, Best-of-N is K particles
 with no resampling (the final weights are ``exp(R / beta)``), SMC and AMC
@@ -75,11 +79,10 @@ Example:
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -92,10 +95,10 @@ from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.policies.core import Policy
 from agentmc.rollout import ReplyLimits
-from agentmc.smc.resampling import DEFAULT_RESAMPLER, RESAMPLERS, get_resampler
+from agentmc.smc.budget import Budget
+from agentmc.smc.resampling import DEFAULT_RESAMPLER, RESAMPLERS
 from agentmc.smc.sampler import SMC, SMCConfig, SMCState
-from agentmc.smc.schedules import parse_schedule
-from agentmc.smc.selection import select_particle
+from agentmc.smc.selection import SELECTION_MODES, SelectionMode, select_particle
 from agentmc.steer import AgentModel, critic_values
 
 __all__ = [
@@ -110,10 +113,11 @@ __all__ = [
     "run_method",
 ]
 
-Select = Literal["reward", "weight", "critic"]
 Kind = Literal["single", "bon", "smc", "amc"]
 KINDS: tuple[str, ...] = get_args(Kind)
-SELECTS: tuple[str, ...] = get_args(Select)
+Select = SelectionMode
+"""The selection literal, defined once in :mod:`agentmc.smc.selection`."""
+SELECTS: tuple[str, ...] = SELECTION_MODES
 
 _FORMS = (
     "'single', 'bon:8', 'bon:8:critic', 'amc:8', 'amc:8:weight', 'smc:8:critic', "
@@ -130,51 +134,86 @@ def _number(value: float) -> str:
     return short if float(short) == value else repr(float(value))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MethodSpec:
-    """Which method to run, with how many particles and which final selection."""
+    """Which method to run: its kind, its final selection and the sampler settings it runs.
+
+    ``MethodSpec("amc", 8, "critic", beta=0.3, schedule="steps:4")`` and
+    ``MethodSpec("amc", select="critic", smc=SMCConfig(n_particles=8, ...))`` build
+    the same spec; K, beta, schedule and resampler live only in :attr:`smc` (the
+    properties below read them), so they are declared and validated once, in
+    :class:`~agentmc.smc.SMCConfig`. ``dataclasses.replace(spec, beta=0.3)`` works
+    as for a plain dataclass.
+    """
 
     kind: Kind
     """``single``, ``bon`` (Best-of-N), ``smc`` (zero-shot SMC, any critic) or ``amc``."""
-    particles: int = 1
-    """K (N for Best-of-N); ``single`` requires 1."""
-    select: Select = "reward"
-    """Final selection: ``reward``, ``weight`` or ``critic`` (ignored for ``single``)."""
-    beta: float = 1.0
-    """Temperature of the target ``p(tau) exp(R / beta)``; > 0 (``inf``: no tilt)."""
-    schedule: str = "every"
-    """Resampling schedule of SMC/AMC (see :func:`agentmc.smc.parse_schedule`)."""
-    resampler: str = DEFAULT_RESAMPLER
-    """Resampling scheme of SMC/AMC: systematic, stratified, residual or multinomial."""
+    select: SelectionMode
+    """Final selection: ``reward``, ``weight`` or ``critic`` (``reward`` for ``single``)."""
+    smc: SMCConfig
+    """The sampler settings this method runs (K, beta, schedule, resampler): no step cap
+    and no budget, which the task and the run add (:func:`arun_method`). ``single``
+    and Best-of-N never resample (schedule ``none``)."""
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise UnknownNameError(f"unknown method {self.kind!r}; valid forms: {_FORMS}")
-        if isinstance(self.particles, bool) or not isinstance(self.particles, int):
-            raise ConfigError(f"particles must be an integer >= 1, got {self.particles!r}")
-        if self.particles < 1:
-            raise ConfigError(f"particles must be >= 1, got {self.particles}")
-        if self.kind == "single" and self.particles != 1:
-            raise ConfigError(
-                f"method 'single' runs one episode (particles=1), got particles={self.particles}; "
-                "use 'bon:K' for K runs"
-            )
-        if self.select not in SELECTS:
-            raise ConfigError(f"select must be one of {', '.join(SELECTS)}, got {self.select!r}")
-        if not isinstance(self.beta, int | float) or math.isnan(self.beta) or self.beta <= 0:
-            raise ConfigError(f"beta must be > 0 (inf for no tilt), got {self.beta!r}")
-        object.__setattr__(self, "schedule", parse_schedule(self.schedule).spec)
-        get_resampler(self.resampler)
+    def __init__(
+        self,
+        kind: Kind,
+        particles: int | None = None,
+        select: SelectionMode = "reward",
+        beta: float | None = None,
+        schedule: str | None = None,
+        resampler: str | None = None,
+        *,
+        smc: SMCConfig | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise UnknownNameError(f"unknown method {kind!r}; valid forms: {_FORMS}")
+        if select not in SELECTS:
+            raise ConfigError(f"select must be one of {', '.join(SELECTS)}, got {select!r}")
+        given = {
+            "n_particles": particles,
+            "beta": beta,
+            "schedule": schedule,
+            "resampler": resampler,
+        }
+        changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if smc is None:
+            smc = SMCConfig(n_particles=1, max_steps=None)
         # settings that cannot change this method's results are normalised away, so two
         # specs are equal exactly when they run the same thing (and labels round-trip)
-        if self.kind in ("single", "bon"):
-            object.__setattr__(self, "schedule", "every")
-            object.__setattr__(self, "resampler", DEFAULT_RESAMPLER)
-            if self.kind == "single" or self.select != "weight":
-                object.__setattr__(self, "beta", 1.0)
-        if self.kind == "single":
-            object.__setattr__(self, "select", "reward")
-        object.__setattr__(self, "beta", float(self.beta))
+        if kind in ("single", "bon"):
+            changes |= {"schedule": "none", "resampler": DEFAULT_RESAMPLER}
+            if kind == "single" or select != "weight":
+                changes["beta"] = 1.0
+        config = replace(smc, **changes, max_steps=None, budget=Budget())
+        if kind == "single" and config.n_particles != 1:
+            raise ConfigError(
+                f"method 'single' runs one episode (particles=1), got "
+                f"particles={config.n_particles}; use 'bon:K' for K runs"
+            )
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "select", "reward" if kind == "single" else select)
+        object.__setattr__(self, "smc", config)
+
+    @property
+    def particles(self) -> int:
+        """K (N for Best-of-N): :attr:`SMCConfig.n_particles`."""
+        return self.smc.n_particles
+
+    @property
+    def beta(self) -> float:
+        """Temperature of the target ``p(tau) exp(R / beta)``: :attr:`SMCConfig.beta`."""
+        return self.smc.beta
+
+    @property
+    def schedule(self) -> str:
+        """Resampling schedule (``none`` for single and Best-of-N): :attr:`SMCConfig.schedule`."""
+        return self.smc.schedule
+
+    @property
+    def resampler(self) -> str:
+        """Resampling scheme: :attr:`SMCConfig.resampler`."""
+        return self.smc.resampler
 
     @classmethod
     def parse(cls, text: str) -> MethodSpec:
@@ -286,7 +325,9 @@ class MethodSpec:
         if self.beta != 1.0:
             parts.append(f"beta={_number(self.beta)}")
         kind, _, argument = self.schedule.partition(":")
-        if kind in ("steps", "ess"):
+        if self.kind not in ("smc", "amc"):
+            pass  # single and Best-of-N never resample: no schedule to name
+        elif kind in ("steps", "ess"):
             parts.append(f"{kind}={argument}")
         elif self.schedule != "every":
             parts.append(f"schedule={self.schedule}")
@@ -321,34 +362,6 @@ class MethodSpec:
     def observe_reward(self) -> bool:
         """Whether true rewards may steer the run (only with ``reward`` selection)."""
         return self.kind == "single" or self.select == "reward"
-
-    @property
-    def smc_schedule(self) -> str:
-        """The sampler schedule: no resampling for single and Best-of-N."""
-        return self.schedule if self.kind in ("smc", "amc") else "none"
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Caps on what one episode may spend; the run stops before a step would exceed them."""
-
-    max_calls: int | None = None
-    """Policy requests (one per particle per step)."""
-    max_tokens: int | None = None
-    """Prompt plus completion tokens."""
-    max_cost: float | None = None
-    """US dollars (needs a policy with known prices)."""
-    count: Literal["attempts", "answers"] = "attempts"
-    """What ``max_calls`` counts: every request sent, retried ones included (what a
-    provider bills), or only requests that returned an answer."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_calls", "max_tokens", "max_cost"):
-            value = getattr(self, name)
-            if value is not None and not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"budget {name} must be > 0 or None (no cap), got {value!r}")
-        if self.count not in ("attempts", "answers"):
-            raise ConfigError(f"budget count must be 'attempts' or 'answers', got {self.count!r}")
 
 
 @dataclass
@@ -551,13 +564,12 @@ async def arun_method(
     smc_rng, select_rng = rng.spawn(2)
     env = make_env()
     try:
-        schedule = parse_schedule(spec.smc_schedule)
         steering = critic if spec.kind in ("smc", "amc") else None
         model = AgentModel(
             env,
             policy,
             steering if spec.observe_reward else critic,
-            schedule=schedule if steering is not None else parse_schedule("none"),
+            schedule=spec.smc.parsed_schedule,
             temperature=temperature,
             observe_reward=spec.observe_reward,
             task_id=task_id or None,
@@ -566,16 +578,7 @@ async def arun_method(
         )
         task_id = model.task_id
         try:
-            config = SMCConfig(
-                n_particles=spec.particles,
-                beta=spec.beta,
-                resampler=spec.resampler,
-                schedule=spec.smc_schedule,
-                max_steps=model.step_cap,
-                max_calls=budget.max_calls,
-                max_tokens=budget.max_tokens,
-                max_cost=budget.max_cost,
-            )
+            config = replace(spec.smc, max_steps=model.step_cap, budget=budget)
         except ConfigError as error:
             raise ConfigError(f"method {spec.label} on task {task_id!r}: {error}") from None
         sampler = SMC(
@@ -642,12 +645,7 @@ async def arun_method(
             "attempts": usage.attempts,
             "retries": max(usage.failed_attempts - model.n_failed, 0),
             "budget_exhausted": result.stop_reason.startswith("budget"),
-            "budget": {
-                "max_calls": budget.max_calls,
-                "max_tokens": budget.max_tokens,
-                "max_cost": budget.max_cost,
-                "count": budget.count,
-            },
+            "budget": budget.as_dict() | {"count": budget.count},
             "policy": policy.name,
             "synthetic": bool(getattr(policy, "synthetic", False)),
         }

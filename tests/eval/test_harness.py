@@ -15,7 +15,6 @@ from agentmc.eval.harness import (
     GUARD_ALPHA,
     GUARD_RULE,
     MIN_GUARD_TASKS,
-    BudgetSpec,
     Entry,
     Evaluation,
     Plan,
@@ -25,6 +24,7 @@ from agentmc.eval.harness import (
 )
 from agentmc.eval.report import write_report
 from agentmc.policies import make_policy
+from agentmc.smc import Budget
 
 
 class ConstantCritic:
@@ -41,7 +41,7 @@ def evaluation(tmp_path, entries, *, policy="noisy-expert", guard=(), budget=Non
         split="test",
         task_ids=tasks,
         seed=7,
-        budget=None if budget is None else BudgetSpec.parse(budget),
+        budget=None if budget is None else Budget.parse(budget),
         guard_task_ids=tuple(guard),
     )
     store = RunStore.create_or_resume(tmp_path, command="eval", seed=7, config={"x": 1})
@@ -71,15 +71,17 @@ def test_entry_labels_and_errors():
     assert Entry.parse("amc:4:beta=0.3").policy is None
 
 
-@pytest.mark.parametrize("text", ["calls", "calls:x", "calls:-3", "time:10", "cost:inf"])
+@pytest.mark.parametrize(
+    "text", ["calls", "calls:x", "calls:-3", "time:10", "cost:inf", "calls:1.5", "calls:4,calls:5"]
+)
 def test_budget_parse_rejects(text):
     with pytest.raises(ConfigError, match="--budget"):
-        BudgetSpec.parse(text)
+        Budget.parse(text, name="--budget")
 
 
 def test_budget_smaller_than_k_is_rejected():
     with pytest.raises(ConfigError, match="needs 8 policy calls per step"):
-        Plan((Entry.parse("bon:8"),), "test", ("1",), budget=BudgetSpec.parse("calls:4"))
+        Plan((Entry.parse("bon:8"),), "test", ("1",), budget=Budget.parse("calls:4"))
 
 
 def test_plan_rejects_duplicates_and_empty():

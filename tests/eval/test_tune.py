@@ -24,7 +24,7 @@ def test_grid_covers_betas_schedules_and_deployable_selections_only():
         tune_specs(MethodSpec.parse("amc:4"), TuneGrid(selects=("reward", "critic")))
     with pytest.raises(ConfigError, match="nothing|no beta"):
         tune_specs(MethodSpec.parse("bon:4"), grid)
-    with pytest.raises(ConfigError, match="positive"):
+    with pytest.raises(ConfigError, match="beta must be > 0"):
         TuneGrid(betas=(0.0,))
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from agentmc.errors import ConfigError, UnknownNameError
-from agentmc.smc import SMCConfig
+from agentmc.smc import Budget, SMCConfig
 
 
 def test_defaults_are_valid_and_serialise():
@@ -26,13 +26,27 @@ def test_defaults_are_valid_and_serialise():
         ({"schedule": "often"}, UnknownNameError, "valid forms"),
         ({"schedule": "steps:4,25"}, ConfigError, "beyond the step cap max_steps=20"),
         ({"max_steps": 0}, ConfigError, "max_steps"),
-        ({"max_calls": 0}, ConfigError, "max_calls must be > 0"),
-        ({"max_cost": -1.0}, ConfigError, "max_cost must be > 0"),
+        ({"budget": {"max_calls": 1}}, ConfigError, "budget must be a Budget"),
     ],
 )
 def test_bad_values_name_the_field(kwargs, error, message):
     with pytest.raises(error, match=message):
         SMCConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_calls": 0}, "max_calls must be a whole number > 0"),
+        ({"max_calls": 2.5}, "max_calls must be a whole number > 0"),
+        ({"max_cost": -1.0}, "max_cost must be a number > 0"),
+        ({"max_tokens": math.inf}, "max_tokens must be a whole number > 0"),
+        ({"count": "bills"}, "count must be 'attempts' or 'answers'"),
+    ],
+)
+def test_bad_budget_names_the_cap(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Budget(**kwargs)
 
 
 def test_schedule_within_cap_is_fine():

@@ -11,7 +11,7 @@ import pytest
 from smc_problems import BETA, make_problem, run_many
 
 from agentmc.errors import ConfigError
-from agentmc.smc import SMC, SMCConfig, TableValue, TreeModel, WeightError, run_smc
+from agentmc.smc import SMC, Budget, SMCConfig, TableValue, TreeModel, WeightError, run_smc
 from agentmc.smc.exact import TreeState
 
 SEEDS = range(40)
@@ -154,7 +154,9 @@ def test_step_cap_truncates(problem):
 
 def test_call_budget_stops_before_exceeding_the_cap(problem):
     result = run_smc(
-        TreeModel(problem.tree), config(n_particles=4, max_calls=10), np.random.default_rng(2)
+        TreeModel(problem.tree),
+        config(n_particles=4, budget=Budget(max_calls=10)),
+        np.random.default_rng(2),
     )
     assert result.stop_reason == "budget:calls"
     assert result.spent.calls <= 10
@@ -162,7 +164,7 @@ def test_call_budget_stops_before_exceeding_the_cap(problem):
 
 
 def test_budget_aware_schedule_reports_when_it_stopped_resampling(problem):
-    cfg = config(n_particles=4, schedule="budget:0.3:every", max_calls=12)
+    cfg = config(n_particles=4, schedule="budget:0.3:every", budget=Budget(max_calls=12))
     result = run_smc(TreeModel(problem.tree), cfg, np.random.default_rng(3))
     assert result.resampling_stopped_at == 1  # 4 of 12 calls spent after step 1
     assert [event.t for event in result.genealogy] == []
@@ -184,7 +186,7 @@ def test_budget_needs_a_model_that_reports_spend(problem):
             return np.ones(len(states), dtype=bool)
 
     with pytest.raises(ConfigError, match="spent"):
-        SMC(NoSpend(), config(max_calls=5), np.random.default_rng(0))
+        SMC(NoSpend(), config(budget=Budget(max_calls=5)), np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

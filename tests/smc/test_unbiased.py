@@ -21,7 +21,7 @@ import pytest
 from scipy import stats
 from smc_problems import BETA, Problem, run_many
 
-from agentmc.smc import RESAMPLERS, SMCConfig, SMCResult
+from agentmc.smc import RESAMPLERS, Budget, SMCConfig, SMCResult
 
 #: Significance level of each assertion. About 110 assertions run, so the chance
 #: that a correct sampler fails any of them is about 1%.
@@ -43,7 +43,7 @@ def config_for(schedule: str, resampler: str = "systematic", beta: float = BETA)
         resampler=resampler,
         schedule=schedule,
         max_steps=DEPTH,
-        max_calls=max_calls,
+        budget=Budget(max_calls=max_calls),
     )
 
 

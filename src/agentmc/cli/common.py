@@ -254,6 +254,75 @@ class ExecutorOptions:
         return make_executor("ray", n_workers=self.ray_workers, address=self.ray_address)
 
 
+def check_smc_flags(**settings: Any) -> None:
+    """Check SMC settings given as flags with :class:`~agentmc.smc.SMCConfig`'s own checks.
+
+    One setting at a time, so its one message comes out behind the flag that set it:
+    ``--beta: beta must be > 0 ...``. Keyword names are SMCConfig fields
+    (``n_particles`` is the ``--particles`` flag).
+
+    Raises:
+        ConfigError: The first invalid setting (UnknownNameError for an unknown name).
+    """
+    from agentmc.smc.sampler import SMCConfig
+
+    for name, value in settings.items():
+        try:
+            SMCConfig(**{name: value}, max_steps=None)
+        except ConfigError as error:
+            flag = "--" + ("particles" if name == "n_particles" else name).replace("_", "-")
+            raise type(error)(f"{flag}: {error}") from None
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """Per-task spending caps, the same flags for every command that runs methods.
+
+    ``--budget calls:160`` is the one form (:meth:`agentmc.smc.Budget.parse`);
+    ``--max-calls`` / ``--max-tokens`` / ``--max-cost`` are aliases of its parts.
+    """
+
+    budget: str | None = None
+    """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD`, several joined
+    by commas (`calls:160,cost:0.5`); default: none."""
+    max_calls: int | None = None
+    """Alias of `--budget calls:N`: per-task cap on policy calls (all particles together)."""
+    max_tokens: int | None = None
+    """Alias of `--budget tokens:N`: per-task cap on policy tokens."""
+    max_cost: float | None = None
+    """Alias of `--budget cost:USD`: per-task cap on US dollars."""
+    budget_counts: Literal["attempts", "answers"] = "attempts"
+    """What a calls cap counts: every request sent, retries included (what providers
+    bill), or only requests that returned an answer."""
+
+    def __post_init__(self) -> None:
+        self.make()  # one-line errors before anything runs
+
+    def make(self):
+        """The :class:`~agentmc.smc.Budget` these flags ask for (no caps when none is given).
+
+        Raises:
+            ConfigError: A malformed ``--budget``, a cap <= 0, or one cap given twice.
+        """
+        from agentmc.smc.budget import UNITS, Budget
+
+        budget = Budget(count=self.budget_counts)
+        if self.budget is not None:
+            budget = Budget.parse(self.budget, count=self.budget_counts, name="--budget")
+        for unit, cap in UNITS.items():
+            value = getattr(self, cap)
+            if value is None:
+                continue
+            flag = "--" + cap.replace("_", "-")
+            if getattr(budget, cap) is not None:
+                raise ConfigError(f"{flag} and --budget {unit}:... both cap {unit}; give one")
+            try:
+                budget = dataclasses.replace(budget, **{cap: value})
+            except ConfigError as error:
+                raise ConfigError(f"{flag}: {error}") from None
+        return budget
+
+
 @dataclass(frozen=True)
 class PolicyOptions:
     """Which agent acts. API keys are read from the environment, never from flags."""

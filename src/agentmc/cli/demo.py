@@ -23,10 +23,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from agentmc.cli.common import PolicyOptions, TaskOptions, parse
+from agentmc.cli.common import PolicyOptions, TaskOptions, check_smc_flags, parse
 from agentmc.errors import ConfigError
+from agentmc.smc.selection import SelectionMode
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Config:
     """Server URL for `--model` / `openai:` policies."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the API key for `openai:` policies."""
-    select: Literal["critic", "weight", "reward"] = "critic"
+    select: SelectionMode = "critic"
     """How Best-of-K and AMC pick their answer: `critic` / `weight` are deployable,
     `reward` peeks at the true reward (simulator planning)."""
     beta: float = 0.1
@@ -82,8 +82,7 @@ class Config:
                 raise ConfigError(f"--{flag} must be at least 1, got {getattr(self, name)}")
         if self.particles < 2:
             raise ConfigError("--particles must be at least 2 to compare Best-of-K and AMC")
-        if self.beta <= 0:
-            raise ConfigError(f"--beta must be positive, got {self.beta}")
+        check_smc_flags(beta=self.beta)
 
     def policy_options(self) -> PolicyOptions:
         spec = f"openai:{self.model}" if self.model else self.policy

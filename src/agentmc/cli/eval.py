@@ -24,8 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
+from agentmc.cli.common import (
+    BudgetOptions,
+    ExecutorOptions,
+    PolicyOptions,
+    TaskOptions,
+    check_smc_flags,
+    parse,
+)
 from agentmc.errors import ConfigError
+from agentmc.smc.sampler import SMCConfig
 
 
 @dataclass(frozen=True)
@@ -46,14 +54,11 @@ class Config:
     critic: Path | None = None
     """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic), or
     `textcraft-plan` (a hand-written TextCraft critic that plans from the conversation)."""
-    budget: str | None = None
-    """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD` (default: none)."""
-    budget_counts: Literal["attempts", "answers"] = "attempts"
-    """What a `calls:N` budget counts: every request sent, retries included (what
-    providers bill), or only requests that returned an answer."""
-    beta: float = 1.0
-    """Inverse strength of the reward tilt for SMC / AMC."""
-    schedule: str = "every"
+    caps: BudgetOptions = field(default_factory=BudgetOptions)
+    # the SMC settings' defaults, types and validation are SMCConfig's
+    beta: float = SMCConfig.beta
+    """Inverse strength of the reward tilt for SMC / AMC (> 0, inf for no tilt)."""
+    schedule: str = SMCConfig.schedule
     """Resampling schedule for SMC / AMC (e.g. `every`, `steps:4,8`, `ess:0.5`)."""
     tuned: Path | None = None
     """`tuned.json` from `agentmc tune`: tuned methods run with the chosen settings."""
@@ -84,8 +89,7 @@ class Config:
             )
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        if self.beta <= 0:
-            raise ConfigError(f"--beta must be positive, got {self.beta}")
+        check_smc_flags(beta=self.beta, schedule=self.schedule)
 
 
 BUILTIN_CRITICS = ("textcraft-plan",)
@@ -190,10 +194,11 @@ def check_unseen(critic: Any, label: str, task_ids: list[str]) -> None:
 def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
     from dataclasses import replace
 
-    from agentmc.eval.harness import BudgetSpec, Entry, Plan
+    from agentmc.eval.harness import Entry, Plan
     from agentmc.methods import MethodSpec
 
-    budget = None if config.budget is None else BudgetSpec.parse(config.budget)
+    caps = config.caps.make()
+    budget = caps if caps.has_caps else None
     choices = tuned_choices(config, None if budget is None else str(budget))
     entries = []
     for text in config.methods:
@@ -217,7 +222,6 @@ def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
         budget=budget,
         guard_task_ids=tuple(guard_ids),
         temperature=config.policy.temperature,
-        budget_counts=config.budget_counts,
     )
 
 
@@ -272,7 +276,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
             "policy": config.policy.describe(),
             "critic": None if config.critic is None else str(config.critic),
             "budget": None if plan.budget is None else str(plan.budget),
-            **({"budget_counts": "answers"} if config.budget_counts == "answers" else {}),
+            **({"budget_counts": "answers"} if config.caps.budget_counts == "answers" else {}),
             "guard_tasks": list(plan.guard_task_ids),
             "tuned": None if config.tuned is None else str(config.tuned),
         },

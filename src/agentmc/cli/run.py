@@ -12,10 +12,17 @@ diagnostics (per-checkpoint ESS, resampling, unique ancestors, log-evidence,
 genealogy, failed particles, budget). At the end a summary table with 95%
 bootstrap intervals is printed and written to ``summary.json``.
 
+The flags share their definitions: ``--beta``/``--schedule``/``--resampler``
+take their defaults and checks from :class:`agentmc.smc.SMCConfig`, and the
+per-task caps are ``--budget calls:N`` (as in ``agentmc eval``) with
+``--max-calls``/``--max-tokens``/``--max-cost`` as its aliases
+(:class:`~agentmc.cli.common.BudgetOptions`).
+
 Example:
     agentmc run --method amc --particles 8 --critic runs/critic --select critic \
         --split test --out runs/amc8
-    agentmc run --method bon --particles 8 --split test --n-tasks 20 --out runs/bon8
+    agentmc run --method bon --particles 8 --split test --n-tasks 20 --budget calls:160 \
+        --out runs/bon8
     agentmc run --method single --out runs/single --split test
 """
 
@@ -29,13 +36,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentmc.cli.common import (
+    BudgetOptions,
     ExecutorOptions,
     PolicyOptions,
     TaskOptions,
+    check_smc_flags,
     parse,
     success_summary,
 )
 from agentmc.errors import ConfigError, DataError
+from agentmc.methods import Kind, MethodSpec
+from agentmc.smc import Budget, SMCConfig
+from agentmc.smc.selection import SelectionMode
 
 
 @dataclass(frozen=True)
@@ -44,33 +56,26 @@ class Config:
 
     out: Path
     """Run directory (created, or resumed if it holds the same run)."""
-    method: Literal["single", "bon", "smc", "amc"] = "amc"
+    method: Kind = "amc"
     """single run, Best-of-N, zero-shot SMC (any critic) or AMC (trained critic)."""
     particles: int | None = None
     """K particles (N for Best-of-N); default 1 for single, 8 otherwise."""
-    select: Literal["reward", "weight", "critic"] = "reward"
+    select: SelectionMode = "reward"
     """Final selection: best true reward (simulator planning), sample by weight, or
     highest critic value (weight/critic never see the true reward)."""
-    beta: float = 1.0
-    """Temperature of the target p(tau) exp(R / beta)."""
-    schedule: str = "every"
+    # the SMC settings' defaults, types and validation are SMCConfig's
+    beta: float = SMCConfig.beta
+    """Temperature of the target p(tau) exp(R / beta); > 0, inf for no tilt."""
+    schedule: str = SMCConfig.schedule
     """Resampling schedule: none, every, steps:4,12, ess:0.5, budget:0.8:INNER."""
-    resampler: str = "systematic"
+    resampler: str = SMCConfig.resampler
     """systematic, stratified, residual or multinomial."""
     critic: Path | None = None
     """Critic artifact (from `agentmc critic train`); none: zero critic."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
     policy: PolicyOptions = field(default_factory=PolicyOptions)
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
-    max_calls: int | None = None
-    """Per-task cap on policy calls (all particles together)."""
-    max_tokens: int | None = None
-    """Per-task cap on policy tokens."""
-    max_cost: float | None = None
-    """Per-task cap on US dollars."""
-    budget_counts: Literal["attempts", "answers"] = "attempts"
-    """What --max-calls counts: every request sent, retries included (what providers
-    bill), or only requests that returned an answer."""
+    caps: BudgetOptions = field(default_factory=BudgetOptions)
     seed: int = 0
     """Root seed; every task's randomness derives from it."""
     workers: int = 4
@@ -85,27 +90,21 @@ class Config:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        caps = {"--max-calls": self.max_calls, "--max-tokens": self.max_tokens}
-        for flag, cap in (caps | {"--max-cost": self.max_cost}).items():
-            if cap is not None and not cap > 0:
-                raise ConfigError(f"{flag} must be > 0, got {cap}")
-        self.spec  # noqa: B018 - validates method, K, beta, schedule, resampler
-        self.budget  # noqa: B018 - validates the caps
+        settings = {"beta": self.beta, "schedule": self.schedule, "resampler": self.resampler}
+        check_smc_flags(n_particles=1 if self.particles is None else self.particles, **settings)
+        self.spec  # noqa: B018 - validates the method as a whole (single takes K = 1)
 
     @property
-    def spec(self):
-        from agentmc.methods import MethodSpec
-
+    def spec(self) -> MethodSpec:
         k = self.particles if self.particles is not None else (1 if self.method == "single" else 8)
         if self.method == "single" and k != 1:
             raise ConfigError(f"--method single runs one episode; drop --particles {k}")
         return MethodSpec(self.method, k, self.select, self.beta, self.schedule, self.resampler)
 
     @property
-    def budget(self):
-        from agentmc.methods import Budget
-
-        return Budget(self.max_calls, self.max_tokens, self.max_cost, self.budget_counts)
+    def budget(self) -> Budget:
+        """The per-task caps (``--budget`` or its aliases ``--max-calls`` ...)."""
+        return self.caps.make()
 
 
 def result_row(result: Any, *, split: str, synthetic: bool) -> dict[str, Any]:
@@ -187,9 +186,10 @@ def warn_seen(critic: Any, task_ids: list[str]) -> None:
         )
 
 
-def check_step_cap(config: Config, spec: Any, task_id: str, policy: Any) -> None:
+def check_step_cap(config: Config, spec: MethodSpec, task_id: str, policy: Any) -> None:
     """Refuse a schedule that names a step beyond the environment's step cap, before running."""
-    from agentmc.smc import SMCConfig
+    from dataclasses import replace
+
     from agentmc.steer import AgentModel
 
     env = config.tasks.make(task_id)
@@ -198,7 +198,7 @@ def check_step_cap(config: Config, spec: Any, task_id: str, policy: Any) -> None
     finally:
         env.close()
     try:
-        SMCConfig(n_particles=spec.particles, schedule=spec.smc_schedule, max_steps=cap)
+        replace(spec.smc, max_steps=cap)
     except ConfigError as error:
         raise ConfigError(f"--schedule {spec.schedule}: {error}") from None
 
@@ -235,12 +235,15 @@ def main(name: str, argv: list[str]) -> int:
                 "particles": spec.particles,
                 "select": spec.selection,
                 "beta": spec.beta if math.isfinite(spec.beta) else "inf",
-                "schedule": spec.schedule,
+                # single and Best-of-N never resample; their run directories record
+                # "every" (as before the spec held its SMCConfig), so they still resume
+                "schedule": spec.schedule if spec.kind in ("smc", "amc") else "every",
                 "resampler": spec.resampler,
             },
             "critic": None if config.critic is None else str(config.critic),
             # `count` only when not the default, so earlier run directories still resume
-            "budget": {k: v for k, v in vars(budget).items() if (k, v) != ("count", "attempts")},
+            "budget": budget.as_dict()
+            | ({} if budget.count == "attempts" else {"count": budget.count}),
             "tasks": config.tasks.describe(),
             "policy": config.policy.describe(),
         },

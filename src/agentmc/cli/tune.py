@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentmc.cli.common import ExecutorOptions, PolicyOptions, TaskOptions, parse
+from agentmc.cli.common import BudgetOptions, ExecutorOptions, PolicyOptions, TaskOptions, parse
 from agentmc.errors import ConfigError, DataError
 from agentmc.eval.tune import DEFAULT_BETAS, DEFAULT_SCHEDULES
 
@@ -44,8 +44,8 @@ class Config:
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
     critic: Path | None = None
     """Critic artifact (none: zero critic; deployable methods need one)."""
-    budget: str | None = None
-    """Per-task cap, the one the test evaluation will use: `calls:N`, `tokens:N`, `cost:USD`."""
+    caps: BudgetOptions = field(default_factory=BudgetOptions)
+    """Per-task caps: pass the ones the test evaluation will use."""
     betas: tuple[float, ...] = DEFAULT_BETAS
     """Betas to try."""
     schedules: tuple[str, ...] = DEFAULT_SCHEDULES
@@ -72,10 +72,11 @@ def run_tuning(config: Config) -> dict[str, Any]:
     """Run (or resume) the grid and write ``tuned.json``; returns its content."""
     from agentmc.cli.eval import check_unseen, load_critic
     from agentmc.data.store import RunStore
-    from agentmc.eval.harness import BudgetSpec, Entry, Evaluation, Plan
+    from agentmc.eval.harness import Entry, Evaluation, Plan
     from agentmc.eval.tune import TuneGrid, choose, tune_specs
     from agentmc.methods import MethodSpec
 
+    caps = config.caps.make()
     grid = TuneGrid(tuple(config.betas), tuple(config.schedules), tuple(config.selects))
     bases = [MethodSpec.parse(text) for text in config.methods]
     specs = {base: tune_specs(base, grid) for base in bases}
@@ -91,7 +92,7 @@ def run_tuning(config: Config) -> dict[str, Any]:
         split=config.tasks.split,
         task_ids=tuple(task_ids),
         seed=config.seed,
-        budget=None if config.budget is None else BudgetSpec.parse(config.budget),
+        budget=caps if caps.has_caps else None,
         temperature=config.policy.temperature,
     )
     recorded = {

@@ -40,10 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +59,6 @@ from agentmc.policies.core import Policy
 from agentmc.rollout import ReplyLimits
 from agentmc.seeding import task_rng
 
-BudgetUnit = Literal["calls", "tokens", "cost"]
 DEPLOYABLE = ("weight", "critic")
 MIN_GUARD_TASKS = 30
 """Fewest validation tasks on which the do-no-harm guard may trust AMC."""
@@ -143,51 +141,18 @@ class Entry:
         return label if self.critic is None else f"{label}{{critic={self.critic}}}"
 
 
-@dataclass(frozen=True)
-class BudgetSpec:
-    """A per-task spending cap that every method gets, e.g. ``calls:160``.
+def check_budget(budget: Budget, entry: Entry) -> None:
+    """Reject a method whose first step alone exceeds the calls cap (K calls per step).
 
-    Attributes:
-        unit: ``calls`` (policy calls), ``tokens`` (prompt + completion) or ``cost`` (USD).
-        amount: The cap per task.
+    Raises:
+        ConfigError: Naming the method, its K and the cap.
     """
-
-    unit: BudgetUnit
-    amount: float
-
-    @classmethod
-    def parse(cls, text: str) -> BudgetSpec:
-        unit, _, amount = text.partition(":")
-        if unit not in ("calls", "tokens", "cost"):
-            raise ConfigError(
-                f"--budget {text!r}: unit must be calls, tokens or cost, e.g. calls:160"
-            )
-        try:
-            value = float(amount)
-        except ValueError:
-            raise ConfigError(f"--budget {text!r}: {amount!r} is not a number") from None
-        if not value > 0 or not math.isfinite(value):
-            raise ConfigError(f"--budget {text!r}: the amount must be positive")
-        return cls(unit, value)  # type: ignore[arg-type]
-
-    def budget(self) -> Budget:
-        if self.unit == "calls":
-            return Budget(max_calls=int(self.amount))
-        if self.unit == "tokens":
-            return Budget(max_tokens=int(self.amount))
-        return Budget(max_cost=self.amount)
-
-    def check(self, entry: Entry) -> None:
-        """Reject a method whose first step alone exceeds the cap (K calls per step)."""
-        if self.unit == "calls" and entry.spec.particles > self.amount:
-            raise ConfigError(
-                f"method {entry.label} needs {entry.spec.particles} policy calls per step, "
-                f"more than the budget of {self.amount:g} calls per task; lower K or raise "
-                "--budget"
-            )
-
-    def __str__(self) -> str:
-        return f"{self.amount:g} {self.unit} per task"
+    if budget.max_calls is not None and entry.spec.particles > budget.max_calls:
+        raise ConfigError(
+            f"method {entry.label} needs {entry.spec.particles} policy calls per step, "
+            f"more than the budget of {budget.max_calls} calls per task; lower K or raise "
+            "--budget"
+        )
 
 
 @dataclass(frozen=True)
@@ -281,21 +246,20 @@ class Plan:
         split: Name of the split the tasks come from (named in every table).
         task_ids: The tasks.
         seed: Root seed; task ``t`` uses ``task_rng(seed, stable_index(t))`` for every method.
-        budget: Per-task cap for every method (``None``: no cap).
+        budget: Per-task caps for every method, with what ``calls`` counts (every
+            request sent, retries included, as billed, or only answered ones);
+            ``None``: no cap.
         guard_task_ids: Validation tasks for the do-no-harm check (empty: no check).
         temperature: Policy sampling temperature.
-        budget_counts: What a ``calls`` budget counts: every request sent (retries
-            included, as billed) or only answered ones.
     """
 
     entries: tuple[Entry, ...]
     split: str
     task_ids: tuple[str, ...]
     seed: int = 0
-    budget: BudgetSpec | None = None
+    budget: Budget | None = None
     guard_task_ids: tuple[str, ...] = ()
     temperature: float = 1.0
-    budget_counts: Literal["attempts", "answers"] = "attempts"
 
     def __post_init__(self) -> None:
         if not self.entries:
@@ -308,7 +272,7 @@ class Plan:
             raise ConfigError(f"no tasks selected from split {self.split!r}")
         if self.budget is not None:
             for entry in self.entries:
-                self.budget.check(entry)
+                check_budget(self.budget, entry)
 
     def guarded(self) -> list[Entry]:
         """Entries that get the do-no-harm check."""
@@ -432,9 +396,7 @@ class Evaluation:
             self.policy(entry.policy),
             task_rng(plan.seed, stable_index(task_id)),
             critic=self.critic_for(entry),
-            budget=None
-            if plan.budget is None
-            else replace(plan.budget.budget(), count=plan.budget_counts),
+            budget=plan.budget,
             temperature=plan.temperature,
             task_id=task_id,
             limits=self.limits,

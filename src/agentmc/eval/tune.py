@@ -39,7 +39,7 @@ import numpy as np
 
 from agentmc.errors import ConfigError
 from agentmc.methods import SELECTS, MethodSpec
-from agentmc.smc.schedules import parse_schedule
+from agentmc.smc.sampler import SMCConfig, check_beta
 
 __all__ = ["DEFAULT_BETAS", "DEFAULT_SCHEDULES", "TuneChoice", "TuneGrid", "choose", "tune_specs"]
 
@@ -67,12 +67,17 @@ class TuneGrid:
     selects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.betas or any(not b > 0 for b in self.betas):
-            raise ConfigError(f"tune betas must be positive numbers, got {list(self.betas)}")
+        if not self.betas:
+            raise ConfigError("tune needs at least one beta, e.g. --betas 0.1 1")
         if not self.schedules:
             raise ConfigError("tune needs at least one schedule, e.g. --schedules every steps:4")
+        for beta in self.betas:
+            try:
+                check_beta(beta)
+            except ConfigError as error:
+                raise ConfigError(f"tune betas {list(self.betas)}: {error}") from None
         for schedule in self.schedules:
-            parse_schedule(schedule)
+            SMCConfig(schedule=schedule, max_steps=None)
         for select in self.selects:
             if select not in SELECTS:
                 raise ConfigError(f"tune selects must be in {', '.join(SELECTS)}, got {select!r}")

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from agentmc.smc.budget import Budget
 from agentmc.smc.exact import (
     TableValue,
     TreeModel,
@@ -45,6 +46,7 @@ from agentmc.smc.sampler import (
     SMCConfig,
     SMCResult,
     SMCState,
+    check_beta,
     run_smc,
 )
 from agentmc.smc.schedules import (
@@ -74,6 +76,7 @@ __all__ = [
     "SELECTION_MODES",
     "SMC",
     "Ancestry",
+    "Budget",
     "BudgetAware",
     "CheckpointRecord",
     "Collector",
@@ -97,6 +100,7 @@ __all__ = [
     "TreeSolution",
     "ValueFunction",
     "WeightError",
+    "check_beta",
     "effective_sample_size",
     "get_resampler",
     "inverse_cdf",

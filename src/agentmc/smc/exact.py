@@ -36,6 +36,7 @@ import numpy as np
 
 from agentmc.errors import ConfigError
 from agentmc.smc.model import Spend
+from agentmc.smc.sampler import check_beta
 from agentmc.smc.weights import logsumexp
 from agentmc.types import BoolArray, FloatArray
 
@@ -202,8 +203,7 @@ def solve_tree(problem: TreeProblem, beta: float) -> TreeSolution:
     Returns:
         The :class:`TreeSolution`.
     """
-    if not beta > 0:
-        raise ConfigError(f"beta must be > 0, got {beta}")
+    beta = check_beta(beta)
     leaves = tuple(problem.leaves())
     pairs = [problem.path_log_prior_and_return(leaf) for leaf in leaves]
     log_prior = np.array([log_p for log_p, _ in pairs])

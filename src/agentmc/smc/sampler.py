@@ -53,6 +53,7 @@ from typing import Any, Generic
 import numpy as np
 
 from agentmc.errors import ConfigError
+from agentmc.smc.budget import Budget
 from agentmc.smc.model import ParticleModel, Spend, State, SupportsSpend, ValueFunction
 from agentmc.smc.resampling import DEFAULT_RESAMPLER, Resampler, get_resampler
 from agentmc.smc.schedules import BudgetAware, Schedule, ScheduleContext, parse_schedule
@@ -60,9 +61,27 @@ from agentmc.smc.weights import LogWeights, WeightError
 from agentmc.types import BoolArray, FloatArray, IntArray
 
 
+def check_beta(beta: Any) -> float:
+    """``beta`` as a float, or the one error every layer (spec string, flag, config) gives.
+
+    Raises:
+        ConfigError: ``beta`` is not a number > 0 (``inf``, no tilt, is allowed).
+    """
+    if isinstance(beta, bool) or not isinstance(beta, int | float | np.floating) or not beta > 0:
+        raise ConfigError(
+            f"beta must be > 0 (use inf for no tilt, i.e. Best-of-N), got {beta!r}"
+        )
+    return float(beta)
+
+
 @dataclass(frozen=True)
 class SMCConfig:
-    """How to run SMC over one task."""
+    """How to run SMC over one task: the one place K, beta, schedule and budget are declared.
+
+    :class:`agentmc.methods.MethodSpec` holds one (without a step cap or budget,
+    which the task and the run add), and the command line reads its flags from these
+    fields' docstrings.
+    """
 
     n_particles: int = 8
     """K, the number of particles (>= 1)."""
@@ -72,42 +91,39 @@ class SMCConfig:
     """Resampling scheme: systematic, stratified, residual or multinomial."""
     schedule: str = "every"
     """When to resample: 'none', 'every', 'steps:4,12', 'ess:0.5' or 'budget:0.8:INNER'."""
-    max_steps: int = 20
-    """Step cap: particles still running after this many steps are finalised as they are."""
-    max_calls: int | None = None
-    """Stop before a step would exceed this many policy calls in total (None: no cap)."""
-    max_tokens: int | None = None
-    """Stop once this many policy tokens are spent (None: no cap)."""
-    max_cost: float | None = None
-    """Stop once this many US dollars are spent (None: no cap)."""
+    max_steps: int | None = 20
+    """Step cap: particles still running after this many steps are finalised as they are
+    (``None``: none of its own, the run goes on until every particle is done)."""
+    budget: Budget = field(default_factory=Budget)
+    """Spending caps (calls, tokens, dollars); the run stops before a step would exceed one."""
+    _parsed_schedule: Schedule = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.n_particles, bool) or not isinstance(self.n_particles, int | np.integer):
             raise ConfigError(f"n_particles must be an integer >= 1, got {self.n_particles!r}")
         if self.n_particles < 1:
             raise ConfigError(f"n_particles must be >= 1, got {self.n_particles}")
-        if not isinstance(self.beta, int | float) or math.isnan(self.beta) or self.beta <= 0:
-            raise ConfigError(
-                f"beta must be > 0 (use inf for no tilt, i.e. Best-of-N), got {self.beta!r}"
-            )
-        if self.max_steps < 1:
+        object.__setattr__(self, "n_particles", int(self.n_particles))
+        object.__setattr__(self, "beta", check_beta(self.beta))
+        if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         get_resampler(self.resampler)
-        last = self.parsed_schedule.last_step
-        if last is not None and last > self.max_steps:
+        schedule = parse_schedule(self.schedule)
+        object.__setattr__(self, "schedule", schedule.spec)
+        object.__setattr__(self, "_parsed_schedule", schedule)
+        last = schedule.last_step
+        if last is not None and self.max_steps is not None and last > self.max_steps:
             raise ConfigError(
                 f"schedule {self.schedule!r} checkpoints at step {last}, beyond the step cap "
                 f"max_steps={self.max_steps}; drop that step or raise max_steps"
             )
-        for name in ("max_calls", "max_tokens", "max_cost"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be > 0 or None (no cap), got {value!r}")
+        if not isinstance(self.budget, Budget):
+            raise ConfigError(f"budget must be a Budget, got {self.budget!r}")
 
     @property
     def parsed_schedule(self) -> Schedule:
-        """The schedule object for :attr:`schedule`."""
-        return parse_schedule(self.schedule)
+        """The schedule object for :attr:`schedule`, parsed when the config was made."""
+        return self._parsed_schedule
 
     @property
     def resample(self) -> Resampler:
@@ -117,19 +133,17 @@ class SMCConfig:
     @property
     def has_budget(self) -> bool:
         """Whether any budget cap is set."""
-        return any(cap is not None for cap in (self.max_calls, self.max_tokens, self.max_cost))
+        return self.budget.has_caps
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-safe form (``beta = inf`` becomes the string ``"inf"``)."""
+        """JSON-safe form (``beta = inf`` becomes the string ``"inf"``; caps flat)."""
         return {
             "n_particles": self.n_particles,
             "beta": self.beta if math.isfinite(self.beta) else "inf",
             "resampler": self.resampler,
             "schedule": self.schedule,
             "max_steps": self.max_steps,
-            "max_calls": self.max_calls,
-            "max_tokens": self.max_tokens,
-            "max_cost": self.max_cost,
+            **self.budget.as_dict(),
         }
 
 
@@ -445,28 +459,28 @@ class SMC(Generic[State]):
 
     def _budget(self, upcoming_calls: int) -> tuple[float | None, str | None]:
         """(largest fraction of a capped budget spent, which cap stops the next step)."""
-        config = self.config
-        if not config.has_budget:
+        budget = self.config.budget
+        if not budget.has_caps:
             return None, None
         spend = self.model.spent()  # type: ignore[attr-defined]
         fractions: list[float] = []
         reason = None
-        if config.max_calls is not None:
-            fractions.append(spend.calls / config.max_calls)
-            if spend.calls + upcoming_calls > config.max_calls:
+        if budget.max_calls is not None:
+            fractions.append(spend.calls / budget.max_calls)
+            if spend.calls + upcoming_calls > budget.max_calls:
                 reason = "budget:calls"
-        if config.max_tokens is not None:
-            fractions.append(spend.tokens / config.max_tokens)
-            if spend.tokens >= config.max_tokens:
+        if budget.max_tokens is not None:
+            fractions.append(spend.tokens / budget.max_tokens)
+            if spend.tokens >= budget.max_tokens:
                 reason = reason or "budget:tokens"
-        if config.max_cost is not None:
+        if budget.max_cost is not None:
             if spend.cost is None:
                 raise ConfigError(
                     "max_cost is set but the policy's cost is unknown; set prices or cap "
                     "calls/tokens instead"
                 )
-            fractions.append(spend.cost / config.max_cost)
-            if spend.cost >= config.max_cost:
+            fractions.append(spend.cost / budget.max_cost)
+            if spend.cost >= budget.max_cost:
                 reason = reason or "budget:cost"
         return max(fractions), reason
 
@@ -494,7 +508,8 @@ class SMC(Generic[State]):
             self._t = t
         t = self._t
         still_running = bool(np.any(~self._finished & ~self._done))
-        final = stop is not None or not still_running or t >= self.config.max_steps
+        cap = self.config.max_steps
+        final = stop is not None or not still_running or (cap is not None and t >= cap)
         if final:
             self._stop_reason = stop or ("max_steps" if still_running else "finished")
         checkpoint = final or self._schedule.is_checkpoint(t)

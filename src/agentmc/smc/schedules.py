@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -275,6 +276,12 @@ def parse_schedule(spec: str | Schedule) -> Schedule:
     """
     if not isinstance(spec, str):
         return spec
+    return _parse_text(spec)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(spec: str) -> Schedule:
+    """Parse one string form; schedules are frozen values, so each string is parsed once."""
     kind, _, argument = spec.strip().partition(":")
     parser = SCHEDULES.get(kind)
     if parser is None:
