@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 
 from agentmc.cli import demo as demo_cli
+from agentmc.cli import eval as eval_cli
 from agentmc.cli import run as run_cli
-from agentmc.cli.common import BudgetOptions
+from agentmc.cli import tune as tune_cli
+from agentmc.cli.common import BudgetOptions, SamplerOptions
 from agentmc.cli.main import main
 from agentmc.data.store import RunStore
 from agentmc.envs import make
@@ -134,6 +136,32 @@ def test_one_selection_literal():
     assert Select is SelectionMode
     for config in (run_cli.Config, demo_cli.Config):
         assert typing.get_type_hints(config)["select"] is SelectionMode
+
+
+def test_commands_share_one_definition_of_the_flags(tmp_path):
+    hints = {c: typing.get_type_hints(c.Config) for c in (run_cli, eval_cli, demo_cli, tune_cli)}
+    assert {hints[c]["sampler"] for c in (run_cli, eval_cli, demo_cli)} == {SamplerOptions}
+    assert {hints[c]["caps"] for c in (run_cli, eval_cli, tune_cli)} == {BudgetOptions}
+    defaults = SamplerOptions()
+    smc = SMCConfig()
+    assert (defaults.beta, defaults.schedule, defaults.resampler) == (
+        smc.beta,
+        smc.schedule,
+        smc.resampler,
+    )
+    # eval applies the flags to every SMC/AMC method that does not set them itself
+    config = eval_cli.Config(
+        out=tmp_path,
+        methods=("amc:4", "amc:4:resampler=stratified", "smc:4:critic:steps=2", "bon:4"),
+        sampler=SamplerOptions(beta=0.5, schedule="ess:0.5", resampler="residual"),
+    )
+    specs = [e.spec for e in eval_cli.make_plan(config, ["1"], []).entries]
+    assert [(s.beta, s.schedule, s.resampler) for s in specs] == [
+        (0.5, "ess:0.5", "residual"),
+        (0.5, "ess:0.5", "stratified"),
+        (0.5, "steps:2", "residual"),
+        (1.0, "none", "systematic"),  # Best-of-N by reward: no tilt, no resampling
+    ]
 
 
 def test_budget_text_form():

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 import tyro
 
 from agentmc.errors import ConfigError
+from agentmc.smc.sampler import SMCConfig
 
 T = TypeVar("T")
 
@@ -264,8 +265,6 @@ def check_smc_flags(**settings: Any) -> None:
     Raises:
         ConfigError: The first invalid setting (UnknownNameError for an unknown name).
     """
-    from agentmc.smc.sampler import SMCConfig
-
     for name, value in settings.items():
         try:
             SMCConfig(**{name: value}, max_steps=None)
@@ -275,16 +274,35 @@ def check_smc_flags(**settings: Any) -> None:
 
 
 @dataclass(frozen=True)
-class BudgetOptions:
-    """Per-task spending caps, the same flags for every command that runs methods.
+class SamplerOptions:
+    """SMC settings (defaults and checks from agentmc.smc.SMCConfig).
 
-    ``--budget calls:160`` is the one form (:meth:`agentmc.smc.Budget.parse`);
-    ``--max-calls`` / ``--max-tokens`` / ``--max-cost`` are aliases of its parts.
+    `agentmc run` builds its method from them; `agentmc eval` and `agentmc demo` apply
+    them to every SMC/AMC method whose string does not name the setting itself.
+    """
+
+    beta: float = SMCConfig.beta
+    """Temperature of the target p(tau) exp(R / beta): > 0 (small: greedier), inf: no tilt."""
+    schedule: str = SMCConfig.schedule
+    """Resampling schedule of SMC / AMC: none, every, steps:4,12, ess:0.5, budget:0.8:INNER."""
+    resampler: str = SMCConfig.resampler
+    """Resampling scheme of SMC / AMC: systematic, stratified, residual or multinomial."""
+
+    def __post_init__(self) -> None:
+        check_smc_flags(beta=self.beta, schedule=self.schedule, resampler=self.resampler)
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """Per-task spending caps (agentmc.smc.Budget), the same flags for every command.
+
+    `--budget calls:160` is the one form; `--max-calls`, `--max-tokens` and
+    `--max-cost` are aliases of its parts.
     """
 
     budget: str | None = None
-    """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD`, several joined
-    by commas (`calls:160,cost:0.5`); default: none."""
+    """Per-task cap for every method: `calls:N`, `tokens:N` or `cost:USD`, several
+    joined by commas (`calls:160,cost:0.5`)."""
     max_calls: int | None = None
     """Alias of `--budget calls:N`: per-task cap on policy calls (all particles together)."""
     max_tokens: int | None = None

@@ -21,10 +21,10 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentmc.cli.common import PolicyOptions, TaskOptions, check_smc_flags, parse
+from agentmc.cli.common import PolicyOptions, SamplerOptions, TaskOptions, parse
 from agentmc.errors import ConfigError
 from agentmc.smc.selection import SelectionMode
 
@@ -57,8 +57,8 @@ class Config:
     select: SelectionMode = "critic"
     """How Best-of-K and AMC pick their answer: `critic` / `weight` are deployable,
     `reward` peeks at the true reward (simulator planning)."""
-    beta: float = 0.1
-    """Inverse strength of the reward tilt (small: greedier)."""
+    sampler: SamplerOptions = field(default_factory=lambda: SamplerOptions(beta=0.1))
+    """SMC settings of AMC (the demo's beta is 0.1: greedier than the library's 1)."""
     guard_tasks: int = 0
     """Validation tasks for the do-no-harm check of AMC (0: skip it to save time)."""
     seed: int = 0
@@ -82,7 +82,6 @@ class Config:
                 raise ConfigError(f"--{flag} must be at least 1, got {getattr(self, name)}")
         if self.particles < 2:
             raise ConfigError("--particles must be at least 2 to compare Best-of-K and AMC")
-        check_smc_flags(beta=self.beta)
 
     def policy_options(self) -> PolicyOptions:
         spec = f"openai:{self.model}" if self.model else self.policy
@@ -150,7 +149,7 @@ def main(name: str, argv: list[str]) -> int:
             tasks=TaskOptions(split="test", n_tasks=config.tasks, max_steps=config.max_steps),
             policy=config.policy_options(),
             critic=critic,
-            beta=config.beta,
+            sampler=config.sampler,
             guard_tasks=config.guard_tasks,
             seed=config.seed,
             workers=config.workers,

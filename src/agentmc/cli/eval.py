@@ -10,7 +10,7 @@ every task of the split, resumably; prints the comparison table and writes
 ``report.md`` / ``report.html`` into the run directory.
 
 Settings named in a method string (``amc:8:critic:beta=0.3:steps=4``) win
-over ``--beta`` / ``--schedule``. With ``--tuned runs/tune/tuned.json`` (from
+over ``--beta`` / ``--schedule`` / ``--resampler``. With ``--tuned runs/tune/tuned.json`` (from
 ``agentmc tune``), each method that was tuned runs with the settings chosen
 on validation tasks; the choice must have been made at this evaluation's
 budget, policy and critic.
@@ -28,12 +28,11 @@ from agentmc.cli.common import (
     BudgetOptions,
     ExecutorOptions,
     PolicyOptions,
+    SamplerOptions,
     TaskOptions,
-    check_smc_flags,
     parse,
 )
 from agentmc.errors import ConfigError
-from agentmc.smc.sampler import SMCConfig
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,7 @@ class Config:
     """Critic artifact used by AMC, SMC and `critic` selection (none: zero critic), or
     `textcraft-plan` (a hand-written TextCraft critic that plans from the conversation)."""
     caps: BudgetOptions = field(default_factory=BudgetOptions)
-    # the SMC settings' defaults, types and validation are SMCConfig's
-    beta: float = SMCConfig.beta
-    """Inverse strength of the reward tilt for SMC / AMC (> 0, inf for no tilt)."""
-    schedule: str = SMCConfig.schedule
-    """Resampling schedule for SMC / AMC (e.g. `every`, `steps:4,8`, `ess:0.5`)."""
+    sampler: SamplerOptions = field(default_factory=SamplerOptions)
     tuned: Path | None = None
     """`tuned.json` from `agentmc tune`: tuned methods run with the chosen settings."""
     guard_tasks: int = 30
@@ -89,7 +84,6 @@ class Config:
             )
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        check_smc_flags(beta=self.beta, schedule=self.schedule)
 
 
 BUILTIN_CRITICS = ("textcraft-plan",)
@@ -116,9 +110,9 @@ def load_critic(path: Path | None, env_id: str) -> Any:
 
 
 def _names(method: str) -> set[str]:
-    """Which of beta / schedule a method string sets itself (a label names all it ran with)."""
+    """Which of beta / schedule / resampler a method string sets (a label names them all)."""
     if "@" in method:
-        return {"beta", "schedule"}
+        return {"beta", "schedule", "resampler"}
     keys = {part.partition("=")[0].strip().lower() for part in method.split(":") if "=" in part}
     return {"schedule" if k in ("steps", "ess") else k for k in keys}
 
@@ -210,9 +204,10 @@ def make_plan(config: Config, task_ids: list[str], guard_ids: list[str]):
         named = _names(Entry.split(text)[0])
         settings: dict[str, Any] = {}
         if "beta" not in named and entry.spec.kind in ("smc", "amc", "bon"):
-            settings["beta"] = config.beta
-        if "schedule" not in named and entry.spec.kind in ("smc", "amc"):
-            settings["schedule"] = config.schedule
+            settings["beta"] = config.sampler.beta
+        for name in ("schedule", "resampler"):
+            if name not in named and entry.spec.kind in ("smc", "amc"):
+                settings[name] = getattr(config.sampler, name)
         entries.append(replace(entry, spec=replace(entry.spec, **settings)))
     return Plan(
         entries=tuple(entries),

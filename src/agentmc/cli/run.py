@@ -12,11 +12,11 @@ diagnostics (per-checkpoint ESS, resampling, unique ancestors, log-evidence,
 genealogy, failed particles, budget). At the end a summary table with 95%
 bootstrap intervals is printed and written to ``summary.json``.
 
-The flags share their definitions: ``--beta``/``--schedule``/``--resampler``
+The flags share their definitions with ``agentmc eval``: ``--beta``,
+``--schedule`` and ``--resampler`` (:class:`~agentmc.cli.common.SamplerOptions`)
 take their defaults and checks from :class:`agentmc.smc.SMCConfig`, and the
-per-task caps are ``--budget calls:N`` (as in ``agentmc eval``) with
-``--max-calls``/``--max-tokens``/``--max-cost`` as its aliases
-(:class:`~agentmc.cli.common.BudgetOptions`).
+per-task caps are ``--budget calls:N`` with ``--max-calls``/``--max-tokens``/
+``--max-cost`` as its aliases (:class:`~agentmc.cli.common.BudgetOptions`).
 
 Example:
     agentmc run --method amc --particles 8 --critic runs/critic --select critic \
@@ -39,6 +39,7 @@ from agentmc.cli.common import (
     BudgetOptions,
     ExecutorOptions,
     PolicyOptions,
+    SamplerOptions,
     TaskOptions,
     check_smc_flags,
     parse,
@@ -46,7 +47,7 @@ from agentmc.cli.common import (
 )
 from agentmc.errors import ConfigError, DataError
 from agentmc.methods import Kind, MethodSpec
-from agentmc.smc import Budget, SMCConfig
+from agentmc.smc import Budget
 from agentmc.smc.selection import SelectionMode
 
 
@@ -63,13 +64,7 @@ class Config:
     select: SelectionMode = "reward"
     """Final selection: best true reward (simulator planning), sample by weight, or
     highest critic value (weight/critic never see the true reward)."""
-    # the SMC settings' defaults, types and validation are SMCConfig's
-    beta: float = SMCConfig.beta
-    """Temperature of the target p(tau) exp(R / beta); > 0, inf for no tilt."""
-    schedule: str = SMCConfig.schedule
-    """Resampling schedule: none, every, steps:4,12, ess:0.5, budget:0.8:INNER."""
-    resampler: str = SMCConfig.resampler
-    """systematic, stratified, residual or multinomial."""
+    sampler: SamplerOptions = field(default_factory=SamplerOptions)
     critic: Path | None = None
     """Critic artifact (from `agentmc critic train`); none: zero critic."""
     tasks: TaskOptions = field(default_factory=TaskOptions)
@@ -90,8 +85,7 @@ class Config:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        settings = {"beta": self.beta, "schedule": self.schedule, "resampler": self.resampler}
-        check_smc_flags(n_particles=1 if self.particles is None else self.particles, **settings)
+        check_smc_flags(n_particles=1 if self.particles is None else self.particles)
         self.spec  # noqa: B018 - validates the method as a whole (single takes K = 1)
 
     @property
@@ -99,7 +93,8 @@ class Config:
         k = self.particles if self.particles is not None else (1 if self.method == "single" else 8)
         if self.method == "single" and k != 1:
             raise ConfigError(f"--method single runs one episode; drop --particles {k}")
-        return MethodSpec(self.method, k, self.select, self.beta, self.schedule, self.resampler)
+        s = self.sampler
+        return MethodSpec(self.method, k, self.select, s.beta, s.schedule, s.resampler)
 
     @property
     def budget(self) -> Budget:
