@@ -71,6 +71,21 @@ def test_one_beta_message_from_every_command(tmp_path, capsys, argv):
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--schedule", "often"], "--schedule: unknown schedule 'often'"),
+        (["eval", "--resampler", "best"], "--resampler: unknown resampler 'best'"),
+        (["run", "--particles", "0"], "--particles: n_particles must be >= 1"),
+    ],
+)
+def test_flag_errors_name_the_flag(tmp_path, capsys, argv, message):
+    assert main([argv[0], "--out", str(tmp_path / "x"), *argv[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_the_spec_holds_the_sampler_settings():
     spec = MethodSpec.parse("amc:8:critic:beta=0.3:steps=4:resampler=residual")
     assert spec.smc == SMCConfig(

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import tyro
 
-from agentmc.errors import ConfigError
+from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.smc.sampler import SMCConfig
 
 T = TypeVar("T")
@@ -268,7 +268,7 @@ def check_smc_flags(**settings: Any) -> None:
     for name, value in settings.items():
         try:
             SMCConfig(**{name: value}, max_steps=None)
-        except ConfigError as error:
+        except (ConfigError, UnknownNameError) as error:
             flag = "--" + ("particles" if name == "n_particles" else name).replace("_", "-")
             raise type(error)(f"{flag}: {error}") from None
 
