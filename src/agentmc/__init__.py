@@ -18,7 +18,8 @@ The public API, by concept (each name also lives in the module in brackets):
   (``from agentmc.rollout import rollout, arollout``): a top-level function
   ``agentmc.rollout`` would shadow the module ``agentmc.rollout``, and which of
   the two that name meant would depend on import order.
-- SMC (:mod:`agentmc.smc`, numpy only): :class:`SMC`, :class:`SMCConfig`,
+- SMC (:mod:`agentmc.smc`, numpy only): :class:`SMC`, :class:`SMCConfig`
+  (K, beta, schedule, resampler and a :class:`Budget`, each declared only there),
   :class:`SMCResult`, :func:`run_smc`; :class:`AgentModel` and
   :class:`AgentState` (:mod:`agentmc.steer`) adapt an environment, a policy
   and a critic to it.
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
     from agentmc.rl.estimators import estimate as estimate
     from agentmc.rl.trainer import GRPOConfig as GRPOConfig
     from agentmc.rl.trainer import train as train
+    from agentmc.smc.budget import Budget as Budget
     from agentmc.smc.sampler import SMC as SMC
     from agentmc.smc.sampler import SMCConfig as SMCConfig
     from agentmc.smc.sampler import SMCResult as SMCResult
@@ -109,6 +111,7 @@ _EXPORTS: dict[str, str] = {
     "AgentModel": "agentmc.steer",
     "AgentState": "agentmc.steer",
     "AgentmcError": "agentmc.errors",
+    "Budget": "agentmc.smc.budget",
     "Completion": "agentmc.policies.core",
     "ConfigError": "agentmc.errors",
     "Critic": "agentmc.critics.core",
