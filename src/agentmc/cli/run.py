@@ -102,14 +102,6 @@ class Config:
         return self.caps.make()
 
 
-def result_row(result: Any, *, split: str, synthetic: bool) -> dict[str, Any]:
-    """The flat row summaries read (same fields as ``agentmc eval``), plus the episode."""
-    from agentmc.eval.harness import row
-
-    data = row(result, label=result.method, split=split, synthetic=synthetic)
-    return data | {"episode": result.to_dict()}
-
-
 def print_summary(rows: list[dict[str, Any]], seed: int, path: Path) -> None:
     """Print the summary table and write it (with the counts) to ``summary.json``."""
     import numpy as np
@@ -202,6 +194,7 @@ def main(name: str, argv: list[str]) -> int:
     config = parse(Config, name, argv)
     from agentmc.cli.rollout import task_index
     from agentmc.data.store import RunStore
+    from agentmc.eval.harness import result_record
     from agentmc.eval.runner import Unit, check_complete, run_units
     from agentmc.methods import arun_method
     from agentmc.seeding import task_rng
@@ -259,7 +252,10 @@ def main(name: str, argv: list[str]) -> int:
             task_id=task_id,
             limits=config.policy.limits(),
         )
-        return "episode", result_row(result, split=config.tasks.split, synthetic=synthetic)
+        data = result_record(
+            result, label=result.method, split=config.tasks.split, synthetic=synthetic
+        )
+        return "episode", data
 
     label = f"{spec.label} {policy.name}" + (" (synthetic)" if synthetic else "")
     with config.executor.make() as executor:

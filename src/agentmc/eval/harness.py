@@ -328,6 +328,15 @@ def row(result: EpisodeResult, *, label: str, split: str, synthetic: bool) -> di
     }
 
 
+def result_record(
+    result: EpisodeResult, *, label: str, split: str, synthetic: bool
+) -> dict[str, Any]:
+    """A result record of ``agentmc eval`` and ``agentmc run``: the row plus the episode."""
+    return row(result, label=label, split=split, synthetic=synthetic) | {
+        "episode": result.to_dict()
+    }
+
+
 def _total_cost(result: EpisodeResult) -> float | None:
     """Agent plus judge dollars (``None`` when either is unknown)."""
     judge = (result.critic_spend or {}).get("cost", 0.0)
@@ -411,9 +420,7 @@ class Evaluation:
             entry, label, task_id = unit.payload
             result = await self._episode(entry, task_id)
             synthetic = bool(getattr(self.policy(entry.policy), "synthetic", False))
-            data = row(result, label=label, split=split, synthetic=synthetic)
-            data["episode"] = result.to_dict()
-            return kind, data
+            return kind, result_record(result, label=label, split=split, synthetic=synthetic)
 
         units = [Unit(f"{kind}/{label}/{task}", (e, label, task)) for e, label, task in pairs]
         return await run_units(
