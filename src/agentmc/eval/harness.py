@@ -58,8 +58,8 @@ from agentmc.methods import SETTINGS, Budget, EpisodeResult, MethodSpec, arun_me
 from agentmc.policies.core import Policy
 from agentmc.rollout import ReplyLimits
 from agentmc.seeding import task_rng
+from agentmc.smc.selection import DEPLOYABLE
 
-DEPLOYABLE = ("weight", "critic")
 MIN_GUARD_TASKS = 30
 """Fewest validation tasks on which the do-no-harm guard may trust AMC."""
 GUARD_ALPHA = 0.05

@@ -40,10 +40,10 @@ import numpy as np
 from agentmc.errors import ConfigError
 from agentmc.methods import SELECTS, MethodSpec
 from agentmc.smc.sampler import SMCConfig, check_beta
+from agentmc.smc.selection import DEPLOYABLE
 
 __all__ = ["DEFAULT_BETAS", "DEFAULT_SCHEDULES", "TuneChoice", "TuneGrid", "choose", "tune_specs"]
 
-DEPLOYABLE = ("critic", "weight")
 DEFAULT_BETAS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
 """Betas tried by default: greedy to mild tilts (rewards and critic values are in [0, 1];
 bench/amc_deployable chose 0.03 in every TextCraft cell)."""

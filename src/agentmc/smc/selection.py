@@ -37,6 +37,8 @@ from agentmc.types import BoolArray, FloatArray
 
 SelectionMode = Literal["reward", "weight", "critic"]
 SELECTION_MODES: tuple[str, ...] = get_args(SelectionMode)
+DEPLOYABLE: tuple[str, ...] = ("critic", "weight")
+"""The modes that never see the true reward (in the order tuning tries them)."""
 
 
 def _argmax(scores: FloatArray, log_weights: LogWeights, eligible: BoolArray) -> int:
