@@ -103,8 +103,8 @@ def tune_specs(base: MethodSpec, grid: TuneGrid) -> list[MethodSpec]:
     for select in selects:
         for beta in grid.betas:
             for schedule in grid.schedules:
-                spec = replace(base, beta=float(beta), schedule=schedule)
-                specs[replace(spec, select=select)] = None  # type: ignore[arg-type]
+                settings = replace(base.smc, beta=float(beta), schedule=schedule)
+                specs[MethodSpec(base.kind, select=select, smc=settings)] = None  # type: ignore[arg-type]
     return list(specs)
 
 
