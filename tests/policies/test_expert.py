@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from agentmc.envs import make, task_ids
+from agentmc.envs.textcraft.expert import read_task, task_actions
 from agentmc.errors import ConfigError
 from agentmc.policies import make_policy
-from agentmc.policies.expert import NoisyExpertConfig, NoisyExpertPolicy, read_task, task_actions
+from agentmc.policies.expert import NoisyExpertConfig, NoisyExpertPolicy
 from agentmc.rollout import arollout
 from agentmc.seeding import task_rng
 from agentmc.types import Message
