@@ -135,7 +135,10 @@ def register(
     for kind, value in given.items():
         if isinstance(value, str):
             if value.count(":") != 1:
-                raise ConfigError(f"register({env_id!r}): {kind}={value!r} must be 'module:attr'")
+                raise ConfigError(
+                    f"register({env_id!r}): {kind}={value[:40]!r} must be "
+                    f"{KNOWLEDGE[kind][1]} or a 'module:attr' naming one"
+                )
         elif value is not None:
             _check_knowledge(env_id, kind, value)
     if env_id in _REGISTRY and not overwrite:

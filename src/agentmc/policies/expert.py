@@ -63,7 +63,7 @@ import numpy as np
 
 from agentmc.envs.knowledge import Expert, ExpertPlan
 from agentmc.envs.registry import env_ids, knowledge
-from agentmc.errors import ConfigError
+from agentmc.errors import AgentmcError, ConfigError
 from agentmc.policies.core import Completion
 from agentmc.policies.parsing import conversation_steps
 from agentmc.types import Message, Usage
@@ -74,6 +74,7 @@ __all__ = [
     "NoisyExpertConfig",
     "NoisyExpertPolicy",
     "expert_plan",
+    "unloadable_experts",
 ]
 
 # TextCraft's expert lived here; its names still resolve, from its own package, on first use.
@@ -92,25 +93,48 @@ def __getattr__(name: str) -> Any:
 def expert_plan(messages: Sequence[Message]) -> ExpertPlan | None:
     """The plan of the first registered expert (by environment id) that recognises the task.
 
+    An expert whose module cannot be imported (an optional environment whose
+    extra is missing) recognises nothing; :func:`unloadable_experts` names them.
+
     Args:
         messages: The conversation; its first user message is the task.
 
     Returns:
         The expert's plan, or ``None`` if no registered expert knows the task.
-
-    Raises:
-        MissingExtraError: An environment's expert module cannot be imported.
     """
     start = next((i for i, m in enumerate(messages) if m.role == "user"), None)
     if start is None:
         return None
     task = messages[start].content
     steps = conversation_steps(messages[start + 1 :])
-    for env_id in env_ids():
-        expert = knowledge(env_id, "expert")
-        if expert is not None and (plan := expert(task, steps)) is not None:
+    for expert in _experts():
+        plan = expert(task, steps)
+        if plan is not None:
             return plan
     return None
+
+
+def _experts() -> list[Expert]:
+    out = []
+    for env_id in env_ids():
+        try:
+            expert = knowledge(env_id, "expert")
+        except AgentmcError:
+            continue  # cannot be loaded: knows no task (unloadable_experts says why)
+        if expert is not None:
+            out.append(expert)
+    return out
+
+
+def unloadable_experts() -> list[str]:
+    """``"env_id: reason"`` for each registered expert that cannot be loaded."""
+    out = []
+    for env_id in env_ids():
+        try:
+            knowledge(env_id, "expert")
+        except AgentmcError as error:
+            out.append(f"{env_id}: {error}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -249,10 +273,12 @@ class NoisyExpertPolicy:
         advice = expert_plan(messages)
         if advice is None:  # no expert knows this task: a random valid action
             if not candidates:
+                broken = "; ".join(unloadable_experts())
                 raise ConfigError(
                     "noisy-expert: no registered environment expert recognises this task, "
                     "and the environment lists no valid actions (register one with "
                     "agentmc.envs.register(..., expert=...))"
+                    + (f"; experts that could not be loaded: {broken}" if broken else "")
                 )
             if temperature <= 0:
                 return [candidates[0]] * n
