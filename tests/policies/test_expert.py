@@ -134,3 +134,13 @@ def test_noise_leaves_room_for_search_and_compounds_with_depth():
     assert pass_8 > pass_1 + 0.15
     short, long = wins[lengths <= np.median(lengths)].mean(), wins[lengths > np.median(lengths)]
     assert long.size and short > long.mean() + 0.1
+
+
+def test_textcraft_names_still_import_from_here_and_are_textcraft_s_own():
+    import agentmc.policies.expert as here
+    from agentmc.envs.textcraft import expert as home
+
+    for name in ("TaskKnowledge", "plan_from_history", "read_task", "task_actions"):
+        assert getattr(here, name) is getattr(home, name)
+    with pytest.raises(AttributeError, match="no attribute 'Solver'"):
+        here.Solver  # noqa: B018  (it never lived here)
