@@ -199,12 +199,18 @@ def knowledge(env_id: str, kind: KnowledgeKind) -> Any:
         raise UnknownNameError(f"unknown knowledge {kind!r}: choose one of {', '.join(KNOWLEDGE)}")
     entry = _REGISTRY.get(env_id) if isinstance(env_id, str) else None
     target = None if entry is None else getattr(entry, kind)
-    if target is None:
-        return None
-    if isinstance(target, str):
-        target = _resolve(env_id, target)
-        _check_knowledge(env_id, kind, target)
-    return target
+    if target is None or not isinstance(target, str):
+        return target
+    loaded = _LOADED.get((kind, target))
+    if loaded is None:  # first use: import, check, and keep (policies ask on every call)
+        loaded = _resolve(env_id, target)
+        _check_knowledge(env_id, kind, loaded)
+        _LOADED[kind, target] = loaded
+    return loaded
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
+"""Lazy knowledge already imported and checked: ``(kind, "module:attr")`` -> object."""
 
 
 def _resolve(env_id: str, target: Any) -> Any:
