@@ -113,14 +113,11 @@ def task_bootstrap(values, success, task_ids_, rng, n_boot=N_BOOT) -> list[float
 
 def plan_length_scores(examples) -> np.ndarray:
     """Minus the noisy expert's remaining plan length at each state (synthetic yardstick)."""
-    from agentmc.policies.expert import _belief, _solver, read_task
+    from agentmc.envs.textcraft.expert import plan_from_history
 
     scores = []
     for history in examples.histories:
-        knowledge = read_task(history.task)
-        messages = (Message("user", history.task), *history.messages)
-        held, excluded = _belief(messages, 0, knowledge)
-        plan = _solver(knowledge, excluded).plan(held)
+        _, _, plan = plan_from_history(history.task, history.messages)
         scores.append(-float(len(plan)) if plan else -99.0)
     return np.asarray(scores)
 

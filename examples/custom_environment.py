@@ -8,6 +8,11 @@ signal until the end. AMC adds a critic that listens for clicks: the twist
 ``V(h)`` moves particles toward histories with more clicks, without the true
 reward (it is hidden in the deployable ``critic`` selection).
 
+The registration also hands over what the lock knows about itself: the
+prompt a model is shown, what "the same state" is for G2PO credit
+assignment, and a scripted expert that the synthetic ``noisy-expert`` policy
+follows. agentmc's policies and learners find all three by the id ``lock``.
+
 Everything is offline: the agent is agentmc's ``RandomPolicy``, a synthetic
 stand-in for an LLM (swap in ``agentmc.make_policy("local")`` or
 ``"openai:MODEL"``). Run it with ``python examples/custom_environment.py``.
@@ -21,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import agentmc
+from agentmc.envs.knowledge import EnvPrompt, Example, ExpertPlan, StateSpace
+from agentmc.policies.prompts import PromptFormat
+from agentmc.rl import state_keys
 from agentmc.rollout import rollout
 
 # -- 1. The environment: reset/step (Gymnasium's names) plus snapshot/restore -----------
@@ -98,9 +106,56 @@ def list_lock_tasks(split: str = "all") -> list[str]:
     return [str(i) for i in ids if i % 5 in keep]
 
 
+# What the lock knows about itself (optional): a prompt, its states, a scripted expert.
+
+PROMPT = EnvPrompt(
+    "You are opening a combination lock. Say 'press N'. A click means the digit was right; "
+    "a clunk resets the lock, so start the code again.",
+    (Example("Open a lock with a 2-digit code (digits 1-4). Say 'press N'.",
+             (("", "press 1", "Click (1/2)."), ("", "press 3", "The lock opens!"))),),
+)  # fmt: skip
+
+
+def progress(level: int, action: str, observation: str) -> int:
+    """What decides the rest of an episode: the right digits pressed in a row."""
+    if observation == "The lock opens!":
+        return LENGTH
+    heard = re.search(r"\((\d)/", observation)  # "Click (2/3)." or "... resets (0/3)."
+    return int(heard.group(1)) if heard else level
+
+
+STATES = StateSpace(start=lambda task: 0, advance=progress,
+                    render=lambda level: f"{level} of {LENGTH} digits right",
+                    description="digits right in a row")  # fmt: skip
+
+
+def lock_expert(task: str, steps) -> ExpertPlan | None:
+    """Try each digit in turn; remember the digits that clicked (it reads only the transcript)."""
+    if not task.startswith("Open a lock"):
+        return None  # not a lock task: another environment's expert may know it
+    known: list[int] = []  # the code's digits learnt so far
+    tried: set[int] = set()  # wrong digits for the next position
+    level = 0
+    for action, observation in steps:
+        after = progress(level, action, observation)
+        digit = int(action[-1]) if action in ACTIONS else None
+        if digit is not None and after == level + 1 and len(known) == level:
+            known.append(digit)
+            tried = set()
+        elif digit is not None and after == 0 and len(known) == level:
+            tried.add(digit)
+        level = after
+    if level == LENGTH:
+        return ExpertPlan((), done=True)
+    guess = next(d for d in range(1, DIGITS + 1) if d not in tried)
+    plan = [f"press {d}" for d in known[level:]] + [f"press {guess}"]
+    return ExpertPlan(tuple(plan), valid_actions=lambda: ACTIONS)
+
+
 # -- 2. Register it, then use it by name like a built-in --------------------------------
 
-agentmc.register("lock", LockEnv, list_lock_tasks, description="Example: open a combination lock")
+agentmc.register("lock", LockEnv, list_lock_tasks, description="Example: open a combination lock",
+                 prompt=PROMPT, state_space=STATES, expert=lock_expert)  # fmt: skip
 env = agentmc.make("lock", task_id="5")
 agentmc.check_env(env)  # determinism, snapshot independence, malformed actions, truncation
 print(f"registered 'lock': {len(agentmc.task_ids('lock', 'test'))} test tasks; check_env passed")
@@ -112,6 +167,14 @@ trajectory = rollout(env, policy, np.random.default_rng(0))
 print(f"\nrandom agent (synthetic) on task 5, success={trajectory.success}:")
 for turn in trajectory.turns[:4]:
     print(f"  {turn.action:8s} -> {turn.observation}")
+
+# The noisy expert (synthetic too) follows lock_expert and slips on 20% of steps.
+expert = agentmc.make_policy("noisy-expert:eps=0.2")
+played = rollout(agentmc.make("lock", task_id="5"), expert, np.random.default_rng(0))
+steps = [(turn.action, turn.observation) for turn in played.turns]
+print(f"\nnoisy expert (synthetic) on task 5, success={played.success} in {played.n_steps} steps")
+print(f"  G2PO states: {state_keys('lock', played.task, steps)[:4]} ...")
+print(f"  prompt: {PromptFormat(env_id='lock').system[:45]}...")
 
 # -- 4. A critic is any object with values(histories) -> one float per history ----------
 

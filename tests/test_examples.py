@@ -46,6 +46,10 @@ def test_custom_environment_example_runs_and_amc_beats_best_of_n():
     out = run_example("custom_environment.py")
     assert "check_env passed" in out
     assert "random agent (synthetic)" in out  # stand-in results are labelled
+    # the lock's own prompt, state space and expert, registered with it, are what agentmc uses
+    assert "noisy expert (synthetic) on task 5, success=True" in out
+    assert "G2PO states: ['0 of 3 digits right', " in out
+    assert "prompt: You are opening a combination lock." in out
     rates = {
         label: float(rate)
         for label, rate in re.findall(r"^\s+(\S+)\s+selection=\S+\s+success=([\d.]+)", out, re.M)

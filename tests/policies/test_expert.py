@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from agentmc.envs import make, task_ids
+from agentmc.envs.textcraft.expert import read_task, task_actions
 from agentmc.errors import ConfigError
 from agentmc.policies import make_policy
-from agentmc.policies.expert import NoisyExpertConfig, NoisyExpertPolicy, read_task, task_actions
+from agentmc.policies.expert import NoisyExpertConfig, NoisyExpertPolicy
 from agentmc.rollout import arollout
 from agentmc.seeding import task_rng
 from agentmc.types import Message
@@ -133,3 +134,13 @@ def test_noise_leaves_room_for_search_and_compounds_with_depth():
     assert pass_8 > pass_1 + 0.15
     short, long = wins[lengths <= np.median(lengths)].mean(), wins[lengths > np.median(lengths)]
     assert long.size and short > long.mean() + 0.1
+
+
+def test_textcraft_names_still_import_from_here_and_are_textcraft_s_own():
+    import agentmc.policies.expert as here
+    from agentmc.envs.textcraft import expert as home
+
+    for name in ("TaskKnowledge", "plan_from_history", "read_task", "task_actions"):
+        assert getattr(here, name) is getattr(home, name)
+    with pytest.raises(AttributeError, match="no attribute 'Solver'"):
+        here.Solver  # noqa: B018  (it never lived here)

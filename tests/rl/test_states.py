@@ -5,10 +5,10 @@ import pytest
 
 from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs import make, valid_actions
+from agentmc.envs.textcraft.state import TEXTCRAFT_STATE_SPACE, textcraft_key
 from agentmc.errors import DataError
 from agentmc.rl.estimators import episode_from_trajectory, estimate, group_trajectories
 from agentmc.rl.states import StateSpace, normalize_text, state_ids, state_keys
-from agentmc.rl.textcraft_state import TEXTCRAFT_STATE_SPACE, textcraft_key
 
 
 def test_default_key_drops_whitespace_case_and_step_counters():
@@ -166,7 +166,7 @@ def _check_ids_match_keys(batch, rollouts):
 
 
 def test_textcraft_batch_ids_equal_the_per_step_fold():
-    from agentmc.rl.textcraft_state import batch_ids
+    from agentmc.envs.textcraft.state import batch_ids
 
     for seed in range(6):
         rollouts = _random_rollouts(np.random.default_rng(seed))
@@ -184,7 +184,7 @@ def test_textcraft_batch_ids_equal_the_per_step_fold():
 
 
 def test_textcraft_batch_ids_on_odd_text():
-    from agentmc.rl.textcraft_state import batch_ids
+    from agentmc.envs.textcraft.state import batch_ids
 
     task = "craft 1 stick using 2 oak planks\n\nGoal: craft stick."
     odd = [
@@ -228,7 +228,7 @@ def test_textcraft_batch_ids_on_odd_text():
 
 
 def test_a_hash_collision_cannot_merge_states(monkeypatch):
-    import agentmc.rl.textcraft_state as textcraft_state
+    import agentmc.envs.textcraft.state as textcraft_state
 
     # All-ones weights hash a row to its total count: many different states collide.
     monkeypatch.setattr(textcraft_state, "_hash_weights", lambda n: np.ones(n, dtype=np.int64))

@@ -173,11 +173,11 @@ def test_bad_config_and_files(tmp_path):
 
 
 class NaNCorridor(Corridor):
-    """Task "1" crashes its scorer: every final reward is NaN."""
+    """Task "1" crashes its scorer: every reward is NaN (also where the step cap ends it)."""
 
     def step(self, action: str) -> StepResult:
         result = super().step(action)
-        if self.task_id == "1" and (result.terminated or result.truncated):
+        if self.task_id == "1":
             return result._replace(reward=float("nan"))
         return result
 
@@ -266,3 +266,54 @@ def test_policy_complete_sees_the_state_the_trainer_saw():
         messages += [Message("assistant", previous), Message("user", result.observation)]
         if result.terminated or result.truncated:
             break
+
+
+class RemoteCorridor(Corridor):
+    """A corridor served elsewhere: the agent loop awaits ``astep`` (never ``step``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.remote_steps = 0
+
+    async def astep(self, action: str) -> StepResult:
+        self.remote_steps += 1
+        return Corridor.step(self, action)
+
+    def step(self, action: str) -> StepResult:
+        raise AssertionError("a remote environment is stepped with astep")
+
+
+def test_training_plays_episodes_through_the_agent_loop():
+    """Remote environments work as in rollouts, and each recorded decision is the policy's."""
+    from agentmc.rl.trainer import _play_group
+
+    envs = {}
+
+    def make_env(task_id):
+        return envs.setdefault(task_id, RemoteCorridor(task_id))
+
+    config = GRPOConfig(
+        env_id="corridor", estimator="g2po", iterations=2, tasks_per_iteration=2,
+        group_size=3, max_steps=8, feature_dim=2**10,
+    )  # fmt: skip
+    result = train(config, make_env=make_env, tasks=["0", "1"])
+    assert sum(env.remote_steps for env in envs.values()) == result.history[-1]["env_steps"]
+
+    weights = np.random.default_rng(0).normal(size=2**10)
+    policy = LinearPolicy("corridor", dim=2**10, weights=weights)
+    decisions = Decisions()
+    episodes, _ = asyncio.run(_play_group(policy, config, Corridor("1"), [5, 6], decisions))
+    assert len(decisions) == sum(len(e.actions) for e in episodes) > 0
+    # replay each episode as a conversation: the harness's policy gives the same log-probs
+    recorded = iter(decisions.old_log_probs)
+    candidates = Corridor().valid_actions()
+    for episode in episodes:
+        env = Corridor("1")
+        messages = [Message("user", env.reset()[0])]
+        for action in episode.actions:
+            state_text, previous = policy.state_text(messages)  # as LinearPolicy.complete folds
+            features = policy.features(state_text, candidates, previous)
+            expected = policy.log_probs(features, len(candidates))[candidates.index(action)]
+            assert next(recorded) == pytest.approx(expected)
+            observation = env.step(action).observation
+            messages += [Message("assistant", action), Message("user", observation)]

@@ -4,7 +4,7 @@
 (the task's recipe lines and the observations so far), never the
 environment's state or reward. It replays the inventory from the
 observations, plans the shortest way to the goal from there (the planner the
-synthetic noisy expert uses, :func:`~agentmc.policies.expert.plan_from_history`)
+synthetic noisy expert uses, :func:`~agentmc.envs.textcraft.expert.plan_from_history`)
 and scores the history by the chance that the ``need`` planned steps still fit
 in the ``left`` steps before the cap, if each step advances the plan with
 probability ``rate``:
@@ -70,7 +70,7 @@ class TextCraftPlanCritic:
 
     def values(self, histories: Sequence[History]) -> FloatArray:
         """``V(h)`` for each history, shape ``(B,)``; 0 for a text that is not a TextCraft task."""
-        from agentmc.policies.expert import plan_from_history
+        from agentmc.envs.textcraft.expert import plan_from_history
 
         out = np.zeros(len(histories), dtype=np.float64)
         for index, history in enumerate(histories):
@@ -120,7 +120,7 @@ def plan_features(histories: Sequence[History]) -> FloatArray:
         >>> row[:3].tolist(), int(np.argmax(row[4 : 5 + MAX_PLAN]))
         ([1.0, 0.0, 0.0], 2)
     """
-    from agentmc.policies.expert import plan_from_history
+    from agentmc.envs.textcraft.expert import plan_from_history
 
     out = np.zeros((len(histories), PLAN_COLUMNS), dtype=np.float64)
     for index, history in enumerate(histories):

@@ -17,20 +17,32 @@ Example:
 
 Built in: ``textcraft`` (:mod:`agentmc.envs.textcraft`) and the toy
 ``guess-number`` (:mod:`agentmc.envs.toy`).
+
+A registration may also bring what the environment knows about itself
+(:mod:`agentmc.envs.knowledge`): the prompt models see (:class:`EnvPrompt`),
+what "the same state" is for G2PO (:class:`StateSpace`) and a scripted
+expert (returning an :class:`ExpertPlan`). Policies and learners look them up
+with :func:`knowledge` by environment id, so they never import an environment.
 """
 
 from __future__ import annotations
 
 from agentmc.envs.checker import EnvCheckError, check_env
 from agentmc.envs.core import StepResult, TextEnv, valid_actions
-from agentmc.envs.registry import env_ids, make, register, task_ids
+from agentmc.envs.knowledge import EnvPrompt, Example, ExpertPlan, StateSpace
+from agentmc.envs.registry import env_ids, knowledge, make, register, task_ids
 
 __all__ = [
     "EnvCheckError",
+    "EnvPrompt",
+    "Example",
+    "ExpertPlan",
+    "StateSpace",
     "StepResult",
     "TextEnv",
     "check_env",
     "env_ids",
+    "knowledge",
     "make",
     "register",
     "task_ids",

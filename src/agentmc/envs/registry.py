@@ -11,11 +11,21 @@ Splits are ``train``, ``validation`` and ``test``; ``all`` lists every task.
 Unknown environment ids, task ids and splits raise
 :class:`~agentmc.errors.UnknownNameError` with the valid names.
 
+An entry may also carry what the environment knows about itself (see
+:mod:`agentmc.envs.knowledge`): its ``prompt`` for models, its ``state_space``
+for graph credit assignment and its scripted ``expert``, each an object or a
+lazy ``"module:attribute"`` string. Policies and learners find them with
+:func:`knowledge`, by environment id, and so never import an environment.
+
 Example:
     >>> env = make("textcraft", task_id="17", max_steps=20)
     >>> env.env_id, env.task_id
     ('textcraft', '17')
     >>> "textcraft" in env_ids() and len(task_ids("textcraft", "test")) > 0
+    True
+    >>> knowledge("textcraft", "prompt").instructions[:30]
+    'You are crafting Minecraft ite'
+    >>> knowledge("guess-number", "expert") is None
     True
 """
 
@@ -25,17 +35,37 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from agentmc.envs.core import TextEnv
+from agentmc.envs.knowledge import EnvPrompt, Expert, StateSpace
 from agentmc.errors import ConfigError, MissingExtraError, UnknownNameError
 
-__all__ = ["EnvSpec", "env_ids", "make", "register", "spec", "task_ids", "SPLITS"]
+__all__ = [
+    "KNOWLEDGE",
+    "SPLITS",
+    "EnvSpec",
+    "env_ids",
+    "knowledge",
+    "make",
+    "register",
+    "spec",
+    "task_ids",
+]
 
 SPLITS = ("train", "validation", "test", "all")
 
 Factory = Callable[..., TextEnv]
 TaskLister = Callable[..., list[str]]
+
+KnowledgeKind = Literal["prompt", "state_space", "expert"]
+
+KNOWLEDGE: dict[str, tuple[type | None, str]] = {
+    "prompt": (EnvPrompt, "an EnvPrompt"),
+    "state_space": (StateSpace, "a StateSpace"),
+    "expert": (None, "a callable expert(task, steps)"),
+}
+"""What an entry may carry besides its factory: kind -> (required type, how to say it)."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +77,18 @@ class EnvSpec:
         factory: Callable or lazy ``"module:attribute"`` string.
         task_lister: Callable or lazy ``"module:attribute"`` string.
         description: One line for listings.
+        prompt: :class:`~agentmc.envs.knowledge.EnvPrompt`, lazy string or ``None``.
+        state_space: :class:`~agentmc.envs.knowledge.StateSpace`, lazy string or ``None``.
+        expert: :data:`~agentmc.envs.knowledge.Expert`, lazy string or ``None``.
     """
 
     env_id: str
     factory: Factory | str
     task_lister: TaskLister | str
     description: str = ""
+    prompt: EnvPrompt | str | None = None
+    state_space: StateSpace | str | None = None
+    expert: Expert | str | None = None
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -65,8 +101,11 @@ def register(
     *,
     description: str,
     overwrite: bool = False,
+    prompt: EnvPrompt | str | None = None,
+    state_space: StateSpace | str | None = None,
+    expert: Expert | str | None = None,
 ) -> EnvSpec:
-    """Register an environment.
+    """Register an environment, and optionally what it knows about itself.
 
     Args:
         env_id: Name, e.g. ``"textcraft"``.
@@ -74,6 +113,10 @@ def register(
         task_lister: ``lister(split, **options) -> list[str]`` or ``"module:attr"``.
         description: One line shown in listings.
         overwrite: Replace an existing registration instead of failing.
+        prompt: Instructions and worked examples for models (default: generic ones).
+        state_space: What "the same state" is, for G2PO/GiGPO (default: the
+            latest observation, normalised).
+        expert: A scripted player for the noisy-expert policy (default: none).
 
     Returns:
         The stored spec.
@@ -88,9 +131,19 @@ def register(
             raise ConfigError(f"register({env_id!r}): {label}={target!r} must be 'module:attr'")
         if not isinstance(target, str) and not callable(target):
             raise ConfigError(f"register({env_id!r}): {label} must be callable or 'module:attr'")
+    given = {"prompt": prompt, "state_space": state_space, "expert": expert}
+    for kind, value in given.items():
+        if isinstance(value, str):
+            if value.count(":") != 1:
+                raise ConfigError(
+                    f"register({env_id!r}): {kind}={value[:40]!r} must be "
+                    f"{KNOWLEDGE[kind][1]} or a 'module:attr' naming one"
+                )
+        elif value is not None:
+            _check_knowledge(env_id, kind, value)
     if env_id in _REGISTRY and not overwrite:
         raise ConfigError(f"environment {env_id!r} is already registered (pass overwrite=True)")
-    entry = EnvSpec(env_id, factory, task_lister, description)
+    entry = EnvSpec(env_id, factory, task_lister, description, **given)
     _REGISTRY[env_id] = entry
     return entry
 
@@ -114,7 +167,53 @@ def spec(env_id: str) -> EnvSpec:
         ) from None
 
 
-def _resolve(env_id: str, target: Callable[..., Any] | str) -> Callable[..., Any]:
+def _check_knowledge(env_id: str, kind: str, value: object) -> None:
+    """Raise a ConfigError unless ``value`` is what an entry's ``kind`` must be."""
+    required, what = KNOWLEDGE[kind]
+    if not (callable(value) if required is None else isinstance(value, required)):
+        raise ConfigError(
+            f"environment {env_id!r}: {kind} must be {what}, got {type(value).__name__}"
+        )
+
+
+def knowledge(env_id: str, kind: KnowledgeKind) -> Any:
+    """What the entry of ``env_id`` carries as ``kind``, or ``None``.
+
+    A lazy ``"module:attribute"`` is imported here, on first use: this is how
+    policies and learners reach an environment's knowledge without importing it.
+
+    Args:
+        env_id: An environment id (unregistered ids have no knowledge: ``None``).
+        kind: ``"prompt"``, ``"state_space"`` or ``"expert"``.
+
+    Returns:
+        The :class:`~agentmc.envs.knowledge.EnvPrompt`,
+        :class:`~agentmc.envs.knowledge.StateSpace` or expert, or ``None``.
+
+    Raises:
+        UnknownNameError: ``kind`` is none of the three.
+        MissingExtraError: The module named cannot be imported.
+        ConfigError: The attribute is missing or of the wrong type.
+    """
+    if kind not in KNOWLEDGE:
+        raise UnknownNameError(f"unknown knowledge {kind!r}: choose one of {', '.join(KNOWLEDGE)}")
+    entry = _REGISTRY.get(env_id) if isinstance(env_id, str) else None
+    target = None if entry is None else getattr(entry, kind)
+    if target is None or not isinstance(target, str):
+        return target
+    loaded = _LOADED.get((kind, target))
+    if loaded is None:  # first use: import, check, and keep (policies ask on every call)
+        loaded = _resolve(env_id, target)
+        _check_knowledge(env_id, kind, loaded)
+        _LOADED[kind, target] = loaded
+    return loaded
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
+"""Lazy knowledge already imported and checked: ``(kind, "module:attr")`` -> object."""
+
+
+def _resolve(env_id: str, target: Any) -> Any:
     if not isinstance(target, str):
         return target
     module_name, attribute = target.split(":")
@@ -212,6 +311,9 @@ register(
     "agentmc.envs.textcraft.env:make_textcraft",
     "agentmc.envs.textcraft.tasks:list_task_ids",
     description="Craft a Minecraft item from a recipe list (built in; sparse or dense reward)",
+    prompt="agentmc.envs.textcraft.prompt:PROMPT",
+    state_space="agentmc.envs.textcraft.state:TEXTCRAFT_STATE_SPACE",
+    expert="agentmc.envs.textcraft.expert:textcraft_expert",
 )
 register(
     "guess-number",

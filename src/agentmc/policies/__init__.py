@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -88,6 +89,11 @@ POLICY_SPECS: tuple[str, ...] = (
 """The accepted spec forms, as shown in error messages."""
 
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+_LOADERS = {"trained": "agentmc.rl.policy:load_trained_policy"}
+"""Spec kinds served by packages built on this one, as lazy ``"module:function"``
+loaders called with the argument: named, not imported, so ``agentmc.policies``
+depends on no learner (``agentmc.rl`` builds on it)."""
 
 
 def make_policy(
@@ -154,8 +160,7 @@ def make_policy(
         return OpenAIPolicy(config)
     if kind == "replay" and sep:
         return ReplayPolicy(argument, mode="replay")
-    if kind == "trained" and sep:
-        from agentmc.rl.policy import load_trained_policy
-
-        return load_trained_policy(argument)
+    if kind in _LOADERS and sep:
+        module, _, function = _LOADERS[kind].partition(":")
+        return getattr(importlib.import_module(module), function)(argument)
     raise UnknownNameError(f"unknown policy spec {spec!r}; valid forms: {', '.join(POLICY_SPECS)}")

@@ -21,6 +21,8 @@ Example:
     ('inventory', True)
     >>> parse_action("   ")
     ('', False)
+    >>> conversation_steps([Message("assistant", "Action: look"), Message("user", "A room.")])
+    [('look', 'A room.')]
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+
+from agentmc.types import Message
 
 _ACTION_MARKER = re.compile(r"^\s*(?:\*\*)?action(?:\*\*)?\s*[:：]\s*(?:\*\*)?", re.IGNORECASE)
 _THOUGHT_MARKER = re.compile(r"^\s*(?:\*\*)?(?:thought|think|reasoning)(?:\*\*)?\s*[:：]", re.I)
@@ -86,3 +90,27 @@ def _parse(reply: str) -> tuple[str, bool]:
         if action and not action.startswith("```"):
             return action, True
     return reply.strip(), False
+
+
+def conversation_steps(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """The ``(action, observation)`` steps of a conversation after its task message.
+
+    Each observation (a user message) is paired with the action parsed out of
+    the latest reply (assistant message) before it; system messages and a
+    reply still waiting for its observation are left out. This is the shape in
+    which environment knowledge (state folds, experts) reads a history.
+
+    Args:
+        messages: The turns after the task, in order.
+
+    Returns:
+        One pair per observation.
+    """
+    steps: list[tuple[str, str]] = []
+    action = ""
+    for message in messages:
+        if message.role == "assistant":
+            action = parse_action(message.content)[0]
+        elif message.role == "user":
+            steps.append((action, message.content))
+    return steps

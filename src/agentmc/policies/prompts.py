@@ -22,10 +22,12 @@ Two renderings of the same content:
   task starts with the same text (instructions, examples, task), so a model
   server's prefix cache can reuse it across steps and particles.
 
-Environment-specific instructions and examples live in :data:`ENV_PROMPTS`
-(TextCraft ships with one worked example written for agentmc); any other
-environment id gets generic instructions without examples. Register your own
-with :func:`register_env_prompt`.
+Environment-specific instructions and examples (:class:`EnvPrompt`) come
+with the environment's registry entry (``agentmc.envs.register(...,
+prompt=...)``; TextCraft's, with worked examples written for agentmc, is in
+:mod:`agentmc.envs.textcraft.prompt`), so this module imports no environment.
+:func:`register_env_prompt` overrides them for any id (:data:`ENV_PROMPTS`); an
+id with neither gets generic instructions without examples.
 
 Example:
     >>> from agentmc.types import Message
@@ -47,6 +49,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from agentmc.envs.knowledge import EnvPrompt, Example
+from agentmc.envs.registry import knowledge
 from agentmc.errors import ConfigError
 from agentmc.types import Message
 
@@ -63,125 +67,39 @@ __all__ = [
 PromptStyle = Literal["plain", "react"]
 
 
-@dataclass(frozen=True, slots=True)
-class Example:
-    """One worked episode shown to the model before its task.
-
-    Attributes:
-        task: The task text, as the environment states it.
-        steps: ``(thought, action, observation)`` triples; ``thought`` may be
-            empty and is shown in the ReAct style only.
-    """
-
-    task: str
-    steps: tuple[tuple[str, str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class EnvPrompt:
-    """Instructions and worked examples for one environment.
-
-    Attributes:
-        instructions: What the agent is doing and which actions exist.
-        examples: Worked episodes, shown in order.
-    """
-
-    instructions: str
-    examples: tuple[Example, ...] = ()
-
-
 _GENERIC = EnvPrompt(
     "You are an agent in a text environment. Read the task, then act one step at a "
     "time; after each action you will see what happened."
 )
 
-def _steps(*pairs: str) -> tuple[tuple[str, str, str], ...]:
-    """``(action, observation, action, observation, ...)`` as example steps without thoughts."""
-    return tuple(("", pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
-
-
-# Written for agentmc (not taken from the TextCraft or AMC prompts). Two tasks of our
-# own *train* split, played by backward chaining, with the observations our environment
-# really gives: try the goal's recipe, read what the failure says is missing, get it if
-# it is a basic item or craft it with its listed command, then try again. A small model
-# can follow this by copying from the last observation; with a single worked example
-# and no failures, SmolLM2-135M copied the recipe list instead and did worse than a
-# uniformly random valid action (bench/results/local_policy.json).
-_TEXTCRAFT = EnvPrompt(
-    "You are crafting Minecraft items in a text game. The task lists crafting "
-    "commands and a goal. Try to craft the goal with its command. If it fails, the "
-    "message says what is missing: 'get N item' if it is a basic item, or craft it "
-    "first with its listed command, then try the goal again. Many listed commands are "
-    "not needed.",
-    (
-        Example(
-            "Crafting commands:\n"
-            "craft 4 end rod using 1 popped chorus fruit, 1 blaze rod\n"
-            "craft 1 ender eye using 1 ender pearl, 1 blaze powder\n"
-            "craft 1 magma cream using 1 blaze powder, 1 slime ball\n"
-            "craft 3 fire charge using 1 gunpowder, 1 blaze powder, 1 coal\n"
-            "craft 1 brewing stand using 1 blaze rod, 3 stone crafting materials\n"
-            "craft 2 blaze powder using 1 blaze rod\n"
-            "\n"
-            "Goal: craft ender eye.",
-            _steps(
-                "craft 1 ender eye using 1 ender pearl, 1 blaze powder",
-                "Could not craft ender eye. You need 1 ender pearl but have 0. "
-                "You need 1 blaze powder but have 0.",
-                "get 1 ender pearl",
-                "Got 1 ender pearl",
-                "craft 1 ender eye using 1 ender pearl, 1 blaze powder",
-                "Could not craft ender eye. You need 1 blaze powder but have 0.",
-                "craft 2 blaze powder using 1 blaze rod",
-                "Could not craft blaze powder. You need 1 blaze rod but have 0.",
-                "get 1 blaze rod",
-                "Got 1 blaze rod",
-                "craft 2 blaze powder using 1 blaze rod",
-                "Crafted 2 blaze powder",
-                "craft 1 ender eye using 1 ender pearl, 1 blaze powder",
-                "Crafted 1 ender eye",
-            ),
-        ),
-        Example(
-            "Crafting commands:\n"
-            "craft 1 bread using 3 wheat\n"
-            "craft 1 cake using 3 milk bucket, 2 sugar, 3 wheat, 1 egg\n"
-            "craft 1 brown dye using 1 cocoa beans\n"
-            "craft 1 hay block using 9 wheat\n"
-            "craft 8 cookie using 2 wheat, 1 cocoa beans\n"
-            "\n"
-            "Goal: craft cookie.",
-            _steps(
-                "craft 8 cookie using 2 wheat, 1 cocoa beans",
-                "Could not craft cookie. You need 2 wheat but have 0. "
-                "You need 1 cocoa beans but have 0.",
-                "get 2 wheat",
-                "Got 2 wheat",
-                "craft 8 cookie using 2 wheat, 1 cocoa beans",
-                "Could not craft cookie. You need 1 cocoa beans but have 0.",
-                "get 1 cocoa beans",
-                "Got 1 cocoa beans",
-                "craft 8 cookie using 2 wheat, 1 cocoa beans",
-                "Crafted 8 cookie",
-            ),
-        ),
-    ),
-)
-
-ENV_PROMPTS: dict[str, EnvPrompt] = {"textcraft": _TEXTCRAFT}
-"""Environment id -> instructions and examples. Unknown ids use generic instructions."""
+ENV_PROMPTS: dict[str, EnvPrompt] = {}
+"""Environment id -> a prompt that overrides the one its registry entry names."""
 
 
 def register_env_prompt(env_id: str, prompt: EnvPrompt) -> None:
-    """Add or replace the instructions and examples for ``env_id``."""
+    """Add or replace the instructions and examples for ``env_id`` (over its registry entry's).
+
+    An environment of your own can instead pass ``prompt=`` to
+    :func:`agentmc.envs.register`; this function also works for ids that are not
+    registered environments.
+    """
     if not env_id:
         raise ConfigError("register_env_prompt: env_id must be a non-empty string")
     ENV_PROMPTS[env_id] = prompt
 
 
 def env_prompt(env_id: str) -> EnvPrompt:
-    """The prompt registered for ``env_id``, or generic instructions without examples."""
-    return ENV_PROMPTS.get(env_id, _GENERIC)
+    """The prompt of ``env_id``: registered here, else its registry entry's, else generic.
+
+    The generic instructions come without examples.
+
+    Raises:
+        MissingExtraError: The environment's prompt module cannot be imported.
+    """
+    prompt = ENV_PROMPTS.get(env_id)
+    if prompt is None:
+        prompt = knowledge(env_id, "prompt")
+    return _GENERIC if prompt is None else prompt
 
 
 _STYLE_RULES = {
@@ -198,7 +116,7 @@ class PromptFormat:
     """How to frame a conversation for a model.
 
     Attributes:
-        env_id: Selects instructions and examples from :data:`ENV_PROMPTS`.
+        env_id: Selects instructions and examples (see :func:`env_prompt`).
         style: ``"plain"`` (action only) or ``"react"`` (thought, then action).
         n_examples: How many worked examples to include (at most those registered).
         max_turns: Keep only the last ``max_turns`` agent turns of the history

@@ -21,11 +21,16 @@ For a batch of rollouts, :func:`state_ids` numbers the states instead of
 keying them: equal ids <=> equal keys. The estimators only ask whether two
 states are the same, so ids serve them as well as keys, and an environment can
 register a vectorised way to compute them (:data:`BatchStateIds`; TextCraft's
-is in :mod:`agentmc.rl.textcraft_state`), far cheaper than a fold and a key
+is in :mod:`agentmc.envs.textcraft.state`), far cheaper than a fold and a key
 per step.
 
-Both are looked up per environment in :data:`STATE_SPACES`; environments
-without an entry get the defaults. A fold or key that raises is reported as a
+An environment supplies its state space with its registry entry
+(``agentmc.envs.register(..., state_space=...)``), so this module imports no
+environment; :func:`get_state_space` looks it up there (importing the
+environment's module on first use). :func:`register_state_space` overrides it
+for any environment id. Environments with neither get the defaults. The types
+(:class:`StateSpace`, :class:`StateIds`, :func:`normalize_text`) live in
+:mod:`agentmc.envs.knowledge` and are re-exported here. A fold or key that raises is reported as a
 :class:`~agentmc.errors.DataError` naming the environment and the step.
 
 Example:
@@ -37,104 +42,43 @@ Example:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from agentmc.envs.knowledge import BatchStateIds, StateIds, StateKey, StateSpace, normalize_text
+from agentmc.envs.registry import knowledge
 from agentmc.errors import ConfigError, DataError
-from agentmc.types import IntArray
 
-StateKey = Callable[[str], Hashable]
-"""Canonicalises one state text into a hashable key."""
-
-
-BatchStateIds = Callable[
-    [Sequence[str], Sequence[int], Sequence[str], Sequence[str]], "StateIds | None"
+__all__ = [
+    "DEFAULT_STATE_SPACE",
+    "STATE_SPACES",
+    "BatchStateIds",
+    "StateIds",
+    "StateKey",
+    "StateSpace",
+    "column_state_ids",
+    "get_state_space",
+    "normalize_text",
+    "register_state_space",
+    "state_ids",
+    "state_keys",
+    "state_texts",
 ]
-"""``(tasks, lengths, actions, observations) -> StateIds | None``: a batch of
-rollouts as flat columns (one task and one length per rollout, then every
-step's action and observation, rollout after rollout) to state ids that
-partition the states exactly as their keys do, or ``None`` to decline."""
-
-
-_STEP_COUNTERS = (
-    re.compile(r"\(\s*\d+\s*/\s*\d+\s*\)"),
-    re.compile(r"\b(?:step|turn|move|round)\s*[:#=]?\s*\d+(?:\s*(?:/|of)\s*\d+)?\b[.:,]?"),
-    re.compile(r"\b\d+\s*(?:steps?|turns?|moves?|rounds?)\s*(?:left|remaining)\b[.:,]?"),
-    re.compile(r"\b(?:steps?|turns?|moves?)\s*(?:left|remaining)\s*[:=]?\s*\d+\b[.:,]?"),
-)
-_SPACES = re.compile(r"\s+")
-# Each pattern above (and the empty-brackets one in normalize_text) needs "(" or
-# one of the words "step", "turn", "move", "round": without them, only spaces change.
-
-
-def normalize_text(text: str) -> str:
-    r"""The default :data:`StateKey`: lower-case, no step counters, single spaces.
-
-    Args:
-        text: One state text.
-
-    Returns:
-        The canonical string.
-
-    Example:
-        >>> normalize_text("Turn 7: Nothing happens.\n(3 steps left)")
-        'nothing happens.'
-    """
-    out = text.lower()
-    if not ("(" in out or "step" in out or "turn" in out or "move" in out or "round" in out):
-        return " ".join(out.split())  # none of the patterns can match: spaces only
-    for pattern in _STEP_COUNTERS:
-        out = pattern.sub(" ", out)
-    out = re.sub(r"\(\s*\)", " ", out)
-    return _SPACES.sub(" ", out).strip()
-
-
-def _latest_observation(state: Any, action: str, observation: str) -> str:
-    return observation
-
-
-@dataclass(frozen=True, slots=True)
-class StateSpace:
-    """How one environment's rollouts map to states and state keys.
-
-    Attributes:
-        start: Task text -> initial state (any value).
-        advance: ``(state, action, observation)`` -> next state. Must not mutate ``state``.
-        render: State -> state text.
-        key: State text -> hashable key (see :data:`StateKey`).
-        description: One line saying what a state is, for logs and docs.
-    """
-
-    start: Callable[[str], Any] = str
-    advance: Callable[[Any, str, str], Any] = _latest_observation
-    render: Callable[[Any], str] = str
-    key: StateKey = normalize_text
-    description: str = "the latest observation, normalised"
-    batch: BatchStateIds | None = None
-    """Optional fast path for :func:`state_ids` (see :data:`BatchStateIds`)."""
-
-    def texts(self, task: str, steps: Sequence[tuple[str, str]]) -> list[str]:
-        """The ``T + 1`` state texts of a rollout (before each step, then the final one)."""
-        state = self.start(task)
-        out = [self.render(state)]
-        for action, observation in steps:
-            state = self.advance(state, action, observation)
-            out.append(self.render(state))
-        return out
-
 
 DEFAULT_STATE_SPACE = StateSpace()
 
-#: environment id -> its state space; unregistered environments use the default.
+#: environment id -> a state space that overrides the one its registry entry names.
 STATE_SPACES: dict[str, StateSpace] = {}
 
 
 def register_state_space(env_id: str, space: StateSpace) -> StateSpace:
-    """Register how states of ``env_id`` are identified; returns ``space``."""
+    """Identify the states of ``env_id`` with ``space`` (over its registry entry's); returns it.
+
+    An environment of your own can instead pass ``state_space=`` to
+    :func:`agentmc.envs.register`; this function also works for ids that are
+    not registered environments.
+    """
     if not env_id:
         raise ConfigError("env_id must be a non-empty string")
     STATE_SPACES[env_id] = space
@@ -142,9 +86,15 @@ def register_state_space(env_id: str, space: StateSpace) -> StateSpace:
 
 
 def get_state_space(env_id: str) -> StateSpace:
-    """The registered state space of ``env_id``, or the default one."""
-    _register_builtin()
-    return STATE_SPACES.get(env_id, DEFAULT_STATE_SPACE)
+    """The state space of ``env_id``: registered here, else its registry entry's, else the default.
+
+    Raises:
+        MissingExtraError: The environment's module cannot be imported.
+    """
+    space = STATE_SPACES.get(env_id)
+    if space is None:
+        space = knowledge(env_id, "state_space")
+    return DEFAULT_STATE_SPACE if space is None else space
 
 
 def state_texts(
@@ -203,36 +153,6 @@ def state_keys(
             ) from error
         keys.append(key)
     return keys
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class StateIds:
-    """The states of a batch of rollouts as integers: equal ids <=> equal state keys.
-
-    The estimators only ask whether two states are the same, so integer ids do
-    for them what the keys do, without building one key per step.
-
-    Attributes:
-        flat: Every rollout's ``T_i + 1`` ids, one rollout after the other.
-        lengths: Steps ``T_i`` of each rollout, shape ``(n_rollouts,)``.
-        n_states: Distinct states in the batch: ids are ``0 .. n_states - 1``
-            (in order of first appearance, unless a fast path numbers them
-            otherwise).
-        key: Id -> that state's key, exactly as :func:`state_keys` gives it
-            (built on demand).
-    """
-
-    flat: IntArray
-    lengths: IntArray
-    n_states: int
-    key: Callable[[int], Hashable]
-
-    @property
-    def ids(self) -> tuple[IntArray, ...]:
-        """Per rollout, its ``T_i + 1`` ids."""
-        if len(self.lengths) == 0:
-            return ()
-        return tuple(np.split(self.flat, np.cumsum(self.lengths + 1)[:-1]))
 
 
 def state_ids(
@@ -311,16 +231,3 @@ def column_state_ids(
     flat = np.asarray(ids, dtype=np.int64)
     return StateIds(flat, np.asarray(lengths, dtype=np.int64), len(keys), keys.__getitem__)
 
-
-_BUILTIN_DONE = False
-
-
-def _register_builtin() -> None:
-    """Register the state spaces of the built-in environments (once, lazily)."""
-    global _BUILTIN_DONE
-    if _BUILTIN_DONE:
-        return
-    _BUILTIN_DONE = True
-    from agentmc.rl.textcraft_state import TEXTCRAFT_STATE_SPACE
-
-    STATE_SPACES.setdefault("textcraft", TEXTCRAFT_STATE_SPACE)

@@ -2,7 +2,8 @@
 
 Each iteration draws ``tasks_per_iteration`` tasks, plays ``group_size``
 episodes of each with the current :class:`~agentmc.rl.policy.LinearPolicy`
-(sampling among the environment's ``valid_actions()``), turns every group into
+(sampling among the environment's ``valid_actions()``) through the plain
+agent loop (:func:`agentmc.rollout.rollout`, which records every decision), turns every group into
 per-step advantages with the chosen estimator (GRPO, RLOO, G2PO, GiGPO: see
 :mod:`agentmc.rl.estimators`), and takes ``epochs`` Adam steps on the chosen
 loss (:mod:`agentmc.rl.losses`). Estimators and losses are registry lookups.
@@ -30,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,16 +39,18 @@ from typing import Any
 
 import numpy as np
 
-from agentmc.envs.core import TextEnv, valid_actions
+from agentmc.envs.core import TextEnv
+from agentmc.envs.knowledge import StateSpace
 from agentmc.errors import ConfigError, DataError
-from agentmc.rl.estimators import EstimatorConfig, get_estimator
+from agentmc.policies.core import Completion
+from agentmc.rl.estimators import EstimatorConfig, episode_from_trajectory, get_estimator
 from agentmc.rl.graph import Episode
 from agentmc.rl.losses import get_loss
 from agentmc.rl.optim import AdamState, adam_init, adam_update
 from agentmc.rl.policy import Decisions, LinearPolicy, chosen_log_probs, loss_gradient
-from agentmc.rl.states import get_state_space, normalize_text, state_keys
-from agentmc.rollout import is_success
-from agentmc.types import FloatArray
+from agentmc.rl.states import get_state_space
+from agentmc.rollout import arollout
+from agentmc.types import FloatArray, Message, Usage
 
 
 @dataclass(frozen=True)
@@ -103,36 +107,93 @@ class GRPOConfig:
             raise ConfigError(f"feature_dim must be >= 16, got {self.feature_dim}")
 
 
-def _play(
-    policy: LinearPolicy, config: GRPOConfig, env: TextEnv, seed: int, decisions: Decisions
-) -> tuple[Episode, bool]:
-    """One episode; records each decision; returns (episode, success)."""
-    rng = np.random.default_rng(seed)
-    space = get_state_space(config.env_id)
-    task, _ = env.reset(seed=seed)
-    state, previous = space.start(task), ""
-    history: list[tuple[str, str]] = []
-    rewards: list[float] = []
-    terminated = success = False
-    for _ in range(config.max_steps):
-        candidates = valid_actions(env)
+class _Recorder:
+    """The policy as the agent loop (:mod:`agentmc.rollout`) calls it, recording each decision.
+
+    One per episode: it folds the conversation into the state incrementally (each
+    call reads only the turns added since the last one) and stores the features,
+    choice and log-probability of every decision in ``decisions`` for the update.
+    Its choices come from its own episode generator ``rng`` rather than a new
+    generator per call from the loop's ``seed`` (building one costs more than
+    the decision): the episode stays reproducible from the episode seed.
+    """
+
+    synthetic = False
+
+    def __init__(
+        self,
+        policy: LinearPolicy,
+        space: StateSpace,
+        decisions: Decisions,
+        env_id: str,
+        rng: np.random.Generator,
+    ) -> None:
+        self.policy, self.space, self.decisions, self.env_id = policy, space, decisions, env_id
+        self.name, self.rng = policy.name, rng
+        self._state: Any = None
+        self._previous = ""
+        self._read = 0  # messages folded so far
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        candidates: Sequence[str] | None = None,
+    ) -> list[Completion]:
+        """One sampled candidate with its log-probability (the loop asks for one; ``seed`` unused).
+
+        Raises:
+            ConfigError: The environment lists no candidates (it must offer valid_actions()).
+        """
         if not candidates:
-            raise ConfigError(f"environment {config.env_id!r} offers no valid_actions()")
-        features = policy.features(space.render(state), candidates, previous)
-        log_probs = policy.log_probs(features, len(candidates), config.temperature)
-        choice = int(rng.choice(len(candidates), p=np.exp(log_probs)))
-        decisions.add(features, len(candidates), choice, float(log_probs[choice]))
-        previous = candidates[choice]
-        result = env.step(previous)
-        history.append((previous, result.observation))
-        rewards.append(float(result.reward))
-        state = space.advance(state, previous, result.observation)
-        if result.terminated or result.truncated:
-            terminated, success = bool(result.terminated), is_success(result)
-            break
-    keys = state_keys(config.env_id, task, history, space)
-    actions = tuple(normalize_text(action) for action, _ in history)
-    return Episode(env.task_id, tuple(keys), actions, np.array(rewards), terminated), success
+            raise ConfigError(f"environment {self.env_id!r} offers no valid_actions()")
+        if self._read == 0:
+            self._state, self._read = self.space.start(messages[0].content), 1
+        for reply, observation in zip(
+            messages[self._read :: 2], messages[self._read + 1 :: 2], strict=False
+        ):
+            self._previous = reply.content  # one of the candidates: the action as stepped
+            self._state = self.space.advance(self._state, self._previous, observation.content)
+            self._read += 2
+        features = self.policy.features(self.space.render(self._state), candidates, self._previous)
+        log_probs = self.policy.log_probs(features, len(candidates), temperature)
+        choice = int(self.rng.choice(len(candidates), p=np.exp(log_probs)))
+        self.decisions.add(features, len(candidates), choice, float(log_probs[choice]))
+        return [Completion(candidates[choice], float(log_probs[choice]), Usage(calls=1, cost=0.0))]
+
+
+async def _play_group(
+    policy: LinearPolicy,
+    config: GRPOConfig,
+    env: TextEnv,
+    seeds: Sequence[int],
+    decisions: Decisions,
+) -> tuple[list[Episode], list[bool]]:
+    """A group's episodes, one after the other, through the agent loop (one event loop).
+
+    Returns:
+        The episodes (states keyed by the environment's state space) and their successes.
+    """
+    space = get_state_space(config.env_id)
+    episodes, successes = [], []
+    for seed in seeds:
+        loop_seeds, choice_seeds = np.random.SeedSequence(int(seed)).spawn(2)
+        agent = _Recorder(
+            policy, space, decisions, config.env_id, np.random.default_rng(choice_seeds)
+        )
+        trajectory = await arollout(
+            env,
+            agent,
+            np.random.default_rng(loop_seeds),
+            temperature=config.temperature,
+            max_steps=config.max_steps,
+        )
+        episodes.append(episode_from_trajectory(trajectory, space))
+        successes.append(trajectory.success)
+    return episodes, successes
 
 
 @dataclass(frozen=True)
@@ -245,15 +306,12 @@ def train(
         seeds = rng.integers(0, 2**31 - 1, size=(config.tasks_per_iteration, config.group_size))
         decisions, groups, successes = Decisions(), [], []
         for row, task_index in enumerate(chosen_tasks):
-            group = []
-            for column in range(config.group_size):
-                if tasks[task_index] not in envs:  # one instance per task, reset per episode
-                    envs[tasks[task_index]] = make_env(tasks[task_index])
-                env = envs[tasks[task_index]]
-                episode, success = _play(policy, config, env, int(seeds[row, column]), decisions)
-                group.append(episode)
-                successes.append(success)
+            if tasks[task_index] not in envs:  # one instance per task, reset per episode
+                envs[tasks[task_index]] = make_env(tasks[task_index])
+            env = envs[tasks[task_index]]
+            group, wins = asyncio.run(_play_group(policy, config, env, seeds[row], decisions))
             groups.append(group)
+            successes += wins
         results = estimator(groups, config.advantage)
         advantages = np.concatenate([a for r in results for a in r.steps])
         old_log_probs = np.asarray(decisions.old_log_probs)

@@ -23,6 +23,11 @@ inventory as a vector, all rollouts one time step at a time) and numbers the
 states, for :func:`~agentmc.rl.states.state_ids`: same partition, about 20
 times faster than folding and keying step by step.
 
+The fold is also TextCraft's one reading of its own observations: the
+scripted expert (:mod:`agentmc.envs.textcraft.expert`) tracks what it holds
+with :func:`advance`. Registered as the ``state_space`` of ``textcraft``
+(:func:`agentmc.envs.register`), so :mod:`agentmc.rl` finds it by id.
+
 Example:
     >>> task = "craft 1 stick using 2 oak planks\n\nGoal: craft stick."
     >>> texts = TEXTCRAFT_STATE_SPACE.texts(task, [
@@ -44,9 +49,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agentmc.envs.knowledge import StateIds, StateSpace
 from agentmc.envs.textcraft.commands import Craft, parse_command
 from agentmc.envs.textcraft.recipes import name_key
-from agentmc.rl.states import StateIds, StateSpace
 from agentmc.types import IntArray
 
 _GOAL = re.compile(r"goal:\s*craft\s+(.+?)\.?\s*$", re.IGNORECASE | re.MULTILINE)
@@ -158,7 +163,7 @@ def batch_ids(
     actions: Sequence[str],
     observations: Sequence[str],
 ) -> StateIds | None:
-    """TextCraft's :data:`~agentmc.rl.states.BatchStateIds`: the fold on arrays.
+    """TextCraft's :data:`~agentmc.envs.knowledge.BatchStateIds`: the fold on arrays.
 
     A state is its goal and its inventory, a vector over the items that
     rollouts of that goal ever name (columns are numbered per goal; states of
