@@ -389,7 +389,7 @@ class AgentModel:
 
     # -- ValueFunction / SupportsSpend ------------------------------------------------------
 
-    def values(self, t: int, states: Sequence[AgentState]) -> FloatArray:
+    async def values(self, t: int, states: Sequence[AgentState]) -> FloatArray:
         """The critic values computed during :meth:`propose` of step ``t``."""
         return np.array([state.value for state in states], dtype=np.float64)
 
