@@ -17,7 +17,7 @@ from agentmc.policies.core import Completion
 from agentmc.policies.expert import NoisyExpertPolicy
 from agentmc.policies.scripted import ScriptedPolicy
 from agentmc.smc import SMC, SMCConfig, run_smc
-from agentmc.steer import AgentModel, AgentState
+from agentmc.steer import AgentModel, AgentState, HiddenReward
 from agentmc.types import Usage
 from climb_env import ClimbEnv
 
@@ -229,34 +229,57 @@ def test_zero_critic_equals_no_critic_bit_for_bit():
     assert [s.turns for s in plain.states] == [s.turns for s in zero.states]
 
 
-def test_critic_is_called_at_every_checkpoint_and_nowhere_else():
-    calls: list[list[int]] = []
+class RecordingCritic:
+    """Zero values; records the length of every history it is asked about, per call."""
 
-    class Recording:
-        name = "recording"
+    name = "recording"
 
-        def values(self, histories):
-            calls.append([history.n_turns for history in histories])
-            return np.zeros(len(histories))
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
 
-    from agentmc.smc import parse_schedule
+    def values(self, histories):
+        self.calls.append([history.n_turns for history in histories])
+        return np.zeros(len(histories))
 
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        # one batched call per checkpoint, on every running particle; none at steps 1, 3,
+        # 5, nor at the final step 6 (its values never enter the weights)
+        ("steps:2,4", [[2] * 4, [4] * 4]),
+        ("steps:3", [[3] * 4]),
+        ("every", [[t] * 4 for t in range(1, 6)]),
+        ("none", []),
+    ],
+)
+def test_critic_is_called_at_every_checkpoint_and_nowhere_else(schedule, expected):
     # No "down" and a top out of reach: all 4 particles run until the cap at step 6,
     # so each checkpoint must value exactly 4 histories of that step's length.
+    critic = RecordingCritic()
     policy = ScriptedPolicy(lambda messages: {"up": 0.5, "wait": 0.5}, name="climb-no-down")
-    schedule = parse_schedule("steps:2,4")
-    model = AgentModel(ClimbEnv(height=9, max_steps=6), policy, Recording(), schedule=schedule)
-    config = SMCConfig(n_particles=4, schedule="steps:2,4", max_steps=6)
+    model = AgentModel(ClimbEnv(height=9, max_steps=6), policy, critic)
+    config = SMCConfig(n_particles=4, schedule=schedule, max_steps=6)
     result = run_smc(model, config, np.random.default_rng(1), value_fn=model)
     assert all(state.truncated for state in result.states)
-    # One batched call per checkpoint, on every running particle; none at steps 1, 3, 5, 6.
-    assert calls == [[2] * 4, [4] * 4]
+    assert critic.calls == expected
+    # the values the sampler used are the ones the critic gave, at exactly those steps
+    valued = [r.t for r in result.checkpoints if not r.final]
+    assert valued == [lengths[0] for lengths in expected]
+
+
+def test_the_model_alone_never_calls_its_critic():
+    """Without ``value_fn`` the sampler asks for no values, and the model computes none."""
+    critic = RecordingCritic()
+    model = AgentModel(ClimbEnv(height=3, max_steps=5), climb_policy(), critic)
+    run_smc(model, SMCConfig(n_particles=8, max_steps=5), np.random.default_rng(0))
+    assert critic.calls == []
 
 
 def test_hidden_reward_never_enters_the_weights():
-    model = AgentModel(ClimbEnv(height=2, max_steps=4), climb_policy(), observe_reward=False)
+    model = AgentModel(ClimbEnv(height=2, max_steps=4), climb_policy())
     config = SMCConfig(n_particles=16, beta=0.5, schedule="none", max_steps=4)
-    result = run_smc(model, config, np.random.default_rng(2))
+    result = run_smc(HiddenReward(model), config, np.random.default_rng(2))
     assert any(state.reward > 0 for state in result.states)
     assert np.allclose(result.weights, 1 / 16)
 
@@ -269,16 +292,14 @@ def test_hidden_reward_uses_the_critics_score_of_the_final_history():
             return np.array([2.0 if "top" in h.messages[-1].content else 0.0 for h in histories])
 
     critic = SuccessReader()
-    model = AgentModel(
-        ClimbEnv(height=2, max_steps=4),
-        climb_policy(),
-        critic,
-        observe_reward=False,
-    )
+    model = AgentModel(ClimbEnv(height=2, max_steps=4), climb_policy(), critic)
+    hidden = HiddenReward(model)
     config = SMCConfig(n_particles=16, beta=1.0, schedule="none", max_steps=4)
-    result = run_smc(model, config, np.random.default_rng(2))
+    result = run_smc(hidden, config, np.random.default_rng(2))
     expected = np.array([2.0 if state.success else 0.0 for state in result.states])
-    assert np.allclose(model.returns(result.states), expected)
+    assert expected.any() and not expected.all()
+    assert np.allclose(hidden.returns(result.states), expected)
+    assert np.allclose(result.returns, expected)
     assert np.allclose(result.log_weights.log_w - result.log_weights.log_w.max(), expected - 2.0)
 
 
