@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 
 import numpy as np
@@ -12,10 +13,12 @@ from scipy import stats
 
 from agentmc.critics.core import History
 from agentmc.envs import make
+from agentmc.envs.core import is_remote
 from agentmc.errors import DataError, PolicyError
 from agentmc.policies.core import Completion
 from agentmc.policies.expert import NoisyExpertPolicy
 from agentmc.policies.scripted import ScriptedPolicy
+from agentmc.rollout import rollout
 from agentmc.smc import SMC, SMCConfig, run_smc
 from agentmc.steer import AgentModel, AgentState, HiddenReward
 from agentmc.types import Usage
@@ -379,6 +382,43 @@ def test_a_batched_remote_env_moves_every_particle_of_a_step_in_one_round_trip()
         outcomes.append((result.returns.tolist(), actions))
     assert outcomes[0] == outcomes[1]
     assert env.round_trips == result.n_steps  # one hop per step, not three per particle
+
+
+class UnbatchedRemoteClimbEnv(ClimbEnv):
+    """A remote ClimbEnv without ``aadvance``: records the thread of every step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.threads: set[int] = set()
+        self.awaited = 0
+
+    def step(self, action):
+        self.threads.add(threading.get_ident())
+        return super().step(action)
+
+    async def areset(self, *, seed=None, options=None):
+        return self.reset(seed=seed, options=options)
+
+    async def astep(self, action):
+        self.awaited += 1
+        return self.step(action)
+
+
+def test_one_remote_convention_for_the_adapter_and_the_agent_loop():
+    assert is_remote(BatchedClimbEnv()) and is_remote(UnbatchedRemoteClimbEnv())
+    assert not is_remote(ClimbEnv())
+    local, remote = ClimbEnv(height=3, max_steps=5), UnbatchedRemoteClimbEnv(height=3, max_steps=5)
+    outcomes = []
+    for env in (local, remote):
+        model = AgentModel(env, climb_policy())
+        result = run_smc(model, SMCConfig(n_particles=8, max_steps=5), np.random.default_rng(4))
+        outcomes.append([model.trajectory(state).actions for state in result.states])
+    assert outcomes[0] == outcomes[1]
+    # its moves ran off the event loop's thread, in a worker thread
+    assert remote.threads and threading.get_ident() not in remote.threads
+    # the plain agent loop awaits the same environment's astep
+    trajectory = rollout(remote, climb_policy(), np.random.default_rng(0))
+    assert remote.awaited == trajectory.n_steps > 0
 
 
 def test_same_seed_same_trajectories():

@@ -15,11 +15,12 @@ safe under asyncio because no ``await`` happens between a restore and the
 snapshot that follows it. A resampled clone is the *same* state object as its
 parent (resampling is a gather), so cloning is O(1). The valid actions of a
 state are read when it is made and kept on it, so asking for them costs no
-restore. A remote environment with a batched ``aadvance`` (the Ray proxy)
-moves all particles of a step in **one** round trip (restore, step and
-snapshot of each, done where the environment lives); one with only ``astep``
-is driven from a worker thread, one whole phase per hop, so its round trips
-do not stall the event loop that other tasks' policy calls share.
+restore. A remote environment (:mod:`agentmc.envs.core` says what makes one)
+is moved with :func:`~agentmc.envs.core.aadvance`: with a batched ``aadvance``
+(the Ray proxy) all particles of a step in **one** round trip (restore, step
+and snapshot of each, done where the environment lives), otherwise from a worker
+thread, one whole phase per hop, so its round trips do not stall the event loop
+that other tasks' policy calls share.
 
 Per step, one vectorised draw gives every particle its policy seed (no
 generator is built per particle), and the usage of all calls is summed once.
@@ -73,7 +74,7 @@ import numpy as np
 
 from agentmc.critics.core import Critic, History, avalues
 from agentmc.data.trajectory import Trajectory, Turn
-from agentmc.envs.core import StepResult, TextEnv, valid_actions
+from agentmc.envs.core import Moved, TextEnv, aadvance, advance_env, is_remote, valid_actions
 from agentmc.errors import ConfigError, FatalPolicyError, PolicyError
 from agentmc.policies.core import Policy
 from agentmc.rollout import AgentAction, ReplyLimits, is_success, make_turn, to_action
@@ -90,10 +91,6 @@ DEFAULT_STEP_CAP = 50
 
 #: Policy seeds are drawn from ``[0, _SEED_BOUND)``, as :func:`agentmc.seeding.draw_seed` does.
 _SEED_BOUND = 2**31 - 1
-
-#: What one environment move returns: the step's result, the new snapshot, its valid actions.
-Moved = tuple[StepResult, Any, "tuple[str, ...] | None"]
-
 
 @dataclass(frozen=True, slots=True)
 class AgentState:
@@ -141,34 +138,6 @@ class AgentState:
     def history(self) -> History:
         """The critic's view of this state."""
         return History(task=self.messages[0].content, messages=self.messages[1:])
-
-
-def advance_env(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
-    """Move ``env`` once per ``(snapshot, action)``: restore, step, snapshot, valid actions.
-
-    Identical moves (clones of one parent, i.e. the same snapshot object, taking the
-    same action) are stepped once and share the outcome: environments are
-    deterministic given a snapshot and an action (``check_env`` tests it), and for
-    one that restores by replaying (an HTTP environment) each step saved is a round
-    trip. Used here and inside Ray actors. The environment is left in the state of
-    the last move stepped.
-
-    Returns:
-        ``(result, new snapshot, valid actions or None)`` per move, in order.
-    """
-    done: dict[tuple[int, str], Moved] = {}
-    out: list[Moved] = []
-    for snapshot, action in moves:
-        key = (id(snapshot), action)
-        moved = done.get(key)
-        if moved is None:
-            env.restore(snapshot)
-            result = env.step(action)
-            actions = valid_actions(env)
-            moved = (result, env.snapshot(), None if actions is None else tuple(actions))
-            done[key] = moved
-        out.append(moved)
-    return out
 
 
 async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> tuple[list[T], bool]:
@@ -269,8 +238,6 @@ class AgentModel:
         self.seed: int | None = None
         self.task = ""
         self._reset_info: dict[str, Any] | None = None
-        self._remote = callable(getattr(env, "astep", None))
-        self._batched = callable(getattr(env, "aadvance", None))
         # Synthetic policies answer at once: their calls run inline, without a task each.
         # One that turns out to wait goes back to plain tasks from the next step on.
         self._inline = bool(getattr(policy, "synthetic", False))
@@ -320,10 +287,8 @@ class AgentModel:
             for state, decision in zip(states, decisions, strict=True)
             if not isinstance(decision, PolicyError)
         ]
-        if self._batched:
-            moves: list[Moved] = await self.env.aadvance(moving)  # type: ignore[attr-defined]
-        elif self._remote:
-            moves = await asyncio.to_thread(self._advance, moving)
+        if is_remote(self.env):
+            moves = await aadvance(self.env, moving)
         else:
             moves = self._advance(moving)
         return self._after(t, states, decisions, iter(moves))
