@@ -591,7 +591,7 @@ async def arun_method(
         states = result.states
         rewards = np.array([state.reward for state in states], dtype=np.float64)
         failed = np.array([state.failed for state in states], dtype=bool)
-        scores = None if critic is None else await model.critique(result.n_steps, states)
+        scores = None if critic is None else await model.values(result.n_steps, states)
         if spec.kind == "single":
             index = 0
         else:

@@ -75,7 +75,7 @@ import numpy as np
 from agentmc.critics.core import Critic, History, avalues
 from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.envs.core import Moved, TextEnv, aadvance, advance_env, is_remote, valid_actions
-from agentmc.errors import ConfigError, FatalPolicyError, PolicyError
+from agentmc.errors import FatalPolicyError, PolicyError
 from agentmc.policies.core import Policy
 from agentmc.rollout import AgentAction, ReplyLimits, is_success, make_turn, to_action
 from agentmc.seeding import draw_seed
@@ -303,21 +303,17 @@ class AgentModel:
     # -- ValueFunction / SupportsSpend ------------------------------------------------------
 
     async def values(self, t: int, states: Sequence[AgentState]) -> FloatArray:
-        """The critic's values ``V(h)`` of ``states`` (zeros without a critic)."""
-        if self.critic is None:
-            return np.zeros(len(states))
-        return await self.critique(t, states)
+        """The critic's values of the histories of ``states`` after step ``t`` (zeros without one).
 
-    async def critique(self, t: int, states: Sequence[AgentState]) -> FloatArray:
-        """The critic's values of the histories of ``states``, checked, after step ``t``.
+        The sampler's value function ``V(h)``; also the final scores of the deployable
+        modes.
 
         Raises:
-            ConfigError: The model has no critic.
             DataError: The critic returned NaN, an infinity or the wrong number of
                 values (the message names the task and the step).
         """
         if self.critic is None:
-            raise ConfigError(f"task {self.task_id!r}: no critic to score histories with")
+            return np.zeros(len(states))
         return await avalues(
             self.critic,
             [state.history() for state in states],
@@ -470,7 +466,7 @@ class HiddenReward:
         ended = [i for i, state in enumerate(moved) if state.done and not state.failed]
         if self.model.critic is None or not ended:
             return moved
-        scores = await self.model.critique(t, [moved[i] for i in ended])
+        scores = await self.model.values(t, [moved[i] for i in ended])
         for i, score in zip(ended, scores.tolist(), strict=True):
             moved[i] = replace(moved[i], score=score)
         return moved
