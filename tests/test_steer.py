@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from agentmc.critics.core import History
+from agentmc.critics.meter import MeteredCritic
 from agentmc.envs import make
 from agentmc.envs.core import is_remote
 from agentmc.errors import DataError, PolicyError
@@ -185,8 +186,19 @@ def test_the_policys_own_limit_bounds_concurrency():
     assert policy.peak == 4
 
 
-def test_non_finite_critic_names_task_and_step():
-    model = AgentModel(make("textcraft", task_id="3"), NoisyExpertPolicy(), NaNCritic())
+class AsyncNaNCritic:
+    name = "async-nan"
+
+    def values(self, histories):
+        raise AssertionError("a critic with avalues is awaited")
+
+    async def avalues(self, histories):
+        return np.full(len(histories), np.nan)
+
+
+@pytest.mark.parametrize("critic", [NaNCritic(), MeteredCritic(AsyncNaNCritic())])
+def test_non_finite_critic_names_task_and_step(critic):
+    model = AgentModel(make("textcraft", task_id="3"), NoisyExpertPolicy(), critic)
     config = SMCConfig(n_particles=4, schedule="every", max_steps=model.step_cap)
     with pytest.raises(DataError, match=r"non-finite.*task '3' at step 1"):
         run_smc(model, config, np.random.default_rng(0), value_fn=model)
