@@ -159,7 +159,7 @@ async def amc_run(policy: OpenAIPolicy, k: int) -> dict:
     """One 20-step AMC run: wall, process CPU, calls and requests per step."""
     model = AgentModel(make("textcraft", task_id="5", max_steps=STEPS), policy, CrcCritic())
     config = SMCConfig(n_particles=k, schedule="every", max_steps=STEPS)
-    smc = SMC(model, config, np.random.default_rng(0))
+    smc = SMC(model, config, np.random.default_rng(0), value_fn=model)
     requests: list[int] = []
     start, cpu = time.perf_counter(), time.process_time()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 
 import numpy as np
@@ -11,13 +12,16 @@ import pytest
 from scipy import stats
 
 from agentmc.critics.core import History
+from agentmc.critics.meter import MeteredCritic
 from agentmc.envs import make
+from agentmc.envs.core import is_remote
 from agentmc.errors import DataError, PolicyError
 from agentmc.policies.core import Completion
 from agentmc.policies.expert import NoisyExpertPolicy
 from agentmc.policies.scripted import ScriptedPolicy
+from agentmc.rollout import rollout
 from agentmc.smc import SMC, SMCConfig, run_smc
-from agentmc.steer import AgentModel, AgentState
+from agentmc.steer import AgentModel, AgentState, HiddenReward
 from agentmc.types import Usage
 from climb_env import ClimbEnv
 
@@ -182,8 +186,19 @@ def test_the_policys_own_limit_bounds_concurrency():
     assert policy.peak == 4
 
 
-def test_non_finite_critic_names_task_and_step():
-    model = AgentModel(make("textcraft", task_id="3"), NoisyExpertPolicy(), NaNCritic())
+class AsyncNaNCritic:
+    name = "async-nan"
+
+    def values(self, histories):
+        raise AssertionError("a critic with avalues is awaited")
+
+    async def avalues(self, histories):
+        return np.full(len(histories), np.nan)
+
+
+@pytest.mark.parametrize("critic", [NaNCritic(), MeteredCritic(AsyncNaNCritic())])
+def test_non_finite_critic_names_task_and_step(critic):
+    model = AgentModel(make("textcraft", task_id="3"), NoisyExpertPolicy(), critic)
     config = SMCConfig(n_particles=4, schedule="every", max_steps=model.step_cap)
     with pytest.raises(DataError, match=r"non-finite.*task '3' at step 1"):
         run_smc(model, config, np.random.default_rng(0), value_fn=model)
@@ -229,34 +244,57 @@ def test_zero_critic_equals_no_critic_bit_for_bit():
     assert [s.turns for s in plain.states] == [s.turns for s in zero.states]
 
 
-def test_critic_is_called_at_every_checkpoint_and_nowhere_else():
-    calls: list[list[int]] = []
+class RecordingCritic:
+    """Zero values; records the length of every history it is asked about, per call."""
 
-    class Recording:
-        name = "recording"
+    name = "recording"
 
-        def values(self, histories):
-            calls.append([history.n_turns for history in histories])
-            return np.zeros(len(histories))
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
 
-    from agentmc.smc import parse_schedule
+    def values(self, histories):
+        self.calls.append([history.n_turns for history in histories])
+        return np.zeros(len(histories))
 
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        # one batched call per checkpoint, on every running particle; none at steps 1, 3,
+        # 5, nor at the final step 6 (its values never enter the weights)
+        ("steps:2,4", [[2] * 4, [4] * 4]),
+        ("steps:3", [[3] * 4]),
+        ("every", [[t] * 4 for t in range(1, 6)]),
+        ("none", []),
+    ],
+)
+def test_critic_is_called_at_every_checkpoint_and_nowhere_else(schedule, expected):
     # No "down" and a top out of reach: all 4 particles run until the cap at step 6,
     # so each checkpoint must value exactly 4 histories of that step's length.
+    critic = RecordingCritic()
     policy = ScriptedPolicy(lambda messages: {"up": 0.5, "wait": 0.5}, name="climb-no-down")
-    schedule = parse_schedule("steps:2,4")
-    model = AgentModel(ClimbEnv(height=9, max_steps=6), policy, Recording(), schedule=schedule)
-    config = SMCConfig(n_particles=4, schedule="steps:2,4", max_steps=6)
+    model = AgentModel(ClimbEnv(height=9, max_steps=6), policy, critic)
+    config = SMCConfig(n_particles=4, schedule=schedule, max_steps=6)
     result = run_smc(model, config, np.random.default_rng(1), value_fn=model)
     assert all(state.truncated for state in result.states)
-    # One batched call per checkpoint, on every running particle; none at steps 1, 3, 5, 6.
-    assert calls == [[2] * 4, [4] * 4]
+    assert critic.calls == expected
+    # the values the sampler used are the ones the critic gave, at exactly those steps
+    valued = [r.t for r in result.checkpoints if not r.final]
+    assert valued == [lengths[0] for lengths in expected]
+
+
+def test_the_model_alone_never_calls_its_critic():
+    """Without ``value_fn`` the sampler asks for no values, and the model computes none."""
+    critic = RecordingCritic()
+    model = AgentModel(ClimbEnv(height=3, max_steps=5), climb_policy(), critic)
+    run_smc(model, SMCConfig(n_particles=8, max_steps=5), np.random.default_rng(0))
+    assert critic.calls == []
 
 
 def test_hidden_reward_never_enters_the_weights():
-    model = AgentModel(ClimbEnv(height=2, max_steps=4), climb_policy(), observe_reward=False)
+    model = AgentModel(ClimbEnv(height=2, max_steps=4), climb_policy())
     config = SMCConfig(n_particles=16, beta=0.5, schedule="none", max_steps=4)
-    result = run_smc(model, config, np.random.default_rng(2))
+    result = run_smc(HiddenReward(model), config, np.random.default_rng(2))
     assert any(state.reward > 0 for state in result.states)
     assert np.allclose(result.weights, 1 / 16)
 
@@ -269,16 +307,14 @@ def test_hidden_reward_uses_the_critics_score_of_the_final_history():
             return np.array([2.0 if "top" in h.messages[-1].content else 0.0 for h in histories])
 
     critic = SuccessReader()
-    model = AgentModel(
-        ClimbEnv(height=2, max_steps=4),
-        climb_policy(),
-        critic,
-        observe_reward=False,
-    )
+    model = AgentModel(ClimbEnv(height=2, max_steps=4), climb_policy(), critic)
+    hidden = HiddenReward(model)
     config = SMCConfig(n_particles=16, beta=1.0, schedule="none", max_steps=4)
-    result = run_smc(model, config, np.random.default_rng(2))
+    result = run_smc(hidden, config, np.random.default_rng(2))
     expected = np.array([2.0 if state.success else 0.0 for state in result.states])
-    assert np.allclose(model.returns(result.states), expected)
+    assert expected.any() and not expected.all()
+    assert np.allclose(hidden.returns(result.states), expected)
+    assert np.allclose(result.returns, expected)
     assert np.allclose(result.log_weights.log_w - result.log_weights.log_w.max(), expected - 2.0)
 
 
@@ -358,6 +394,43 @@ def test_a_batched_remote_env_moves_every_particle_of_a_step_in_one_round_trip()
         outcomes.append((result.returns.tolist(), actions))
     assert outcomes[0] == outcomes[1]
     assert env.round_trips == result.n_steps  # one hop per step, not three per particle
+
+
+class UnbatchedRemoteClimbEnv(ClimbEnv):
+    """A remote ClimbEnv without ``aadvance``: records the thread of every step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.threads: set[int] = set()
+        self.awaited = 0
+
+    def step(self, action):
+        self.threads.add(threading.get_ident())
+        return super().step(action)
+
+    async def areset(self, *, seed=None, options=None):
+        return self.reset(seed=seed, options=options)
+
+    async def astep(self, action):
+        self.awaited += 1
+        return self.step(action)
+
+
+def test_one_remote_convention_for_the_adapter_and_the_agent_loop():
+    assert is_remote(BatchedClimbEnv()) and is_remote(UnbatchedRemoteClimbEnv())
+    assert not is_remote(ClimbEnv())
+    local, remote = ClimbEnv(height=3, max_steps=5), UnbatchedRemoteClimbEnv(height=3, max_steps=5)
+    outcomes = []
+    for env in (local, remote):
+        model = AgentModel(env, climb_policy())
+        result = run_smc(model, SMCConfig(n_particles=8, max_steps=5), np.random.default_rng(4))
+        outcomes.append([model.trajectory(state).actions for state in result.states])
+    assert outcomes[0] == outcomes[1]
+    # its moves ran off the event loop's thread, in a worker thread
+    assert remote.threads and threading.get_ident() not in remote.threads
+    # the plain agent loop awaits the same environment's astep
+    trajectory = rollout(remote, climb_policy(), np.random.default_rng(0))
+    assert remote.awaited == trajectory.n_steps > 0
 
 
 def test_same_seed_same_trajectories():

@@ -22,7 +22,8 @@ The public API, by concept (each name also lives in the module in brackets):
   (K, beta, schedule, resampler and a :class:`Budget`, each declared only there),
   :class:`SMCResult`, :func:`run_smc`; :class:`AgentModel` and
   :class:`AgentState` (:mod:`agentmc.steer`) adapt an environment, a policy
-  and a critic to it.
+  and a critic to it, and :class:`HiddenReward` keeps the true reward out of
+  a run (the deployment setting).
 - Methods (:mod:`agentmc.methods`): :class:`MethodSpec` (``"amc:8:critic"``),
   :func:`run_method`, :func:`arun_method`, :class:`EpisodeResult`.
 - Evaluation (:mod:`agentmc.eval.harness`): :class:`Evaluation`,
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
     from agentmc.smc.sampler import run_smc as run_smc
     from agentmc.steer import AgentModel as AgentModel
     from agentmc.steer import AgentState as AgentState
+    from agentmc.steer import HiddenReward as HiddenReward
     from agentmc.types import Message as Message
 
 #: Public name -> the module that defines it (imported on first use).
@@ -120,6 +122,7 @@ _EXPORTS: dict[str, str] = {
     "Evaluation": "agentmc.eval.harness",
     "FitConfig": "agentmc.critics.fit",
     "GRPOConfig": "agentmc.rl.trainer",
+    "HiddenReward": "agentmc.steer",
     "History": "agentmc.critics.core",
     "Message": "agentmc.types",
     "MethodSpec": "agentmc.methods",

@@ -38,9 +38,10 @@ Selection modes (design.md section 2), always recorded in the result:
   simulator). The weights use it, and the answer is the candidate with the
   best true return: comparable to Best-of-N by reward (pass@K).
 - ``weight``: the deployment setting. True rewards are hidden from the whole
-  run: a finished particle's return is the critic's score of its final
-  history (0 without a critic), and the answer is drawn from the final
-  weights. For Best-of-N that is a draw with probability ``∝ exp(score / beta)``.
+  run (:class:`agentmc.steer.HiddenReward`): a finished particle's return is
+  the critic's score of its final history (0 without a critic), and the answer
+  is drawn from the final weights. For Best-of-N that is a draw with
+  probability ``∝ exp(score / beta)``.
 - ``critic``: also deployment: rewards hidden, and the answer is the candidate
   whose final history the critic scores highest.
 
@@ -99,7 +100,7 @@ from agentmc.smc.budget import Budget
 from agentmc.smc.resampling import DEFAULT_RESAMPLER, RESAMPLERS
 from agentmc.smc.sampler import SMC, SMCConfig, SMCState
 from agentmc.smc.selection import SELECTION_MODES, SelectionMode, select_particle
-from agentmc.steer import AgentModel, critic_values
+from agentmc.steer import AgentModel, HiddenReward
 
 __all__ = [
     "KINDS",
@@ -564,14 +565,11 @@ async def arun_method(
     smc_rng, select_rng = rng.spawn(2)
     env = make_env()
     try:
-        steering = critic if spec.kind in ("smc", "amc") else None
         model = AgentModel(
             env,
             policy,
-            steering if spec.observe_reward else critic,
-            schedule=spec.smc.parsed_schedule,
+            critic,
             temperature=temperature,
-            observe_reward=spec.observe_reward,
             task_id=task_id or None,
             count_failed_attempts=budget.count == "attempts",
             limits=limits,
@@ -581,22 +579,19 @@ async def arun_method(
             config = replace(spec.smc, max_steps=model.step_cap, budget=budget)
         except ConfigError as error:
             raise ConfigError(f"method {spec.label} on task {task_id!r}: {error}") from None
+        steered = critic is not None and spec.kind in ("smc", "amc")
         sampler = SMC(
-            model,
+            model if spec.observe_reward else HiddenReward(model),
             config,
             smc_rng,
-            value_fn=model if steering is not None else None,
+            value_fn=model if steered else None,
             collectors={"particles": particle_step},
         )
         result = await sampler.run()
         states = result.states
         rewards = np.array([state.reward for state in states], dtype=np.float64)
         failed = np.array([state.failed for state in states], dtype=bool)
-        scores = None
-        if critic is not None:
-            scores = await critic_values(
-                critic, [state.history() for state in states], task_id=task_id, step=result.n_steps
-            )
+        scores = None if critic is None else await model.values(result.n_steps, states)
         if spec.kind == "single":
             index = 0
         else:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from agentmc.data.trajectory import Trajectory, Turn
-from agentmc.envs.core import StepResult, TextEnv, valid_actions
+from agentmc.envs.core import StepResult, TextEnv, areset, astep, valid_actions
 from agentmc.errors import ConfigError, FatalPolicyError, PolicyError
 from agentmc.policies.core import Completion, Policy
 from agentmc.policies.parsing import parse_action
@@ -203,7 +203,7 @@ async def arollout(
         The trajectory; ``error`` is set if a policy call failed for good.
     """
     seed = draw_seed(rng)
-    task, _ = await _reset(env, seed)
+    task, _ = await areset(env, seed=seed)
     messages: tuple[Message, ...] = (Message("user", task),)
     turns: list[Turn] = []
     success = False
@@ -223,7 +223,7 @@ async def arollout(
         except PolicyError as failure:
             error = str(failure)
             break
-        result = await _step(env, decision.action)
+        result = await astep(env, decision.action)
         if max_steps is not None and len(turns) + 1 >= max_steps and not result.terminated:
             result = result._replace(truncated=True)
         turns.append(make_turn(decision, result))
@@ -243,21 +243,6 @@ async def arollout(
         error=error,
         meta=dict(meta or {}),
     )
-
-
-async def _reset(env: TextEnv, seed: int) -> tuple[str, dict[str, Any]]:
-    """``env.reset``, awaited when the environment is remote (has ``areset``)."""
-    areset = getattr(env, "areset", None)
-    return await areset(seed=seed) if areset is not None else env.reset(seed=seed)
-
-
-async def _step(env: TextEnv, action: str) -> StepResult:
-    """``env.step``, awaited when the environment is remote (has ``astep``).
-
-    Other episodes' policy calls go on while it runs (see :mod:`agentmc.executors`).
-    """
-    astep = getattr(env, "astep", None)
-    return await astep(action) if astep is not None else env.step(action)
 
 
 def rollout(env: TextEnv, policy: Policy, rng: np.random.Generator, **kwargs: Any) -> Trajectory:

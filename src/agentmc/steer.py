@@ -15,11 +15,12 @@ safe under asyncio because no ``await`` happens between a restore and the
 snapshot that follows it. A resampled clone is the *same* state object as its
 parent (resampling is a gather), so cloning is O(1). The valid actions of a
 state are read when it is made and kept on it, so asking for them costs no
-restore. A remote environment with a batched ``aadvance`` (the Ray proxy)
-moves all particles of a step in **one** round trip (restore, step and
-snapshot of each, done where the environment lives); one with only ``astep``
-is driven from a worker thread, one whole phase per hop, so its round trips
-do not stall the event loop that other tasks' policy calls share.
+restore. A remote environment (:mod:`agentmc.envs.core` says what makes one)
+is moved with :func:`~agentmc.envs.core.aadvance`: with a batched ``aadvance``
+(the Ray proxy) all particles of a step in **one** round trip (restore, step
+and snapshot of each, done where the environment lives), otherwise from a worker
+thread, one whole phase per hop, so its round trips do not stall the event loop
+that other tasks' policy calls share.
 
 Per step, one vectorised draw gives every particle its policy seed (no
 generator is built per particle), and the usage of all calls is summed once.
@@ -28,14 +29,14 @@ Weights. At a checkpoint the sampler adds
 ``((R - R_last) + (V(h) - V_last)) / beta`` to each running particle's log
 weight, where ``R`` is :meth:`AgentModel.returns` and ``V`` the critic; a
 particle that finished gets ``V = 0`` and is frozen (a candidate for final
-selection, never stepped again). The model computes critic values inside
-:meth:`AgentModel.propose` (asynchronously, batched, only at checkpoint steps)
-and stores them on the state, so an LLM-judge critic never blocks the loop.
+selection, never stepped again). :meth:`AgentModel.values` is the value
+function: the sampler awaits it at its checkpoints only (batched; an LLM-judge
+critic never blocks the loop), so the model need not know the schedule.
 
-Seeing the reward or not. ``observe_reward=True`` (the simulator-planning
-setting, paired with ``select="reward"``) lets the environment's reward into
-the weights. ``observe_reward=False`` (the deployment setting, paired with
-``select="weight"`` or ``"critic"``) keeps every true reward out of the run:
+Seeing the reward or not. :class:`AgentModel` lets the environment's reward into
+the weights (the simulator-planning setting, paired with ``select="reward"``).
+:class:`HiddenReward` wraps it for the deployment setting (paired with
+``select="weight"`` or ``"critic"``): every true reward is kept out of the run,
 ``returns`` is 0 while a particle runs, and a finished particle's return is the
 critic's score of its final history (0 without a critic). The true rewards are
 still recorded on the states for the report, never used for decisions.
@@ -71,18 +72,17 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from agentmc.critics.core import Critic, History
+from agentmc.critics.core import Critic, History, avalues
 from agentmc.data.trajectory import Trajectory, Turn
-from agentmc.envs.core import StepResult, TextEnv, valid_actions
-from agentmc.errors import DataError, FatalPolicyError, PolicyError
+from agentmc.envs.core import Moved, TextEnv, aadvance, advance_env, is_remote, valid_actions
+from agentmc.errors import FatalPolicyError, PolicyError
 from agentmc.policies.core import Policy
 from agentmc.rollout import AgentAction, ReplyLimits, is_success, make_turn, to_action
 from agentmc.seeding import draw_seed
 from agentmc.smc.model import Spend
-from agentmc.smc.schedules import Schedule
 from agentmc.types import BoolArray, FloatArray, Message, Usage
 
-__all__ = ["AgentModel", "AgentState", "advance_env", "critic_values"]
+__all__ = ["AgentModel", "AgentState", "HiddenReward", "advance_env"]
 
 T = TypeVar("T")
 
@@ -91,10 +91,6 @@ DEFAULT_STEP_CAP = 50
 
 #: Policy seeds are drawn from ``[0, _SEED_BOUND)``, as :func:`agentmc.seeding.draw_seed` does.
 _SEED_BOUND = 2**31 - 1
-
-#: What one environment move returns: the step's result, the new snapshot, its valid actions.
-Moved = tuple[StepResult, Any, "tuple[str, ...] | None"]
-
 
 @dataclass(frozen=True, slots=True)
 class AgentState:
@@ -109,9 +105,8 @@ class AgentState:
         truncated: The step cap ended the episode.
         success: The environment's verdict on the final step.
         error: Why the particle failed (a policy call that failed for good), else ``None``.
-        value: Critic value ``V(h)`` of this state (set at checkpoint steps; 0 otherwise).
-        score: Critic score of the final history once finished with the reward
-            hidden (the stand-in return), else 0.
+        score: Critic score of the final history once finished under
+            :class:`HiddenReward` (the stand-in return), else 0.
         candidates: The environment's valid actions in this state (``None`` if it
             offers none), passed to the policy as a hint.
     """
@@ -124,7 +119,6 @@ class AgentState:
     truncated: bool = False
     success: bool = False
     error: str | None = None
-    value: float = 0.0
     score: float = 0.0
     candidates: tuple[str, ...] | None = None
 
@@ -144,34 +138,6 @@ class AgentState:
     def history(self) -> History:
         """The critic's view of this state."""
         return History(task=self.messages[0].content, messages=self.messages[1:])
-
-
-def advance_env(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
-    """Move ``env`` once per ``(snapshot, action)``: restore, step, snapshot, valid actions.
-
-    Identical moves (clones of one parent, i.e. the same snapshot object, taking the
-    same action) are stepped once and share the outcome: environments are
-    deterministic given a snapshot and an action (``check_env`` tests it), and for
-    one that restores by replaying (an HTTP environment) each step saved is a round
-    trip. Used here and inside Ray actors. The environment is left in the state of
-    the last move stepped.
-
-    Returns:
-        ``(result, new snapshot, valid actions or None)`` per move, in order.
-    """
-    done: dict[tuple[int, str], Moved] = {}
-    out: list[Moved] = []
-    for snapshot, action in moves:
-        key = (id(snapshot), action)
-        moved = done.get(key)
-        if moved is None:
-            env.restore(snapshot)
-            result = env.step(action)
-            actions = valid_actions(env)
-            moved = (result, env.snapshot(), None if actions is None else tuple(actions))
-            done[key] = moved
-        out.append(moved)
-    return out
 
 
 async def _eager_gather(coroutines: list[Coroutine[Any, Any, T]]) -> tuple[list[T], bool]:
@@ -231,44 +197,6 @@ async def _resume(coroutine: Coroutine[Any, Any, T], waiting: Any) -> T:
             return stop.value
 
 
-async def critic_values(
-    critic: Critic, histories: Sequence[History], *, task_id: str, step: int
-) -> FloatArray:
-    """Critic values of ``histories``, checked finite.
-
-    Args:
-        critic: Any critic (``avalues`` is awaited when it has one).
-        histories: B histories.
-        task_id: Named in the error message.
-        step: Named in the error message.
-
-    Returns:
-        Shape ``(B,)`` float64.
-
-    Raises:
-        DataError: If the critic returns the wrong number of values, NaN or an infinity.
-    """
-    name = getattr(critic, "name", type(critic).__name__)
-    method = getattr(critic, "avalues", None)
-    if method is not None and asyncio.iscoroutinefunction(method):
-        raw = await method(histories)
-    else:
-        raw = critic.values(histories)
-    values = np.asarray(raw, dtype=np.float64).reshape(-1)
-    if values.shape != (len(histories),):
-        raise DataError(
-            f"critic {name!r} returned {values.shape[0]} values for {len(histories)} histories "
-            f"on task {task_id!r} at step {step}"
-        )
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise DataError(
-            f"critic {name!r} returned a non-finite value ({values[bad[0]]}) on task "
-            f"{task_id!r} at step {step}; fix or retrain the critic"
-        )
-    return values
-
-
 class AgentModel:
     """The AMC particle model over one task.
 
@@ -277,11 +205,9 @@ class AgentModel:
     Args:
         env: The task's environment (this model resets it and owns it).
         policy: The black-box agent.
-        critic: Optional value function over histories; ``None`` means ``V = 0``.
-        schedule: Checkpoint schedule of the run, to compute critic values only
-            where the sampler asks for them (``None``: after every step).
+        critic: Optional value function over histories (:meth:`values`; ``None``
+            means ``V = 0``), also what :class:`HiddenReward` scores final histories with.
         temperature: Sampling temperature passed to the policy.
-        observe_reward: Whether true rewards enter the weights (see the module docstring).
         task_id: Task label for error messages (default: ``env.task_id``).
         count_failed_attempts: Whether the calls budget counts requests that failed
             and were retried (the default: what a provider bills) or only answers.
@@ -294,9 +220,7 @@ class AgentModel:
         policy: Policy,
         critic: Critic | None = None,
         *,
-        schedule: Schedule | None = None,
         temperature: float = 1.0,
-        observe_reward: bool = True,
         task_id: str | None = None,
         count_failed_attempts: bool = True,
         limits: ReplyLimits | None = None,
@@ -304,9 +228,7 @@ class AgentModel:
         self.env = env
         self.policy = policy
         self.critic = critic
-        self.schedule = schedule
         self.temperature = temperature
-        self.observe_reward = observe_reward
         self.count_failed_attempts = count_failed_attempts
         self.limits = limits
         self.task_id = str(task_id or getattr(env, "task_id", ""))
@@ -316,8 +238,6 @@ class AgentModel:
         self.seed: int | None = None
         self.task = ""
         self._reset_info: dict[str, Any] | None = None
-        self._remote = callable(getattr(env, "astep", None))
-        self._batched = callable(getattr(env, "aadvance", None))
         # Synthetic policies answer at once: their calls run inline, without a task each.
         # One that turns out to wait goes back to plain tasks from the next step on.
         self._inline = bool(getattr(policy, "synthetic", False))
@@ -367,31 +287,38 @@ class AgentModel:
             for state, decision in zip(states, decisions, strict=True)
             if not isinstance(decision, PolicyError)
         ]
-        if self._batched:
-            moves: list[Moved] = await self.env.aadvance(moving)  # type: ignore[attr-defined]
-        elif self._remote:
-            moves = await asyncio.to_thread(self._advance, moving)
+        if is_remote(self.env):
+            moves = await aadvance(self.env, moving)
         else:
             moves = self._advance(moving)
-        moved = self._after(t, states, decisions, iter(moves))
-        if self.critic is not None:
-            moved = await self._attach_values(t, moved)
-        return moved
+        return self._after(t, states, decisions, iter(moves))
 
     def returns(self, states: Sequence[AgentState]) -> FloatArray:
-        """Return so far: the true reward, or with the reward hidden the critic's stand-in."""
-        if self.observe_reward:
-            return np.array([state.reward for state in states], dtype=np.float64)
-        return np.array([state.score for state in states], dtype=np.float64)
+        """Return so far: the true reward (:class:`HiddenReward` hides it)."""
+        return np.array([state.reward for state in states], dtype=np.float64)
 
     def is_done(self, states: Sequence[AgentState]) -> BoolArray:
         return np.array([state.done for state in states], dtype=bool)
 
     # -- ValueFunction / SupportsSpend ------------------------------------------------------
 
-    def values(self, t: int, states: Sequence[AgentState]) -> FloatArray:
-        """The critic values computed during :meth:`propose` of step ``t``."""
-        return np.array([state.value for state in states], dtype=np.float64)
+    async def values(self, t: int, states: Sequence[AgentState]) -> FloatArray:
+        """The critic's values of the histories of ``states`` after step ``t`` (zeros without one).
+
+        The sampler's value function ``V(h)``; also the final scores of the deployable
+        modes.
+
+        Raises:
+            DataError: The critic returned NaN, an infinity or the wrong number of
+                values (the message names the task and the step).
+        """
+        if self.critic is None:
+            return np.zeros(len(states))
+        return await avalues(
+            self.critic,
+            [state.history() for state in states],
+            where=f" on task {self.task_id!r} at step {t}",
+        )
 
     def spent(self) -> Spend:
         """What the budget counts.
@@ -450,7 +377,7 @@ class AgentModel:
                 # Counted as a failed call with unknown tokens (the requests it sent still
                 # count as attempts); the failed step earns nothing.
                 failed_attempts += decision.attempts
-                out.append(replace(state, error=message, value=0.0, score=0.0))
+                out.append(replace(state, error=message, score=0.0))
                 continue
             usage = decision.usage
             calls += usage.calls
@@ -477,35 +404,12 @@ class AgentModel:
                 is_success(result) if done else False,
                 None,
                 0.0,
-                0.0,
                 candidates,
             )
             out.append(child)
         self.usage = self.usage + Usage(
             calls, prompt_tokens, completion_tokens, cost, failed_attempts
         )
-        return out
-
-    async def _attach_values(self, t: int, states: list[AgentState]) -> list[AgentState]:
-        """Critic values for running states at checkpoints, and scores of newly finished ones."""
-        assert self.critic is not None
-        checkpoint = self.schedule is None or self.schedule.is_checkpoint(t)
-        live = [i for i, s in enumerate(states) if checkpoint and not s.done]
-        ended = [
-            i for i, s in enumerate(states) if not self.observe_reward and s.done and not s.failed
-        ]
-        wanted = live + ended
-        if not wanted:
-            return states
-        values = await critic_values(
-            self.critic, [states[i].history() for i in wanted], task_id=self.task_id, step=t
-        )
-        out = list(states)
-        for i, value in zip(wanted, values.tolist(), strict=True):
-            if states[i].done:
-                out[i] = replace(states[i], score=value)
-            else:
-                out[i] = replace(states[i], value=value)
         return out
 
     def trajectory(self, state: AgentState, meta: dict[str, Any] | None = None) -> Trajectory:
@@ -522,3 +426,57 @@ class AgentModel:
             error=state.error,
             meta=dict(meta or {}),
         )
+
+
+class HiddenReward:
+    """The deployment setting: ``model`` with every true reward kept out of the run.
+
+    A particle's return is 0 while it runs; once it finishes (without failing) it
+    is the critic's score of its final history (0 without a critic), computed in
+    the step it finishes, one batched call per step. Everything else is the
+    model's: its moves, termination and spend, and its critic as the value
+    function (pass ``value_fn=model``). The true rewards stay on the states
+    (:attr:`AgentState.reward`) for the report, never used for decisions.
+
+    Args:
+        model: The adapter to hide the reward of (its ``critic`` gives the scores).
+
+    Example:
+        >>> from agentmc.envs import make
+        >>> from agentmc.policies.expert import NoisyExpertPolicy
+        >>> from agentmc.smc import SMCConfig, run_smc
+        >>> model = AgentModel(make("textcraft", task_id="0"), NoisyExpertPolicy())
+        >>> config = SMCConfig(n_particles=4, max_steps=model.step_cap)
+        >>> result = run_smc(HiddenReward(model), config, np.random.default_rng(0))
+        >>> result.returns.tolist(), any(state.reward > 0 for state in result.states)
+        ([0.0, 0.0, 0.0, 0.0], True)
+    """
+
+    def __init__(self, model: AgentModel) -> None:
+        self.model = model
+
+    def initial(self, n_particles: int, rng: np.random.Generator) -> list[AgentState]:
+        return self.model.initial(n_particles, rng)
+
+    async def propose(
+        self, t: int, states: Sequence[AgentState], rng: np.random.Generator
+    ) -> list[AgentState]:
+        """The model's step, then the critic's score of every history that just ended."""
+        moved = await self.model.propose(t, states, rng)
+        ended = [i for i, state in enumerate(moved) if state.done and not state.failed]
+        if self.model.critic is None or not ended:
+            return moved
+        scores = await self.model.values(t, [moved[i] for i in ended])
+        for i, score in zip(ended, scores.tolist(), strict=True):
+            moved[i] = replace(moved[i], score=score)
+        return moved
+
+    def returns(self, states: Sequence[AgentState]) -> FloatArray:
+        """The critic's scores of finished histories (0 while running, failed or without one)."""
+        return np.array([state.score for state in states], dtype=np.float64)
+
+    def is_done(self, states: Sequence[AgentState]) -> BoolArray:
+        return self.model.is_done(states)
+
+    def spent(self) -> Spend:
+        return self.model.spent()

@@ -71,7 +71,5 @@ def test_tree_model_samples_the_prior():
     assert share == pytest.approx(0.25, abs=0.03)
     assert model.spent().calls == 4000
     assert model.is_done([TreeState((0,)), TreeState((1,))]).tolist() == [True, False]
-    assert TableValue({(1,): 2.5}).values(1, [TreeState((1,)), TreeState((0,))]).tolist() == [
-        2.5,
-        0.0,
-    ]
+    table = TableValue({(1,): 2.5})
+    assert asyncio.run(table.values(1, [TreeState((1,)), TreeState((0,))])).tolist() == [2.5, 0.0]

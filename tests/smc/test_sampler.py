@@ -24,7 +24,7 @@ def config(**kwargs) -> SMCConfig:
 
 
 class ZeroValue:
-    def values(self, t, states):
+    async def values(self, t, states):
         return np.zeros(len(states))
 
 
@@ -122,9 +122,9 @@ class RecordingValue(TableValue):
         super().__init__(table)
         self.calls: list[tuple[int, list]] = []
 
-    def values(self, t, states):
+    async def values(self, t, states):
         self.calls.append((t, list(states)))
-        return super().values(t, states)
+        return await super().values(t, states)
 
 
 def test_finished_particles_are_frozen_and_never_valued(problem):
@@ -192,7 +192,7 @@ def test_budget_needs_a_model_that_reports_spend(problem):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_critic_values_are_a_clear_error(problem, bad):
     class Broken:
-        def values(self, t, states):
+        async def values(self, t, states):
             out = np.zeros(len(states))
             out[0] = bad
             return out
@@ -201,9 +201,18 @@ def test_non_finite_critic_values_are_a_clear_error(problem, bad):
         run_smc(TreeModel(problem.tree), config(), np.random.default_rng(0), Broken())
 
 
+def test_a_synchronous_value_function_is_a_clear_error(problem):
+    class Blocking:
+        def values(self, t, states):
+            return np.zeros(len(states))
+
+    with pytest.raises(ConfigError, match="async def values"):
+        SMC(TreeModel(problem.tree), config(), np.random.default_rng(0), Blocking())
+
+
 def test_wrong_shapes_are_a_clear_error(problem):
     class Short:
-        def values(self, t, states):
+        async def values(self, t, states):
             return np.zeros(1)
 
     with pytest.raises(WeightError, match=r"shape \(1,\), expected \(8,\)"):

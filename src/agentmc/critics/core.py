@@ -114,33 +114,52 @@ class Critic(Protocol):
         ...
 
 
-async def avalues(critic: Critic, histories: Sequence[History]) -> FloatArray:
-    """Call ``critic.avalues`` when the critic has it, else ``critic.values``.
+async def avalues(critic: Critic, histories: Sequence[History], *, where: str = "") -> FloatArray:
+    """Call ``critic.avalues`` when the critic has it, else ``critic.values``; check the result.
+
+    The one place a critic's output is checked, wherever it is used (the sampler's
+    value function, the deployable modes' final scores, selection by critic).
 
     Args:
         critic: Any critic.
         histories: B histories.
+        where: Appended to error messages, e.g. ``" on task '3' at step 2"``.
 
     Returns:
         Values of shape ``(B,)``, float64.
+
+    Raises:
+        DataError: If the critic returns the wrong number of values, NaN or an infinity.
     """
     method = getattr(critic, "avalues", None)
     if method is not None and inspect.iscoroutinefunction(method):
         result = await method(histories)
     else:
         result = critic.values(histories)
-    return as_values(result, len(histories), getattr(critic, "name", type(critic).__name__))
+    return as_values(result, len(histories), getattr(critic, "name", type(critic).__name__), where)
 
 
-def as_values(result: object, n: int, name: str = "critic") -> FloatArray:
+def as_values(result: object, n: int, name: str = "critic", where: str = "") -> FloatArray:
     """Check a critic's output: a finite float64 vector of length ``n``.
+
+    Args:
+        result: What the critic returned.
+        n: How many histories it was given.
+        name: The critic's name, for the message.
+        where: Appended to the message, e.g. ``" on task '3' at step 2"``.
 
     Raises:
         DataError: If the shape is wrong or a value is not finite.
     """
     array = np.asarray(result, dtype=np.float64).reshape(-1)
     if array.shape != (n,):
-        raise DataError(f"critic {name!r} returned {array.shape[0]} values for {n} histories")
-    if not np.all(np.isfinite(array)):
-        raise DataError(f"critic {name!r} returned a non-finite value")
+        raise DataError(
+            f"critic {name!r} returned {array.shape[0]} values for {n} histories{where}"
+        )
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise DataError(
+            f"critic {name!r} returned a non-finite value ({array[bad[0]]}){where}; "
+            "fix or retrain the critic"
+        )
     return array

@@ -30,11 +30,12 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from agentmc.critics.core import Critic, History, avalues
+from agentmc.critics.core import Critic, History
 from agentmc.types import FloatArray, Usage
 
 
@@ -68,7 +69,11 @@ class MeteredCritic:
             self.histories += len(histories)
 
     async def avalues(self, histories: Sequence[History]) -> FloatArray:
-        """The wrapped critic's values without blocking the loop; judge usage counted."""
+        """The wrapped critic's values without blocking the loop; judge usage counted.
+
+        Passed on unchecked: the caller checks them once, with its own context
+        (:func:`agentmc.critics.core.avalues`).
+        """
         wall = time.perf_counter()
         try:
             scored = getattr(self.critic, "avalues_with_usage", None)
@@ -76,8 +81,9 @@ class MeteredCritic:
                 values, usage = await scored(histories)
                 self.usage = self.usage + usage
                 return values
-            if callable(getattr(self.critic, "avalues", None)):
-                return await avalues(self.critic, histories)
+            method = getattr(self.critic, "avalues", None)
+            if inspect.iscoroutinefunction(method):
+                return await method(histories)
             cpu = time.thread_time()
             try:
                 return self.critic.values(histories)

@@ -15,6 +15,15 @@ state, so particles can fork without replaying history. A snapshot must stay
 valid after the environment moves on, and restoring it into *another* instance
 of the same task must work too (that is how clones are made).
 
+A *remote* environment (a proxy to one that lives elsewhere, such as the Ray
+executor's ``RemoteEnv``) keeps the synchronous methods, one round trip each, and
+adds awaitable forms: ``async areset`` and ``async astep`` (that coroutine
+``astep`` is what makes it remote, :func:`is_remote`), and optionally ``async
+aadvance(moves)``, which makes many particle moves in one round trip. The agent
+loop and the SMC adapter go through :func:`areset`, :func:`astep` and
+:func:`aadvance` below, so both treat remote environments the same way: awaited,
+so other episodes' policy calls go on meanwhile.
+
 Example:
     >>> from agentmc.envs import make
     >>> env = make("textcraft", task_id="0")
@@ -26,6 +35,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 
@@ -84,3 +96,62 @@ def valid_actions(env: TextEnv) -> list[str] | None:
     method = getattr(env, "valid_actions", None)
     actions = None if method is None else method()
     return None if actions is None else list(actions)
+
+
+#: What one environment move returns: the step's result, the new snapshot, its valid actions.
+Moved = tuple[StepResult, Any, "tuple[str, ...] | None"]
+
+
+def is_remote(env: TextEnv) -> bool:
+    """Whether ``env`` is a proxy to an environment elsewhere: it has a coroutine ``astep``."""
+    return inspect.iscoroutinefunction(getattr(env, "astep", None))
+
+
+async def areset(env: TextEnv, *, seed: int | None = None) -> tuple[str, dict[str, Any]]:
+    """``env.reset``, awaited when the environment is remote."""
+    return await env.areset(seed=seed) if is_remote(env) else env.reset(seed=seed)  # type: ignore[attr-defined]
+
+
+async def astep(env: TextEnv, action: str) -> StepResult:
+    """``env.step``, awaited when the environment is remote."""
+    return await env.astep(action) if is_remote(env) else env.step(action)  # type: ignore[attr-defined]
+
+
+def advance_env(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
+    """Move ``env`` once per ``(snapshot, action)``: restore, step, snapshot, valid actions.
+
+    Identical moves (clones of one parent, i.e. the same snapshot object, taking the
+    same action) are stepped once and share the outcome: environments are
+    deterministic given a snapshot and an action (``check_env`` tests it), and for
+    one that restores by replaying (an HTTP environment) each step saved is a round
+    trip. Used by the SMC adapter and inside Ray actors. The environment is left in
+    the state of the last move stepped.
+
+    Returns:
+        ``(result, new snapshot, valid actions or None)`` per move, in order.
+    """
+    done: dict[tuple[int, str], Moved] = {}
+    out: list[Moved] = []
+    for snapshot, action in moves:
+        key = (id(snapshot), action)
+        moved = done.get(key)
+        if moved is None:
+            env.restore(snapshot)
+            result = env.step(action)
+            actions = valid_actions(env)
+            moved = (result, env.snapshot(), None if actions is None else tuple(actions))
+            done[key] = moved
+        out.append(moved)
+    return out
+
+
+async def aadvance(env: TextEnv, moves: Sequence[tuple[Any, str]]) -> list[Moved]:
+    """:func:`advance_env` for a remote environment, without blocking the event loop.
+
+    In one round trip when it has ``aadvance``; otherwise its synchronous methods
+    run in a worker thread, one whole phase per hop.
+    """
+    batched = getattr(env, "aadvance", None)
+    if inspect.iscoroutinefunction(batched):
+        return list(await batched(moves))  # type: ignore[misc]
+    return await asyncio.to_thread(advance_env, env, moves)

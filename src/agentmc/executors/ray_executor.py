@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentmc.data.trajectory import Trajectory
-from agentmc.envs.core import StepResult
+from agentmc.envs.core import Moved, StepResult, advance_env
 from agentmc.errors import AgentmcError, ConfigError, require
 from agentmc.executors.core import EpisodeJob, run_rollouts
 from agentmc.policies.core import Policy
@@ -93,8 +93,6 @@ class EnvWorker:
 
     def advance(self, handle: int, moves: list[tuple[Any, str]]) -> Any:
         """Restore, step and snapshot once per ``(snapshot, action)`` (:func:`advance_env`)."""
-        from agentmc.steer import advance_env
-
         env = self._envs[handle]
         return self._guard(
             lambda: [(tuple(result), *rest) for result, *rest in advance_env(env, moves)]
@@ -192,7 +190,7 @@ class RemoteEnv:
 
     async def aadvance(
         self, moves: Sequence[tuple[Any, str]]
-    ) -> list[tuple[StepResult, Any, tuple[str, ...] | None]]:
+    ) -> list[Moved]:
         """Many particle moves in one round trip: ``(result, new snapshot, valid actions)`` each.
 
         The remote environment is left in the last move's state.

@@ -299,7 +299,7 @@ class TableValue:
         self.table = dict(table)
         self.default = float(default)
 
-    def values(self, t: int, states: Sequence[Any]) -> FloatArray:
+    async def values(self, t: int, states: Sequence[Any]) -> FloatArray:
         return np.array(
             [self.table.get(state.prefix, self.default) for state in states], dtype=np.float64
         )

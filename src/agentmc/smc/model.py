@@ -82,10 +82,19 @@ class ParticleModel(Protocol[State]):
 class ValueFunction(Protocol[StateContra]):
     """A critic in reward units: ``V(h)`` estimates ``beta * log E[exp(R_future / beta) | h]``.
 
-    It is only ever called on unfinished states; finished ones have ``V = 0``.
+    The sampler awaits it at checkpoints only (so a critic that asks an LLM judge
+    never blocks the event loop, and one that costs is only paid where its values
+    enter the weights), and only on unfinished states; finished ones have ``V = 0``.
+
+    Example:
+        A value function is one coroutine method::
+
+            class Half:
+                async def values(self, t, states):
+                    return np.array([0.5 * sum(state) for state in states])
     """
 
-    def values(self, t: int, states: Sequence[StateContra]) -> FloatArray:
+    async def values(self, t: int, states: Sequence[StateContra]) -> FloatArray:
         """Values of ``states`` at the checkpoint after step ``t``, shape ``(n,)``."""
         ...
 

@@ -7,7 +7,8 @@ not yet finished gets the weight increment
 
     ``log_w += ((R - R_last) + (V(h) - V_last)) / beta``;  ``R_last, V_last = R, V(h)``
 
-where ``R`` is its return so far and ``V`` the value function (zero if none).
+where ``R`` is its return so far and ``V`` the value function (zero if none),
+awaited here, at checkpoints only, so the model never needs to know the schedule.
 A particle that has finished gets ``V = 0`` (its return is known exactly) and
 is frozen: it keeps its weight, stays a candidate in later resamplings, and is
 never stepped again. ``V_last`` starts at 0. When the schedule says so, the
@@ -45,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -408,11 +410,13 @@ class SMC(Generic[State]):
         rng: The run's generator; the sampler splits it into independent
             streams for initial states, proposals and resampling, so the
             proposals do not depend on how often resampling drew numbers.
-        value_fn: Optional critic ``V`` (reward units); ``None`` means ``V = 0``.
+        value_fn: Optional critic ``V`` (reward units), awaited at checkpoints;
+            ``None`` means ``V = 0``.
         collectors: Optional per-step observers ``name -> collector(state)``.
 
     Raises:
-        ConfigError: If a budget cap is set but the model does not report its spend.
+        ConfigError: If a budget cap is set but the model does not report its spend,
+            or ``value_fn.values`` is not a coroutine function.
     """
 
     def __init__(
@@ -427,6 +431,13 @@ class SMC(Generic[State]):
             raise ConfigError(
                 "a budget cap (max_calls/max_tokens/max_cost) needs a model with spent(); "
                 f"{type(model).__name__} has none"
+            )
+        if value_fn is not None and not inspect.iscoroutinefunction(
+            getattr(value_fn, "values", None)
+        ):
+            raise ConfigError(
+                f"value_fn {type(value_fn).__name__} needs `async def values(self, t, states)`; "
+                "the sampler awaits it at checkpoints"
             )
         self.model = model
         self.config = config
@@ -516,7 +527,7 @@ class SMC(Generic[State]):
         proposed = tuple(self._states)
         resampled, ancestors = False, None
         if checkpoint:
-            resampled, ancestors = self._checkpoint(t, final)
+            resampled, ancestors = await self._checkpoint(t, final)
         self._complete = final
         state = SMCState(
             t=t,
@@ -534,7 +545,7 @@ class SMC(Generic[State]):
             self.collected[name].append(collector(state))
         return state
 
-    def _checkpoint(self, t: int, final: bool) -> tuple[bool, IntArray | None]:
+    async def _checkpoint(self, t: int, final: bool) -> tuple[bool, IntArray | None]:
         pending = np.flatnonzero(~self._finished)
         states = [self._states[i] for i in pending]
         returns = _as_vector(self.model.returns(states), pending.size, "model.returns", t)
@@ -544,7 +555,7 @@ class SMC(Generic[State]):
             live = np.flatnonzero(~done)
             if live.size:
                 values[live] = _as_vector(
-                    self.value_fn.values(t, [states[j] for j in live]),
+                    await self.value_fn.values(t, [states[j] for j in live]),
                     live.size,
                     "value function",
                     t,
