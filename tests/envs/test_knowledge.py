@@ -149,9 +149,8 @@ def _graph(*, top_only: bool, skip: tuple[str, ...] = ()) -> dict[str, set[str]]
 def test_no_import_cycle_in_src():
     # at import time, nowhere
     assert _cycle(_graph(top_only=True)) is None
-    # nor through imports deferred into functions, below the command line (the lazy root
-    # package agentmc is left out: its imports run only for type checkers and on attribute use)
-    assert _cycle(_graph(top_only=False, skip=("agentmc.cli",))) is None
+    # nor through imports deferred into functions
+    assert _cycle(_graph(top_only=False)) is None
 
 
 def test_the_cycle_finder_finds_a_cycle():

@@ -125,7 +125,7 @@ def tuned_choices(config: Config, budget: str | None) -> dict[str, str]:
     """
     if config.tuned is None:
         return {}
-    from agentmc.cli.tune import read_tuned
+    from agentmc.eval.tune import read_tuned
 
     data = read_tuned(config.tuned)
     ours = {

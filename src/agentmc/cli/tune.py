@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from agentmc.cli.common import BudgetOptions, ExecutorOptions, PolicyOptions, TaskOptions, parse
-from agentmc.errors import ConfigError, DataError
-from agentmc.eval.tune import DEFAULT_BETAS, DEFAULT_SCHEDULES
-
-TUNED_FILE = "tuned.json"
+from agentmc.errors import ConfigError
+from agentmc.eval.tune import DEFAULT_BETAS, DEFAULT_SCHEDULES, TUNED_FILE
 
 
 @dataclass(frozen=True)
@@ -139,23 +137,6 @@ def run_tuning(config: Config) -> dict[str, Any]:
     }
     (Path(config.out) / TUNED_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def read_tuned(path: Path) -> dict[str, Any]:
-    """Read a ``tuned.json`` (a run directory holding one is accepted too).
-
-    Raises:
-        DataError: Missing or malformed file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / TUNED_FILE
-    try:
-        data = json.loads(path.read_text())
-        [str(c["base"]) + str(c["chosen"]) for c in data["choices"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(f"{path}: not a tuned.json written by agentmc tune ({error})") from None
-    return data
 
 
 def print_choices(result: dict[str, Any]) -> None:

@@ -31,18 +31,32 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agentmc.errors import ConfigError
+from agentmc.errors import ConfigError, DataError
 from agentmc.methods import SELECTS, MethodSpec
 from agentmc.smc.sampler import SMCConfig, check_beta
 from agentmc.smc.selection import DEPLOYABLE
 
-__all__ = ["DEFAULT_BETAS", "DEFAULT_SCHEDULES", "TuneChoice", "TuneGrid", "choose", "tune_specs"]
+__all__ = [
+    "DEFAULT_BETAS",
+    "DEFAULT_SCHEDULES",
+    "TUNED_FILE",
+    "TuneChoice",
+    "TuneGrid",
+    "choose",
+    "read_tuned",
+    "tune_specs",
+]
+
+TUNED_FILE = "tuned.json"
+"""The file ``agentmc tune`` writes its choices to, in its run directory."""
 
 DEFAULT_BETAS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
 """Betas tried by default: greedy to mild tilts (rewards and critic values are in [0, 1];
@@ -190,3 +204,20 @@ def choose(
         keys.append((mean_success, -(mean_calls or 0.0), -index))
     best = max(range(len(rows)), key=keys.__getitem__)
     return TuneChoice(base.text, specs[best].text, sizes.pop(), tuple(rows))
+
+
+def read_tuned(path: Path) -> dict[str, Any]:
+    """Read a ``tuned.json`` (a run directory holding one is accepted too).
+
+    Raises:
+        DataError: Missing or malformed file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / TUNED_FILE
+    try:
+        data = json.loads(path.read_text())
+        [str(c["base"]) + str(c["chosen"]) for c in data["choices"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{path}: not a tuned.json written by agentmc tune ({error})") from None
+    return data
