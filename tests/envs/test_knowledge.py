@@ -233,3 +233,13 @@ def test_bad_knowledge_is_one_clear_error(climb_registered):
             asyncio.run(NoisyExpertPolicy().complete([Message("user", "Fly to the moon.")]))
     finally:
         registry._REGISTRY.pop("lazy-kn")
+
+
+def test_llm_policies_frame_the_environment_they_play(climb_registered):
+    """``make_policy(env_id=...)`` gives local and openai: policies that env's prompt."""
+    for spec in ("local", "local:choose", "openai:some-model"):
+        policy = make_policy(spec, base_url="http://127.0.0.1:9/v1", env_id=climb_registered)
+        assert policy.config.prompt.env_id == climb_registered
+        text = policy.config.prompt.completion([Message("user", "Climb 2 steps.")])
+        assert text.startswith("Say up until you reach the top.")
+    assert make_policy("local").config.prompt.env_id == "textcraft"  # the default

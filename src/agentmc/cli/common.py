@@ -389,13 +389,17 @@ class PolicyOptions:
 
         return ReplyLimits(self.max_reply_chars, self.max_action_chars)
 
-    def make(self, spec: str | None = None, *, run_dir: Path | None = None):
+    def make(
+        self, spec: str | None = None, *, run_dir: Path | None = None, env_id: str = "textcraft"
+    ):
         """Build the policy object (``spec``: another policy spec with these settings).
 
         Args:
             spec: Policy spec to build instead of ``--policy`` (e.g. one method's own).
             run_dir: The run directory; its ``cache`` subdirectory holds the request
                 cache unless ``--no-cache``.
+            env_id: The environment the policy plays: LLM policies frame their prompt
+                with its instructions and worked examples.
         """
         from agentmc.policies import make_policy
 
@@ -408,6 +412,7 @@ class PolicyOptions:
             timeout_s=self.timeout,
             max_attempts=self.max_attempts,
             cache_dir=cache_dir,
+            env_id=env_id,
         )
 
     def describe(self) -> dict[str, Any]:

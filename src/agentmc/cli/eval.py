@@ -247,7 +247,7 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
         e.spec.select == "critic" and e.critic in (None, "zero") for e in plan.entries
     ):
         raise ConfigError("`critic` selection needs a critic: pass --critic PATH")
-    shared = config.policy.make(run_dir=config.out)
+    shared = config.policy.make(run_dir=config.out, env_id=config.tasks.env)
     make_critic = critic_maker(config, shared)
     evaluated = list(plan.task_ids) + list(plan.guard_task_ids)
     if critic is not None:
@@ -259,7 +259,9 @@ def run_evaluation(config: Config, *, title: str | None = None) -> tuple[Any, An
     def policy_for(spec: str | None):
         # a method's own policy gets every --policy setting but the spec (key variable,
         # concurrency, base URL, cache, timeout)
-        return shared if spec is None else config.policy.make(spec, run_dir=config.out)
+        if spec is None:
+            return shared
+        return config.policy.make(spec, run_dir=config.out, env_id=config.tasks.env)
 
     store = RunStore.create_or_resume(
         config.out,

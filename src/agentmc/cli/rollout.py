@@ -74,7 +74,7 @@ def run(config: Config, *, command: str = "rollout") -> int:
     from agentmc.seeding import task_rng
 
     task_ids = config.tasks.select()
-    policy = config.policy.make(run_dir=config.out)
+    policy = config.policy.make(run_dir=config.out, env_id=config.tasks.env)
     store = RunStore.create_or_resume(
         config.out,
         command=command,

@@ -209,7 +209,7 @@ def main(name: str, argv: list[str]) -> int:
         raise ConfigError("--select critic needs a critic: pass --critic PATH")
     task_ids = config.tasks.select()
     warn_seen(critic, task_ids)
-    policy = config.policy.make(run_dir=config.out)
+    policy = config.policy.make(run_dir=config.out, env_id=config.tasks.env)
     check_step_cap(config, spec, task_ids[0], policy)
     synthetic = bool(getattr(policy, "synthetic", False))
     store = RunStore.create_or_resume(

@@ -109,7 +109,7 @@ def run_tuning(config: Config) -> dict[str, Any]:
         config=recorded,
         mutable=["workers", "progress"],
     )
-    shared = config.policy.make()
+    shared = config.policy.make(env_id=config.tasks.env)
     with config.executor.make() as executor:
         evaluation = Evaluation(
             plan,

@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -105,6 +106,7 @@ def make_policy(
     cache_dir: str | Path | None = None,
     timeout_s: float = 120.0,
     max_attempts: int = 8,
+    env_id: str = "textcraft",
 ) -> Policy:
     """Build a policy from a spec string (see the module docstring for the forms).
 
@@ -120,6 +122,8 @@ def make_policy(
             included (its ``deadline_s``); one attempt may take half of it (at least
             60 s, at most all of it).
         max_attempts: ``openai:`` specs: attempts per request.
+        env_id: ``local`` and ``openai:`` specs: the environment whose instructions and
+            worked examples frame the prompt (:func:`agentmc.policies.prompts.env_prompt`).
 
     Returns:
         The policy.
@@ -139,7 +143,8 @@ def make_policy(
     if kind == "random" and not sep:
         return RandomPolicy()
     if kind == "local" and (not sep or argument in ("sample", "score", "choose", "generate")):
-        return LocalPolicy(LocalConfig(mode=argument or DEFAULT_LOCAL_MODE))  # type: ignore[arg-type]
+        local = LocalConfig(mode=argument or DEFAULT_LOCAL_MODE)  # type: ignore[arg-type]
+        return LocalPolicy(replace(local, prompt=replace(local.prompt, env_id=env_id)))
     if kind == "openai" and sep:
         from agentmc.policies.openai_compat import ClientLimits, OpenAIConfig, OpenAIPolicy
 
@@ -157,7 +162,7 @@ def make_policy(
                 max_attempts=max_attempts,
             ),
         )
-        return OpenAIPolicy(config)
+        return OpenAIPolicy(replace(config, prompt=replace(config.prompt, env_id=env_id)))
     if kind == "replay" and sep:
         return ReplayPolicy(argument, mode="replay")
     if kind in _LOADERS and sep:
