@@ -108,8 +108,14 @@ def is_remote(env: TextEnv) -> bool:
 
 
 async def areset(env: TextEnv, *, seed: int | None = None) -> tuple[str, dict[str, Any]]:
-    """``env.reset``, awaited when the environment is remote."""
-    return await env.areset(seed=seed) if is_remote(env) else env.reset(seed=seed)  # type: ignore[attr-defined]
+    """``env.areset`` when the environment has a coroutine one, else ``env.reset``.
+
+    A remote environment (a coroutine ``astep``) may still reset synchronously.
+    """
+    method = getattr(env, "areset", None)
+    if inspect.iscoroutinefunction(method):
+        return await method(seed=seed)
+    return env.reset(seed=seed)
 
 
 async def astep(env: TextEnv, action: str) -> StepResult:
