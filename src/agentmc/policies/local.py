@@ -62,10 +62,11 @@ Speed on a small CPU comes from evaluating few tokens, in few calls:
   shared, a common prefix is stored once.
 
 One model serves all policies that load the same file (one process-wide
-engine). All sampling uses ``numpy.random.default_rng(seed)``; llama.cpp's
-numbers depend slightly on how tokens are batched (a few hundredths of a nat),
-so the same calls in the same order give the same replies, and another
-batching changes a reply only in a near tie.
+engine). All sampling uses ``numpy.random.default_rng(seed)``, and the same
+seed gives the same replies whether the prompt was cached or not and whatever
+the thread count (attention runs without llama.cpp's CPU flash attention,
+whose sums depend on the thread count). Calls batched with other calls can
+differ by a few hundredths of a nat, which changes a reply only in a near tie.
 
 Portability: llama.cpp picks some kernels from the CPU's flags at run time, and
 some virtual machines report AMX yet fault on it. Before the first load,
