@@ -13,11 +13,13 @@ import dataclasses
 import functools
 import io
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from unittest import mock
 
 import tyro
 
@@ -49,7 +51,14 @@ def parse(config_type: type[T], name: str, argv: Sequence[str], description: str
     """
     out, err = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        # a wide console: tyro would wrap a long error inside its box, and the pieces
+        # would be joined with "; " mid-sentence
+        wide = {"COLUMNS": "100000"} if "--help" not in argv and "-h" not in argv else {}
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            mock.patch.dict(os.environ, wide),
+        ):
             config = tyro.cli(
                 config_type,
                 args=list(argv),
