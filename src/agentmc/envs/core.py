@@ -17,9 +17,9 @@ of the same task must work too (that is how clones are made).
 
 A *remote* environment (a proxy to one that lives elsewhere, such as the Ray
 executor's ``RemoteEnv``) keeps the synchronous methods, one round trip each, and
-adds awaitable forms: ``async areset`` and ``async astep`` (that coroutine
-``astep`` is what makes it remote, :func:`is_remote`), and optionally ``async
-aadvance(moves)``, which makes many particle moves in one round trip. The agent
+adds awaitable forms: ``async astep`` (that coroutine is what makes it remote,
+:func:`is_remote`) and optionally ``async areset`` and ``async aadvance(moves)``,
+which makes many particle moves in one round trip. The agent
 loop and the SMC adapter go through :func:`areset`, :func:`astep` and
 :func:`aadvance` below, so both treat remote environments the same way: awaited,
 so other episodes' policy calls go on meanwhile.
