@@ -225,10 +225,11 @@ def test_sample_draws_from_the_score_distribution(
     common = [t for t in reference if reference[t] > np.log(5 / 200)]
     observed = [sum(d.text == t for d in draws) for t in common]
     expected = [200 * np.exp(reference[t]) for t in common]
-    observed.append(200 - sum(observed))
-    expected.append(200 - sum(expected))
+    if 200 - sum(expected) >= 1:  # the other candidates as one bin, unless they hold ~no mass
+        observed.append(200 - sum(observed))
+        expected.append(200 - sum(expected))
     statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
-    assert scipy_stats.chi2.sf(statistic, len(common)) > 1e-3, (common, observed, expected)
+    assert scipy_stats.chi2.sf(statistic, len(observed) - 1) > 1e-3, (common, observed, expected)
     if temperature == 1.0 and penalty == 0.0:
         # sample reports the model's log-likelihood: softmax log-prob + one constant (log Z),
         # up to llama.cpp's noise between batch shapes (larger in sample's small batches)
