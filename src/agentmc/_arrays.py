@@ -31,8 +31,7 @@ import numpy as np
 from agentmc.types import IntArray
 
 # Codes in [0, DENSE_SPAN * n + DENSE_EXTRA) get a lookup table instead of a sort.
-# Wider tables cost more than the sort: fresh pages for each large array.
-DENSE_SPAN, DENSE_EXTRA = 2, 1024
+DENSE_SPAN, DENSE_EXTRA = 8, 1024
 
 
 def _dense_bound(codes: IntArray) -> int | None:
@@ -43,6 +42,17 @@ def _dense_bound(codes: IntArray) -> int | None:
     if low < 0 or high >= DENSE_SPAN * len(codes) + DENSE_EXTRA:
         return None
     return high + 1
+
+
+def _rank(values: IntArray, bound: int) -> IntArray:
+    """A table of length ``bound`` holding ``i`` at ``values[i]`` (other entries unset).
+
+    Scattering the ranks is cheaper than ``np.cumsum`` of a boolean mask, which
+    numpy runs through a slow casting loop.
+    """
+    rank = np.empty(bound, dtype=np.int64)
+    rank[values] = np.arange(len(values))
+    return rank
 
 
 def unique_first(codes: IntArray) -> tuple[IntArray, IntArray, IntArray]:
@@ -58,9 +68,8 @@ def unique_first(codes: IntArray) -> tuple[IntArray, IntArray, IntArray]:
     if bound is not None:
         first = np.full(bound, n, dtype=np.int64)
         np.minimum.at(first, codes, np.arange(n))
-        present = first < n
-        rank = np.cumsum(present) - 1
-        return np.flatnonzero(present).astype(codes.dtype), first[present], rank[codes]
+        values = np.flatnonzero(first < n)
+        return values.astype(codes.dtype), first[values], _rank(values, bound)[codes]
     # Spread-out codes (hashes): the default sort, then the first indices.
     values, inverse = np.unique(codes, return_inverse=True)
     inverse = inverse.reshape(-1)
@@ -78,23 +87,25 @@ def unique_inverse(codes: IntArray) -> tuple[IntArray, IntArray]:
         return values, inverse.reshape(-1)
     present = np.zeros(bound, dtype=bool)
     present[codes] = True
-    rank = np.cumsum(present) - 1
-    return np.flatnonzero(present).astype(codes.dtype), rank[codes]
+    values = np.flatnonzero(present)
+    return values.astype(codes.dtype), _rank(values, bound)[codes]
 
 
 def first_seen_ids(codes: IntArray) -> tuple[IntArray, IntArray]:
     """Dense ids for ``codes`` in order of first appearance, and each id's first index."""
     codes = np.asarray(codes)
-    if _dense_bound(codes) is None:  # codes grouped by their high part sort fast as they are
+    if _dense_bound(codes) is None:
         _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-    else:
-        _, first, inverse = unique_first(codes)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return rank[inverse.reshape(-1)], first[order]
+    _, first, inverse = unique_first(codes)
     own_first = first[inverse]  # index of the first occurrence of each row's code
     is_first = np.zeros(len(codes), dtype=bool)
     is_first[own_first] = True
-    rank = np.cumsum(is_first) - 1
-    return rank[own_first], np.flatnonzero(is_first)
+    firsts = np.flatnonzero(is_first)
+    return _rank(firsts, len(codes))[own_first], firsts
 
 
 def lookup(table: Mapping[Hashable, int], items: Sequence[Hashable]) -> IntArray:
