@@ -277,21 +277,24 @@ def batch_ids(
     step_goal = np.repeat(goal, steps)
     used, step_row = unique_inverse(step_change * len(goals) + step_goal)
     columns: list[dict[str, int]] = [{} for _ in goals]
-    entries = []
+    at_row: list[int] = []
+    at_column: list[int] = []
+    value: list[int] = []
     for row, code in enumerate(used.tolist()):
         change, _ = changes[code // len(goals)]
-        place = columns[code % len(goals)]
-        entries += [(row, place.setdefault(item, len(place)), n) for item, n in change.items()]
+        if change:
+            place = columns[code % len(goals)]
+            at_row += [row] * len(change)
+            at_column += [place.setdefault(item, len(place)) for item in change]
+            value += change.values()
     horizon = int(steps.max())
     width = max([1, *(len(place) for place in columns)])
     # Counts stay below (horizon + 1) * largest: the smallest integers that hold them.
     bound = largest * (horizon + 1)
     dtype = np.int16 if bound < 2**14 else np.int32 if bound < 2**30 else np.int64
     matrix = np.zeros((len(used) + 1, width), dtype=dtype)  # last row: padding, no change
-    if entries:
-        at_row, at_column, value = zip(*entries, strict=True)
-        matrix[list(at_row), list(at_column)] = value
-    replaces = np.array([changes[code // len(goals)][1] for code in used.tolist()] + [False])
+    matrix[at_row, at_column] = value
+    replaces = np.append(np.array([r for _, r in changes], dtype=bool)[used // len(goals)], False)
 
     # All rollouts advance together, time-major (padding changes nothing).
     padded = np.full((n_rollouts, horizon), len(used), dtype=np.int64)
