@@ -24,7 +24,8 @@ Example:
 from __future__ import annotations
 
 import operator
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def first_seen_ids(codes: IntArray) -> tuple[IntArray, IntArray]:
     return _rank(firsts, len(codes))[own_first], firsts
 
 
-def lookup(table: Mapping[Hashable, int], items: Sequence[Hashable]) -> IntArray:
+def lookup(table: Mapping[Any, int], items: Sequence[Any]) -> IntArray:
     """``np.array([table[item] for item in items])`` as int64, looked up in one C call.
 
     Raises:

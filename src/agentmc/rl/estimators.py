@@ -283,7 +283,7 @@ def trajectory_advantages(
     numbers: dict[str, int] = {}
     group_of = np.array([numbers.setdefault(t.task_id, len(numbers)) for t in trajectories])
     grouped = bool(np.all(group_of[1:] >= group_of[:-1]))  # each group's rollouts together
-    order = list(range(len(trajectories))) if grouped else np.argsort(group_of, kind="stable")
+    order = np.argsort(group_of, kind="stable") if not grouped else np.arange(len(group_of))
     ordered = list(trajectories) if grouped else [trajectories[i] for i in order.tolist()]
     lengths = np.array([len(t.turns) for t in ordered], dtype=np.int64)
     turns = [turn for t in ordered for turn in t.turns]
