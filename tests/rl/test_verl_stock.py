@@ -11,12 +11,14 @@ import pickle
 import numpy as np
 import pytest
 
+from agentmc.data.trajectory import Trajectory, Turn
 from agentmc.errors import DataError
 from agentmc.rl import verl as verl_glue
-from agentmc.rl.estimators import EstimatorConfig, estimate
+from agentmc.rl.estimators import EstimatorConfig, estimate, trajectory_advantages
 
 pytest.importorskip("verl", reason="verl is not installed (pip install -e '.[verl]'; CI has it)")
 torch = pytest.importorskip("torch")
+from test_states import _random_rollouts  # noqa: E402
 from test_verl import random_rows  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.trainer.config import AlgoConfig  # noqa: E402
@@ -98,3 +100,33 @@ def test_plain_columns_via_our_compute_advantage_on_a_dataproto(registered):
     # stock verl drops these columns: without StepUid values it cannot run g2po, and says how
     with pytest.raises(DataError, match="step_uids"):
         compute_advantage(data, adv_estimator="g2po", config=AlgoConfig(adv_estimator="g2po"))
+
+
+@pytest.mark.parametrize("name", ["g2po", "gigpo"])
+def test_agentmc_trajectories_through_stock_verl_equal_trajectory_advantages(registered, name):
+    """The rollout side: recorded TextCraft episodes -> DataProto rows -> verl's advantages."""
+    rng = np.random.default_rng(3)
+    trajectories = []
+    for task, steps in _random_rollouts(rng, n_tasks=3, per_task=4, steps=12):
+        turns = tuple(
+            Turn(a, a, o, float(rng.random() < 0.2), i == len(steps) - 1 and rng.random() < 0.5)
+            for i, (a, o) in enumerate(steps)
+        )
+        trajectories.append(Trajectory("textcraft", task[-20:], task, turns, "s", True))
+    trajectories = [trajectories[i] for i in rng.permutation(len(trajectories))]
+    rewards = np.array([turn.reward for t in trajectories for turn in t.turns])
+    n, width = len(rewards), 4
+    lengths = rng.integers(1, width + 1, n)
+    mask = torch.as_tensor(np.arange(width)[None, :] < lengths[:, None], dtype=torch.float32)
+    token_rewards = torch.zeros(n, width)
+    token_rewards[torch.arange(n), torch.as_tensor(lengths - 1)] = torch.as_tensor(rewards).float()
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": token_rewards, "response_mask": mask},
+        non_tensors={"uid": verl_glue.trajectory_uids(trajectories)},
+    )
+    out = compute_advantage(data, adv_estimator=name, config=AlgoConfig(adv_estimator=name))
+    want, _ = trajectory_advantages(trajectories, name, CONFIG)
+    np.testing.assert_allclose(
+        out.batch["advantages"].numpy(), want[:, None] * mask.numpy(), rtol=1e-5, atol=1e-6
+    )
+    assert np.abs(want).max() > 0  # not vacuous

@@ -60,6 +60,9 @@ trainer has given each prompt its uid)::
         uid, traj_uid, step_index, state_key, next_state_key)
     # then verl's own: compute_advantage(batch, adv_estimator="g2po", config=...)
 
+From agentmc's own records, :func:`trajectory_uids` builds the column (state
+keys from the environment's state space).
+
 The estimators read the keys from ``non_tensor_batch`` (or keyword arguments)
 when verl passes them, else from the :class:`StepUid` values of ``index``.
 Alternatively call :func:`compute_advantage` (below) on the ``DataProto`` in
@@ -94,15 +97,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, DataError, MissingExtraError
 from agentmc.rl.estimators import ESTIMATORS, EstimatorConfig, get_estimator
 from agentmc.rl.rows import _to_numpy, step_advantages, token_advantages
+from agentmc.rl.states import StateSpace, column_state_ids, normalize_text
+from agentmc.types import IntArray
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +190,59 @@ def step_uids(
         done = None if ended is None else bool(ended)
         out[i] = StepUid(str(u), traj, int(step), before, after, done, action)
     return out
+
+
+def trajectory_uids(
+    trajectories: Sequence[Trajectory], space: StateSpace | None = None
+) -> np.ndarray:
+    """The ``uid`` column (:func:`step_uids`) for the step rows of recorded trajectories.
+
+    The rollout side for agentmc's own records: rows are the steps of the
+    first trajectory, then of the second, and so on (the row order of
+    :func:`agentmc.rl.trajectory_advantages`, whose numbers verl then
+    reproduces). Group: the task id; episode: the position in
+    ``trajectories``; state keys: :func:`agentmc.rl.states.column_state_ids`
+    (integers, per environment); action key: the normalised action text;
+    terminated: the trajectory's last step, if it terminated.
+
+    Args:
+        trajectories: Recorded rollouts, several per task.
+        space: Override the environments' registered state spaces.
+
+    Returns:
+        One :class:`StepUid` per step, a numpy object array.
+
+    Raises:
+        DataError: The state fold or key raised (the message names the environment).
+    """
+    state_of: list[IntArray] = [np.zeros(0, dtype=np.int64)] * len(trajectories)
+    by_env: dict[str, list[int]] = {}
+    for index, trajectory in enumerate(trajectories):
+        by_env.setdefault(trajectory.env_id, []).append(index)
+    offset = 0  # ids of different environments never meet
+    for env_id, members in by_env.items():
+        batch = column_state_ids(
+            env_id,
+            [trajectories[i].task for i in members],
+            [len(trajectories[i].turns) for i in members],
+            [turn.action for i in members for turn in trajectories[i].turns],
+            [turn.observation for i in members for turn in trajectories[i].turns],
+            space,
+        )
+        for i, ids in zip(members, batch.ids, strict=True):
+            state_of[i] = ids + offset
+        offset += batch.n_states
+    out = []
+    for index, trajectory in enumerate(trajectories):
+        states, last = state_of[index].tolist(), len(trajectory.turns) - 1
+        for step, turn in enumerate(trajectory.turns):
+            ended = step == last and trajectory.terminated
+            action = normalize_text(turn.action)
+            out.append(StepUid(trajectory.task_id, index, step, states[step], states[step + 1],
+                               ended, action))  # fmt: skip
+    column = np.empty(len(out), dtype=object)
+    column[:] = out
+    return column
 
 
 def _columns_from_uids(index: Any) -> dict[str, Any]:
