@@ -284,13 +284,15 @@ def test_trajectory_advantages_are_estimate_in_row_order(name, gamma):
     for reward in (0.0, 1.0, 1.0):  # another environment, default state space
         turns = (Turn("look", "look", "A room.", 0.0), Turn("go", "go", "Step 2: a hall.", reward))
         trajectories.append(Trajectory("my-env", "room", "Go.", turns, "s", True))
-    order = rng.permutation(len(trajectories))  # tasks interleaved
-    trajectories = [trajectories[i] for i in order]
     config = EstimatorConfig(gamma=gamma, step_weight=0.7)
-    got, n_nan = trajectory_advantages(trajectories, name, config)
-    results = estimate(group_trajectories(trajectories), name, config)
-    task_ids = dict.fromkeys(t.task_id for t in trajectories)  # groups' order
-    by_task = {task: list(r.steps) for task, r in zip(task_ids, results, strict=True)}
-    expected = [by_task[t.task_id].pop(0) for t in trajectories]
-    np.testing.assert_array_equal(got, np.concatenate(expected))
-    assert n_nan == sum(t.error is not None for t in trajectories)
+    interleaved = [trajectories[i] for i in rng.permutation(len(trajectories))]
+    task_ids = dict.fromkeys(t.task_id for t in interleaved)
+    grouped = [t for task in task_ids for t in interleaved if t.task_id == task]
+    for trajectories in (interleaved, grouped):  # both code paths
+        got, n_nan = trajectory_advantages(trajectories, name, config)
+        results = estimate(group_trajectories(trajectories), name, config)
+        task_ids = dict.fromkeys(t.task_id for t in trajectories)  # groups' order
+        by_task = {task: list(r.steps) for task, r in zip(task_ids, results, strict=True)}
+        expected = [by_task[t.task_id].pop(0) for t in trajectories]
+        np.testing.assert_array_equal(got, np.concatenate(expected))
+        assert n_nan == sum(t.error is not None for t in trajectories)

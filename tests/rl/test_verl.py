@@ -164,6 +164,7 @@ def test_import_registers_when_verl_is_loaded(monkeypatch):
 
 
 def test_register_without_verl_names_what_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "verl", None)
+    for name in ("verl", "verl.trainer", "verl.trainer.ppo", "verl.trainer.ppo.core_algos"):
+        monkeypatch.setitem(sys.modules, name, None)  # also when the real verl is loaded
     with pytest.raises(MissingExtraError, match="verl"):
         verl_glue.register()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agentmc._arrays import lookup
 from agentmc.data.trajectory import Trajectory
 from agentmc.errors import ConfigError, UnknownNameError
 from agentmc.rl.advantages import SCALES, Scale, group_advantages, rloo_advantages
@@ -281,8 +282,9 @@ def trajectory_advantages(
     # Episodes group by group (stable), as group_trajectories orders them.
     numbers: dict[str, int] = {}
     group_of = np.array([numbers.setdefault(t.task_id, len(numbers)) for t in trajectories])
-    order = np.argsort(group_of, kind="stable").tolist()
-    ordered = [trajectories[i] for i in order]
+    grouped = bool(np.all(group_of[1:] >= group_of[:-1]))  # each group's rollouts together
+    order = np.argsort(group_of, kind="stable") if not grouped else np.arange(len(group_of))
+    ordered = list(trajectories) if grouped else [trajectories[i] for i in order.tolist()]
     lengths = np.array([len(t.turns) for t in ordered], dtype=np.int64)
     turns = [turn for t in ordered for turn in t.turns]
     all_actions = [turn.action for turn in turns]
@@ -315,7 +317,7 @@ def trajectory_advantages(
         offset += batch.n_states
     texts: dict[str, int] = {}  # actions by normalised text
     number = {a: texts.setdefault(normalize_text(a), len(texts)) for a in set(all_actions)}
-    actions = np.fromiter(map(number.__getitem__, all_actions), np.int64, len(all_actions))
+    actions = lookup(number, all_actions)
     rewards = np.array([turn.reward for turn in turns], dtype=np.float64)
     bounds = np.cumsum(lengths) - lengths
     for index, trajectory in enumerate(ordered):
@@ -341,6 +343,8 @@ def trajectory_advantages(
     owner = np.repeat(np.arange(len(ordered)), lengths)
     ordered_steps = trajectory[episode_group, rank][owner] + config.step_weight * edge
     n_nan = int((np.bincount(owner, weights=np.isnan(rewards), minlength=len(ordered)) > 0).sum())
+    if grouped:  # already in the input order
+        return ordered_steps, n_nan
     # Back to the input order of the trajectories.
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))

@@ -69,6 +69,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from agentmc._arrays import first_seen_ids
 from agentmc.errors import ConfigError, DataError
 from agentmc.rl.advantages import discounted_returns
 from agentmc.types import BoolArray, FloatArray, IntArray
@@ -339,15 +340,6 @@ def edge_advantages(graph: StateGraph, *, eps: float = 1e-4) -> list[FloatArray]
     return [np.where(e >= 0, standard[np.maximum(e, 0)], 0.0) for e in graph.step_edges]
 
 
-def _first_seen_ids(codes: IntArray) -> tuple[IntArray, IntArray]:
-    """Dense ids for ``codes`` in order of first appearance, and each id's first index."""
-    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.reshape(-1)], first[order]
-
-
 def _dense_ids(values: list[Hashable]) -> tuple[IntArray, int]:
     """Ids with equal ids <=> equal values, and a bound on them (``0 <= id < bound``).
 
@@ -474,12 +466,12 @@ def flat_edge_advantages(
     # numbered in order of first appearance, as build_graph numbers them.
     state_group = np.repeat(episode_group, lengths + 1)
     n_keys = int(states.max()) + 1 if len(states) else 1
-    node, node_first = _first_seen_ids(state_group * n_keys + states)
+    node, node_first = first_seen_ids(state_group * n_keys + states)
     n_nodes = len(node_first)
     src_at = np.repeat(np.cumsum(lengths + 1) - (lengths + 1), lengths) + time
     src, dst = node[src_at], node[src_at + 1]
     n_actions = int(actions.max()) + 1 if len(actions) else 1
-    action, _ = _first_seen_ids(step_group * n_actions + actions)
+    action, _ = first_seen_ids(step_group * n_actions + actions)
 
     reward = np.asarray(rewards, dtype=np.float64)
     nan = np.isnan(reward)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agentmc._arrays import lookup, unique_first, unique_inverse
 from agentmc.envs.knowledge import StateIds, StateSpace
 from agentmc.envs.textcraft.commands import Craft, parse_command
 from agentmc.envs.textcraft.recipes import name_key
@@ -157,6 +158,45 @@ def _hash_weights(n: int) -> IntArray:
     return np.random.default_rng(0).integers(1, 2**62, size=n)
 
 
+def _advance_all(
+    matrix: np.ndarray, padded: IntArray, replaces: np.ndarray, weights: IntArray
+) -> tuple[np.ndarray, IntArray]:
+    """Inventories ``(horizon + 1, rollouts, items)`` after each step, and their hashes.
+
+    Step ``t`` of a rollout does ``inventory = max(inventory + change, 0)``
+    with its row ``matrix[padded[t]]``, or ``max(change, 0)`` where
+    ``replaces`` (a listing). The ``max`` only acts where an inventory would go
+    negative, which real transcripts never do (a craft succeeds only with its
+    inputs held): so the steps run without it, and again with it only if some
+    count came out negative. Hashes: ``inventory @ weights`` mod ``2**64``,
+    flat, time-major; without the ``max`` they follow the same linear steps,
+    on one number per rollout instead of a row.
+    """
+    horizon, n_rollouts = padded.shape
+    change, keep_row = matrix[padded], ~replaces[padded]  # keep_row: False where a listing
+    keep = keep_row.astype(matrix.dtype)[:, :, None]
+    states = np.zeros((horizon + 1, n_rollouts, matrix.shape[1]), dtype=matrix.dtype)
+    for t in range(horizon):
+        now = states[t + 1]
+        np.multiply(states[t], keep[t], out=now)
+        now += change[t]
+    if states.min(initial=0) >= 0:
+        step_hash = (matrix.astype(np.int64) @ weights)[padded]
+        keep_hash = keep_row.astype(np.int64)
+        hashed = np.zeros((horizon + 1, n_rollouts), dtype=np.int64)
+        for t in range(horizon):
+            now = hashed[t + 1]
+            np.multiply(hashed[t], keep_hash[t], out=now)
+            now += step_hash[t]
+        return states, hashed.reshape(-1)
+    for t in range(horizon):
+        now = states[t + 1]
+        np.multiply(states[t], keep[t], out=now)
+        now += change[t]
+        np.maximum(now, 0, out=now)
+    return states, states.reshape(-1, states.shape[2]).astype(np.int64) @ weights
+
+
 def batch_ids(
     tasks: Sequence[str],
     lengths: Sequence[int],
@@ -169,12 +209,14 @@ def batch_ids(
     rollouts of that goal ever name (columns are numbered per goal; states of
     different goals differ anyway). Each distinct observation is read once (a
     ``Crafted`` one once per distinct action) into a change of that vector;
-    then all rollouts advance together, one array operation per time step:
+    then all rollouts advance together, a few array operations per time step:
     ``inventory = max(inventory + change, 0)``, or ``max(listing, 0)`` for
-    ``Inventory: ...`` (what :func:`advance` does to a dict). The rows are
-    hashed to one integer by a fixed random projection, then every row is
-    compared with the first row of its hash class, so a collision cannot merge
-    two states (it falls back to sorting the rows themselves).
+    ``Inventory: ...`` (what :func:`advance` does to a dict; the ``max`` is
+    applied only when some count would go negative, see :func:`_advance_all`).
+    The rows are hashed to one integer by a fixed random projection, then
+    every row is compared with the first row of its hash class, so a
+    collision cannot merge two states (it falls back to sorting the rows
+    themselves).
 
     Returns ``None`` (the caller then folds step by step) for text whose keys
     the rendered state text would garble: multi-line observations, item names
@@ -189,8 +231,9 @@ def batch_ids(
     goal = np.array([goal_of_task[task] for task in tasks], dtype=np.int64)
 
     # Read each distinct observation once, and each distinct (action, Crafted ...) pair.
-    table = {o: i for i, o in enumerate(dict.fromkeys(observations))}
-    seen = np.fromiter(map(table.__getitem__, observations), np.int64, len(observations))
+    distinct = dict.fromkeys(observations)
+    table = dict(zip(distinct, range(len(distinct)), strict=True))
+    seen = lookup(table, observations)
     names: dict[str, str] = {}
 
     def item(name: str) -> str:
@@ -232,52 +275,45 @@ def batch_ids(
 
     # One matrix row per (change, goal) that occurs, columns numbered per goal.
     step_goal = np.repeat(goal, steps)
-    used, step_row = np.unique(step_change * len(goals) + step_goal, return_inverse=True)
+    used, step_row = unique_inverse(step_change * len(goals) + step_goal)
     columns: list[dict[str, int]] = [{} for _ in goals]
-    entries = []
+    at_row: list[int] = []
+    at_column: list[int] = []
+    value: list[int] = []
     for row, code in enumerate(used.tolist()):
         change, _ = changes[code // len(goals)]
-        place = columns[code % len(goals)]
-        entries += [(row, place.setdefault(item, len(place)), n) for item, n in change.items()]
+        if change:
+            place = columns[code % len(goals)]
+            at_row += [row] * len(change)
+            at_column += [place.setdefault(item, len(place)) for item in change]
+            value += change.values()
     horizon = int(steps.max())
     width = max([1, *(len(place) for place in columns)])
     # Counts stay below (horizon + 1) * largest: the smallest integers that hold them.
     bound = largest * (horizon + 1)
     dtype = np.int16 if bound < 2**14 else np.int32 if bound < 2**30 else np.int64
     matrix = np.zeros((len(used) + 1, width), dtype=dtype)  # last row: padding, no change
-    if entries:
-        at_row, at_column, value = zip(*entries, strict=True)
-        matrix[list(at_row), list(at_column)] = value
-    replaces = np.array([changes[code // len(goals)][1] for code in used.tolist()] + [False])
+    matrix[at_row, at_column] = value
+    replaces = np.append(np.array([r for _, r in changes], dtype=bool)[used // len(goals)], False)
 
-    # All rollouts advance together, time step by time step (padding changes nothing).
+    # All rollouts advance together, time-major (padding changes nothing).
     padded = np.full((n_rollouts, horizon), len(used), dtype=np.int64)
     padded[np.arange(horizon)[None, :] < steps[:, None]] = step_row.reshape(-1)
     padded = np.ascontiguousarray(padded.T)
-    keep = (~replaces[padded]).astype(dtype)[:, :, None]  # 0 where a listing replaces all
-    states = np.zeros((horizon + 1, n_rollouts, width), dtype=dtype)
-    # One integer per (goal, inventory): a fixed random projection, mod 2**64,
-    # taken while each time step's rows are at hand.
+    # One integer per (goal, inventory): a fixed random projection, mod 2**64.
     weights = _hash_weights(width + 1)
-    hashed = np.empty((horizon + 1, n_rollouts), dtype=np.int64)
-    hashed[0] = 0
-    for t in range(horizon):
-        now = states[t + 1]
-        np.multiply(states[t], keep[t], out=now)
-        now += matrix[padded[t]]
-        np.maximum(now, 0, out=now)
-        np.matmul(now, weights[1:], out=hashed[t + 1])
+    states, hashed = _advance_all(matrix, padded, replaces, weights[1:])
     # Everything stays time-major: rows (t, rollout), padding rows included.
     real = np.flatnonzero(np.arange(horizon + 1)[:, None] <= steps[None, :])
     flat = states.reshape(-1, width)
     state_goal = np.broadcast_to(goal, (horizon + 1, n_rollouts)).ravel()
-    hashed = hashed.ravel()[real] + state_goal[real] * weights[0]
+    hashed = hashed[real] + state_goal[real] * weights[0]
 
     # Equal rows <=> equal keys: every row is checked against the first row of
     # its hash class, so a collision cannot merge two states.
-    _, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
+    _, first, inverse = unique_first(hashed)
     same = np.arange(len(flat))
-    same[real] = real[first][inverse.reshape(-1)]
+    same[real] = real[first][inverse]
     if not (np.array_equal(flat[same], flat) and np.array_equal(state_goal[same], state_goal)):
         whole = np.column_stack([state_goal[real], flat[real]])
         _, first, inverse = np.unique(whole, axis=0, return_index=True, return_inverse=True)
