@@ -58,7 +58,8 @@ Per prior ``<p>`` (``eps0.85``, ..., ``eps0_mistake0.6_waste0.3``):
   variance within a (task, step) group that the state decides (the rest is
   the future's luck, which caps every critic);
 - ``<p>.oracle.mean_value`` beside ``oracle.mean_success``: a check that the
-  continuations play like the prior (``E[success | state]`` is the value);
+  continuations play like the prior (``E[success | state]`` is the value;
+  ``oracle.mean_value_minus_success.ci_*``: the gap's interval over tasks);
 - ``<p>.turns1-3`` / ``turns4-7`` / ``turns8+``: the ceiling and critic
   figures on the states after that many turns (how decided the outcome is);
 - 95% intervals from a bootstrap over held-out tasks (``.ci_low``/``.ci_high``).
@@ -378,8 +379,16 @@ def measure(spec: str, label: str, args, table, split) -> tuple[dict, dict, dict
         for name, v in critic_values.items():
             parts[f"{bucket}.{name}.expected"] = part.expected(v, value)
             parts[f"{bucket}.{name}.realised"] = part.realised(v)
+    by_task = [scorer.rows[t] for t in scorer.names]
+    checks = {  # per task (sum, count): the oracle's consistency check, resampled alike
+        "value": np.array([(value[r].sum(), r.size) for r in by_task], dtype=float),
+        "success": np.array([(success[r].sum(), r.size) for r in by_task], dtype=float),
+    }
     rng = np.random.default_rng(SEED)
-    draws = bootstrap(parts, rng)
+    draws = bootstrap(parts | {f"check.{k}": v for k, v in checks.items()}, rng)
+    gap = interval(draws["check.value"] - draws["check.success"])
+    put("oracle.mean_value_minus_success.ci_low", gap[0], "95% bootstrap CI over tasks, low")
+    put("oracle.mean_value_minus_success.ci_high", gap[1], "95% bootstrap CI over tasks, high")
     for key, part in parts.items():
         low, high = interval(draws[key])
         put(key, ratio(part), "within-task AUROC (held-out tasks, running states)")
