@@ -7,6 +7,7 @@ import pytest
 
 from agentmc.critics.evaluate import (
     critic_metrics,
+    expected_pair_concordance,
     grouped_spearman,
     pair_concordance,
     prediction_metrics,
@@ -45,6 +46,32 @@ def test_a_critic_that_only_knows_task_difficulty_is_at_chance_within_tasks():
     assert oracle["within_task_auroc"] == 1.0
     assert oracle["within_task_pairwise_accuracy"] == 1.0
     assert oracle["within_task_groups"] == pooled["within_task_groups"] > 0
+
+
+def test_expected_concordance_is_what_realised_outcomes_average_to():
+    rng = np.random.default_rng(1)
+    groups = ["a"] * 4 + ["b"] * 3
+    p = np.array([0.9, 0.6, 0.3, 0.3, 0.8, 0.5, 0.1])
+    keys = [0, 1, 2, 2, 3, 4, 5]  # items 2 and 3 are one history: never paired
+    noisy = np.array([0.5, 0.7, 0.2, 0.4, 0.8, 0.0, 0.3])  # two pairs out of order
+    draws = rng.random((20000, p.size)) < p
+    numerators = denominators = 0.0
+    for success in draws.astype(float):
+        score, pairs, _ = pair_concordance(noisy, success, groups, keys)
+        numerators += (score or 0.0) * pairs
+        denominators += pairs
+    expected, n_pairs, mixed = expected_pair_concordance(noisy, p, groups, keys)
+    assert n_pairs == 5 + 3
+    assert mixed == pytest.approx(denominators / len(draws), rel=0.02)
+    assert expected == pytest.approx(numerators / denominators, abs=0.01)
+    ceiling, _, _ = expected_pair_concordance(p, p, groups, keys)
+    assert ceiling > expected  # no ordering beats the true probabilities
+    reversed_order, _, _ = expected_pair_concordance(-p, p, groups, keys)
+    assert reversed_order == pytest.approx(1.0 - ceiling)
+    # Certain outcomes: a pair with p = 1 and p = 0 is always mixed and always ordered right.
+    certain = np.array([1.0, 0.0])
+    assert expected_pair_concordance(certain, certain, ["a"] * 2) == (1.0, 1, 1.0)
+    assert expected_pair_concordance(np.zeros(2), np.ones(2), ["a"] * 2) == (None, 1, 0.0)
 
 
 def test_grouped_spearman_weights_groups_by_size():

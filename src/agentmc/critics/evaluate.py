@@ -133,6 +133,69 @@ def pair_concordance(
     return (total / n_pairs if n_pairs else None), n_pairs, n_groups
 
 
+def expected_pair_concordance(
+    values: FloatArray,
+    probabilities: FloatArray,
+    groups: Sequence[Any],
+    keys: Sequence[int] | None = None,
+) -> tuple[float | None, int, float]:
+    """Within-group AUROC that ``values`` is expected to reach when outcomes are coin flips.
+
+    Each item succeeds independently with its ``probabilities[i]`` (e.g. the
+    true value of a state: its success rate over many fresh rollouts). A pair
+    ``(i, j)`` of one group (``keys`` differing, when given) enters the AUROC
+    when exactly one succeeds: ``i`` with weight ``a = p_i (1 - p_j)``, ``j``
+    with ``b = p_j (1 - p_i)``. The ordering by ``values`` scores ``a`` if
+    ``values[i] > values[j]``, ``b`` if below, ``(a + b) / 2`` on a tie. The
+    result is ``sum(score) / sum(a + b)``, the ratio of the expected numerator
+    and denominator of :func:`pair_concordance` over success draws.
+
+    With ``values = probabilities`` it is the **ceiling** of the within-task
+    AUROC, ``sum(max(a, b)) / sum(a + b)``: no critic orders the pairs better
+    in expectation, because the outcome, not the state, is what is left to chance.
+
+    Args:
+        values: Predictions, shape ``(N,)``.
+        probabilities: Success probability of each item, in ``[0, 1]``, shape ``(N,)``.
+        groups: Group label of each item, length N.
+        keys: Identity of each item's input; pairs with equal keys are skipped.
+
+    Returns:
+        ``(expected AUROC, pairs counted, expected mixed pairs sum(a + b))``: the
+        AUROC is ``None`` when no pair can have mixed outcomes. The third value
+        weights the result when pooling groups or resampling them.
+
+    Example:
+        >>> p = np.array([0.9, 0.1])
+        >>> round(expected_pair_concordance(p, p, ["a", "a"])[0], 4)  # 0.81 / (0.81 + 0.01)
+        0.9878
+        >>> round(expected_pair_concordance(-p, p, ["a", "a"])[0], 4)
+        0.0122
+    """
+    values = np.asarray(values, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    members = _group_members(groups)
+    score = weight = 0.0
+    n_pairs = 0
+    for index in members.values():
+        if len(index) < 2:
+            continue
+        idx = np.asarray(index)
+        pi, v = p[idx], values[idx]
+        upper = np.triu(np.ones((idx.size, idx.size), dtype=bool), k=1)
+        if keys is not None:
+            k = np.asarray([keys[i] for i in index])
+            upper &= k[:, None] != k[None, :]
+        a = pi[:, None] * (1.0 - pi[None, :])  # i alone succeeds
+        b = a.T  # j alone succeeds
+        diff = v[:, None] - v[None, :]
+        pair_score = np.where(diff > 0, a, np.where(diff < 0, b, 0.5 * (a + b)))
+        score += float(pair_score[upper].sum())
+        weight += float((a + b)[upper].sum())
+        n_pairs += int(upper.sum())
+    return (score / weight if weight > 0 else None), n_pairs, weight
+
+
 def _group_members(groups: Sequence[Any]) -> dict[Any, list[int]]:
     """Indices of the items of each group label, in first-seen order."""
     members: dict[Any, list[int]] = {}
