@@ -542,11 +542,7 @@ def merge_and_write(prior, args, split, critic_info, variants, metrics, units, s
         "variants": variants,
         "eps_sweep": sweep,
     }
-    finite = {
-        k: None if isinstance(v, float) and not np.isfinite(v) else v
-        for k, v in (keep | metrics).items()
-    }
-    write_result(NAME, finite, keep_units | units, config)
+    write_result(NAME, keep | metrics, keep_units | units, config)
 
 
 if __name__ == "__main__":

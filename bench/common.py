@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -35,7 +36,10 @@ def machine() -> dict:
 
 
 def write_result(name: str, metrics: dict, units: dict, config: dict) -> Path:
-    """Write one benchmark result and return its path."""
+    """Write one benchmark result and return its path (a non-finite metric is written as null)."""
+    metrics = {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()
+    }
     missing = set(metrics) - set(units)
     if missing:
         raise ValueError(f"metrics without units: {sorted(missing)}")

@@ -512,11 +512,7 @@ def merge_and_write(metrics: dict, units: dict, config: dict, mine: set[str]) ->
     keep_units = {k: v for k, v in old.get("units", {}).items() if k in keep}
     priors = {k: v for k, v in old.get("config", {}).get("priors", {}).items() if k not in mine}
     config["priors"] = priors | config["priors"]
-    finite = {
-        k: None if isinstance(v, float) and not np.isfinite(v) else v
-        for k, v in (keep | metrics).items()
-    }
-    write_result(NAME, finite, keep_units | units, config)
+    write_result(NAME, keep | metrics, keep_units | units, config)
 
 
 if __name__ == "__main__":
