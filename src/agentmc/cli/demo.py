@@ -11,7 +11,7 @@ Three stages, each resumable (run the command again after an interruption):
    true reward used to pick the answer); the table is printed and
    ``OUT/eval/report.html`` written.
 
-The defaults fit in about ten minutes on a 2-core CPU; the end of the output
+The defaults take about 13 minutes on a 2-core CPU; the end of the output
 says how to scale up (more tasks and particles, or your own model behind an
 OpenAI-compatible server with ``--model``/``--base-url``).
 """
