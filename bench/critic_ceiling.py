@@ -483,6 +483,8 @@ def main() -> None:
     priors = {f"eps{eps:g}": f"noisy-expert:eps={eps:g}" for eps in args.eps}
     for spec in args.policies:
         priors[spec.split(":", 1)[1].replace("=", "").replace(",", "_")] = spec
+    for spec in priors.values():  # a bad spec fails now, not after an hour of the others
+        make_policy(spec)
     metrics: dict[str, Any] = {}
     units: dict[str, str] = {}
     config: dict[str, Any] = {"priors": {}}
