@@ -46,14 +46,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agentmc.errors import require
-from agentmc.types import FloatArray, IntArray
+from agentmc.types import BoolArray, FloatArray, IntArray
 
 if TYPE_CHECKING:
     from agentmc.critics.core import Critic
@@ -112,17 +112,10 @@ def pair_concordance(
     """
     values = np.asarray(values, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.float64)
-    members = _group_members(groups)
     total, n_pairs, n_groups = 0.0, 0, 0
-    for index in members.values():
-        if len(index) < 2:
-            continue
-        idx = np.asarray(index)
+    for idx, distinct in _within_groups(groups, keys):
         t, v = targets[idx], values[idx]
-        mask = t[:, None] > t[None, :]
-        if keys is not None:
-            k = np.asarray([keys[i] for i in index])
-            mask &= k[:, None] != k[None, :]
+        mask = (t[:, None] > t[None, :]) & distinct
         count = int(mask.sum())
         if not count:
             continue
@@ -174,18 +167,11 @@ def expected_pair_concordance(
     """
     values = np.asarray(values, dtype=np.float64)
     p = np.asarray(probabilities, dtype=np.float64)
-    members = _group_members(groups)
     score = weight = 0.0
     n_pairs = 0
-    for index in members.values():
-        if len(index) < 2:
-            continue
-        idx = np.asarray(index)
+    for idx, distinct in _within_groups(groups, keys):
         pi, v = p[idx], values[idx]
-        upper = np.triu(np.ones((idx.size, idx.size), dtype=bool), k=1)
-        if keys is not None:
-            k = np.asarray([keys[i] for i in index])
-            upper &= k[:, None] != k[None, :]
+        upper = np.triu(distinct, k=1)
         a = pi[:, None] * (1.0 - pi[None, :])  # i alone succeeds
         b = a.T  # j alone succeeds
         diff = v[:, None] - v[None, :]
@@ -194,6 +180,24 @@ def expected_pair_concordance(
         weight += float((a + b)[upper].sum())
         n_pairs += int(upper.sum())
     return (score / weight if weight > 0 else None), n_pairs, weight
+
+
+def _within_groups(
+    groups: Sequence[Any], keys: Sequence[int] | None
+) -> Iterator[tuple[IntArray, BoolArray]]:
+    """Each group of two or more items: its indices and which of its pairs have different keys.
+
+    The mask is ``(n, n)``, all ``True`` when ``keys`` is ``None``.
+    """
+    for index in _group_members(groups).values():
+        if len(index) < 2:
+            continue
+        idx = np.asarray(index)
+        if keys is None:
+            yield idx, np.ones((idx.size, idx.size), dtype=bool)
+        else:
+            k = np.asarray([keys[i] for i in index])
+            yield idx, k[:, None] != k[None, :]
 
 
 def _group_members(groups: Sequence[Any]) -> dict[Any, list[int]]:
