@@ -15,6 +15,7 @@ def test_demo_pipeline_with_synthetic_policy(tmp_path, capsys):
     printed = capsys.readouterr().out
     for stage in ("1/3 collect", "2/3 critic", "3/3 evaluate", "bon@critic-k2", "amc@critic-k2"):
         assert stage in printed
+    assert "single[random]" in printed  # the sceptic's baseline, on the same tasks
     assert "synthetic" in printed and "to scale up" in printed
     assert (out / "critic").is_dir() and (out / "eval" / "report.html").is_file()
     records = (out / "eval" / "records.jsonl").read_bytes()
@@ -30,6 +31,7 @@ def test_demo_pipeline_with_synthetic_policy(tmp_path, capsys):
         (["--particles", "1"], "--particles"),
         (["--beta", "0"], "--beta"),
         (["--tasks", "0"], "--tasks"),
+        (["--baseline", "coin"], "coin"),
     ],
 )
 def test_demo_bad_flags(tmp_path, capsys, args, message):
@@ -47,4 +49,6 @@ def test_demo_on_the_embedded_model(tmp_path, capsys):
     args = ["--tasks", "1", "--particles", "2", "--train-tasks", "4", "--samples-per-task", "3"]
     assert main(["demo", "--out", str(tmp_path / "demo"), *args, "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "local" in printed and "synthetic" not in printed
+    # only the random baseline's row (and the footnote explaining it) is marked synthetic
+    assert "local" in printed and "single[random]" in printed
+    assert printed.count("(synthetic)") == 2

@@ -7,7 +7,8 @@ Three stages, each resumable (run the command again after an interruption):
 2. **critic**: a hashed n-gram critic learns the return-to-go of those
    trajectories by plain regression (seconds); saved to ``OUT/critic``.
 3. **evaluate**: single run vs Best-of-K vs AMC with K particles on held-out
-   *test* tasks, same seeds, deployable ``critic`` selection by default (no
+   *test* tasks, beside a uniformly random valid action (the sceptic's
+   baseline; ``--baseline none`` leaves it out), same seeds, deployable ``critic`` selection by default (no
    true reward used to pick the answer); the table is printed and
    ``OUT/eval/report.html`` written.
 
@@ -59,6 +60,9 @@ class Config:
     `reward` peeks at the true reward (simulator planning)."""
     sampler: SamplerOptions = field(default_factory=lambda: SamplerOptions(beta=0.1))
     """SMC settings of AMC (the demo's beta is 0.1: greedier than the library's 1)."""
+    baseline: str = "random"
+    """A sceptic's baseline played beside the methods on the same tasks and seeds, as
+    `single=BASELINE` (`random`: a uniformly random valid action), or `none`."""
     guard_tasks: int = 0
     """Validation tasks for the do-no-harm check of AMC (0: skip it to save time)."""
     seed: int = 0
@@ -133,6 +137,11 @@ def main(name: str, argv: list[str]) -> int:
     config = parse(Config, name, argv)
     from rich.console import Console
 
+    from agentmc.policies import make_policy
+
+    if config.baseline != "none":
+        make_policy(config.baseline)  # a bad spec fails here, before minutes of collection
+
     from agentmc.cli import eval as evaluate
 
     console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -141,6 +150,8 @@ def main(name: str, argv: list[str]) -> int:
     critic = train_critic(config, prior, console)
     k, select = config.particles, config.select
     methods = ("single", f"bon:{k}:{select}", f"amc:{k}:{select}")
+    if config.baseline != "none":
+        methods += (f"single={config.baseline}",)
     console.rule(f"3/3 evaluate: {', '.join(methods)} on {config.tasks} held-out test tasks")
     store, report = evaluate.run_evaluation(
         evaluate.Config(
