@@ -284,6 +284,38 @@ def test_prefix_reuse_changes_speed_not_replies(model_ready):
 
 
 @pytest.mark.local_model
+@pytest.mark.xfail(
+    strict=True,
+    reason="llama.cpp bug (llama-cpp-python 0.3.36): in a unified KV cache, the private "
+    "cells of a sequence that shares a prefix with another change the other's logits by "
+    "up to ~1 nat (candidate log-likelihoods of concurrent episodes: median 0.14 nats off "
+    "a plain pass). Strict: when a release fixes it, this test passes and fails the run, "
+    "so the tolerances of the batched-vs-alone tests can be tightened.",
+)
+def test_a_sibling_sequence_does_not_change_another_sequences_logits(model_ready):
+    engine = policy().engine
+    prompt = engine.tokenize(SHORT.completion([Message("user", TASK)]), special=True)
+    mine = engine.tokenize(" craft 4 stick using 2 oak planks\n", special=False)
+    tail = engine.tokenize(" get 1 oak logs\nGot 1 oak logs\n>" * 8, special=False)
+    n = len(prompt)
+    with engine.lock:
+        alone = engine.score_alone(prompt, mine)
+        errors = []
+        for length in range(1, 49, 3):  # the sibling's private tail
+            engine.decode([(t, i, (0,), False) for i, t in enumerate(prompt)], keep=[])
+            for seq in (1, 2):
+                engine._copy(0, seq, n)
+            engine.decode([(t, n + i, (2,), False) for i, t in enumerate(tail[:length])], keep=[])
+            items = [(t, n - 1 + i, (1,), True) for i, t in enumerate([prompt[-1], *mine[:-1]])]
+            engine._forget(1, n - 1)  # re-run the prompt's last token for its row
+            rows = engine.decode(items, keep=[])
+            errors.append(sum(row[t] for row, t in zip(rows, mine, strict=True)) - alone)
+            for seq in (0, 1, 2):
+                engine._forget(seq)
+    assert np.abs(errors).max() < 0.02, np.round(errors, 3)
+
+
+@pytest.mark.local_model
 def test_concurrent_particles_are_served_in_one_batch_with_the_replies_they_get_alone(
     model_ready,
 ):
