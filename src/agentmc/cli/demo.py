@@ -8,9 +8,9 @@ Three stages, each resumable (run the command again after an interruption):
    trajectories by plain regression (seconds); saved to ``OUT/critic``.
 3. **evaluate**: single run vs Best-of-K vs AMC with K particles on held-out
    *test* tasks, beside a uniformly random valid action (the sceptic's
-   baseline; ``--baseline none`` leaves it out), same seeds, deployable ``critic`` selection by default (no
-   true reward used to pick the answer); the table is printed and
-   ``OUT/eval/report.html`` written.
+   baseline; ``--baseline none`` leaves it out), same seeds, deployable
+   ``critic`` selection by default (no true reward used to pick the answer);
+   the table is printed and ``OUT/eval/report.html`` written.
 
 The defaults take about 13 minutes on a 2-core CPU; the end of the output
 says how to scale up (more tasks and particles, or your own model behind an
