@@ -361,6 +361,11 @@ def test_a_small_cache_evicts_and_still_answers_the_same(model_ready):
 def test_generate_returns_one_parsed_action_line(model_ready):
     p = LocalPolicy(LocalConfig(mode="generate"))  # the few-shot prompt: well-formed commands
     assert p.name == "local:generate"
+    # From an empty cache: a prompt that copies part of another cached prompt's prefix gets
+    # other logits (the llama.cpp bug of the strict-xfail test above), so what earlier tests
+    # left in the shared engine would decide the draws at temperature 1.
+    with p.engine.lock:
+        p.engine.clear()
     replies = complete(p, n=2, seed=0, temperature=0.0)
     assert replies[0].text == replies[1].text and "\n" not in replies[0].text
     action, parsed = parse_action(replies[0].text)

@@ -638,15 +638,19 @@ class _Engine:
     def _copy(self, source: int, target: int, length: int) -> None:
         self._lib.llama_memory_seq_cp(self.memory, source, target, 0, length)
 
+    def clear(self) -> None:
+        """Empty the KV cache: no prompt is cached any more."""
+        self._lib.llama_memory_clear(self.memory, True)
+        for slot in self.slots:
+            slot.tokens = []
+
     def score_alone(self, prompt: Sequence[int], continuation: Sequence[int]) -> float:
         """Log-likelihood of ``continuation`` after ``prompt``, from an empty cache, one sequence.
 
         The plain way to score a candidate (one full pass, nothing shared): the
         reference the batched paths are tested against.
         """
-        self._lib.llama_memory_clear(self.memory, True)
-        for slot in self.slots:
-            slot.tokens = []
+        self.clear()
         tokens = [*prompt, *continuation[:-1]]
         items = [
             (token, position, (0,), position >= len(prompt) - 1)
@@ -712,9 +716,7 @@ class _Engine:
                     "turns (PromptFormat.max_turns)"
                 )
         if not reuse:
-            self._lib.llama_memory_clear(self.memory, True)
-            for slot in self.slots:
-                slot.tokens = []
+            self.clear()
         self.clock += 1
         distinct: dict[tuple[int, ...], list[_Request]] = {}
         for request in requests:
