@@ -63,8 +63,9 @@ Speed on a small CPU comes from evaluating few tokens, in few calls:
 
 One model serves all policies that load the same file (one process-wide
 engine). All sampling uses ``numpy.random.default_rng(seed)``, and the same
-seed gives the same replies whether the prompt was cached or not and whatever
-the thread count (attention runs without llama.cpp's CPU flash attention,
+seed gives the same replies whether the prompt was cached or not (unless part
+of it was copied from another cached prompt: see below) and whatever the
+thread count (attention runs without llama.cpp's CPU flash attention,
 whose sums depend on the thread count). Calls batched with other calls are
 *not* exact, because of a llama.cpp bug (llama-cpp-python 0.3.36): in the
 unified KV cache, the private cells of a sequence that shares a prefix with
