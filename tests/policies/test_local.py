@@ -415,6 +415,31 @@ def test_make_policy_local_specs(model_ready):
 
 
 @pytest.mark.local_model
+@pytest.mark.parametrize(
+    ("spec", "error", "message"),
+    [
+        ("local:choose,adapter=/no/such.gguf", "ConfigError", "no adapter file"),
+        ("local:adapter=", "UnknownNameError", "valid forms"),
+        ("local:choose,lora=x", "UnknownNameError", "valid forms"),
+        ("local:adapter=a,adapter=b", "UnknownNameError", "valid forms"),
+        ("local:pick", "UnknownNameError", "valid forms"),
+    ],
+)
+def test_local_adapter_specs_and_their_errors(model_ready, tmp_path, spec, error, message):
+    import agentmc.errors
+    from agentmc.policies import make_policy
+
+    adapter = tmp_path / "a.gguf"
+    adapter.write_bytes(b"")
+    policy = make_policy(f"local:choose,adapter={adapter}")
+    assert policy.config.mode == "choose" and policy.config.adapter == str(adapter)
+    assert policy.name == f"local:choose+lora:{adapter}"
+    assert make_policy(f"local:adapter={adapter}").config.mode == "sample"
+    with pytest.raises(getattr(agentmc.errors, error), match=message):
+        make_policy(spec)
+
+
+@pytest.mark.local_model
 def test_repeat_penalty_takes_nats_off_actions_already_taken(model_ready):
     history = [Message("user", TASK), Message("assistant", "inventory"), Message("user", "Empty.")]
     plain = complete(policy(mode="score"), history, n=200, seed=4, temperature=1.0,

@@ -15,6 +15,7 @@ pytest.importorskip("gguf")
 
 from agentmc.rl.lm import LMPolicy, LoRAConfig, StepSample, batch_log_probs, trie_log_probs  # noqa: E402
 from agentmc.rl.lm_trainer import LMTrainConfig, train_lm  # noqa: E402
+from agentmc.rl.sft import SFTConfig, _sample, expert_steps, train_sft  # noqa: E402
 from agentmc.types import Message  # noqa: E402
 
 
@@ -180,3 +181,85 @@ def test_trained_spec_loads_a_lora_run_and_plays_it(tokenizer, tmp_path, monkeyp
     assert trajectory.n_steps > 0 and trajectory.policy == "lm-g2po"
     assert policy.usage.calls == 1 + trajectory.n_steps and policy.usage.tokens > 0
     assert policy.cpu_seconds > 0
+
+
+@pytest.mark.parametrize("permuted", [True, False])
+def test_exported_adapter_moves_llama_cpp_as_peft_moves_torch(tmp_path, monkeypatch, permuted):
+    pytest.importorskip("llama_cpp")
+    import agentmc.rl.lm as lm
+    from agentmc.policies.local import LocalConfig, LocalPolicy
+
+    torch.manual_seed(0)
+    policy = LMPolicy.from_base(lora=LoRAConfig(rank=4, target_modules=("q_proj", "k_proj")))
+    with torch.no_grad():
+        for name, parameter in policy.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.3)
+    if not permuted:  # what a converter that forgets llama.cpp's rotary row order writes
+        monkeypatch.setattr(lm, "_rope_rows", lambda weights, heads: weights)
+    path = lm.export_gguf_adapter(policy.model, tmp_path / "adapter.gguf")
+    prompt = "Goal: craft 1 stick.\nCrafting commands:\ncraft 4 stick using 2 planks\n>"
+    replies = [" get 2 oak planks\n", " inventory\n", " craft 4 stick using 2 planks\n"]
+
+    def torch_scores() -> np.ndarray:
+        out = []
+        for reply in replies:
+            ids = policy.tokenizer(prompt)["input_ids"]
+            tail = policy.tokenizer(reply, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                rows = policy.model(torch.tensor([ids + tail])).logits[0].log_softmax(-1)
+            out.append(sum(float(rows[len(ids) - 1 + j, t]) for j, t in enumerate(tail)))
+        return np.array(out)
+
+    def llama_scores(adapter) -> np.ndarray:
+        config = LocalConfig(adapter=adapter and str(adapter), n_threads=1, n_slots=2)
+        engine = LocalPolicy(config).engine
+        ids = engine.tokenize(prompt, special=True)
+        return np.array(
+            [engine.score_alone(ids, engine.tokenize(r, special=False)) for r in replies]
+        )
+
+    with policy.model.disable_adapter():
+        torch_shift = torch_scores()
+    torch_shift = torch_scores() - torch_shift
+    llama_shift = llama_scores(path) - llama_scores(None)
+    assert np.abs(torch_shift).max() > 2.0, "the random adapter should matter"
+    # llama.cpp rounds activations to 8 bits in its quantised matmuls: seen here, the
+    # right export is off by at most 11% of the shift, the unpermuted one by 190%
+    error = (np.abs(llama_shift - torch_shift) / np.maximum(1.0, np.abs(torch_shift))).max()
+    assert (error < 0.2) if permuted else (error > 0.5), (torch_shift, llama_shift)
+
+
+def test_expert_steps_label_visited_states_with_the_clean_expert():
+    from agentmc.policies.expert import expert_plan
+
+    config = SFTConfig(eps=0.5, episodes_per_task=2)
+    steps = expert_steps(config, ["0", "1"])
+    assert len(steps) > 4
+    for step in steps:
+        assert step.action in step.candidates
+        assert expert_plan(step.messages).plan[0] == step.action
+    # the noisy expert strays, so some states are off the clean expert's own path
+    clean = expert_steps(SFTConfig(eps=0.0, episodes_per_task=1), ["0", "1"])
+    assert {s.messages for s in steps} - {s.messages for s in clean}
+    assert expert_steps(config, ["0", "1"]) == steps  # seeded
+
+
+def test_train_sft_raises_label_likelihood_resumes_and_saves(tokenizer, tmp_path):
+    config = SFTConfig(n_tasks=2, samples=8, batch_size=4, learning_rate=2e-2, eps=0.3)
+    steps = expert_steps(config, ["0", "1"])
+    probe = tiny_policy(tokenizer)
+    samples = [_sample(probe, s) for s in steps[:8]]
+    before, _ = batch_log_probs(probe, samples)
+    policy, history = train_sft(config, tmp_path, tasks=["0", "1"], policy=tiny_policy(tokenizer))
+    assert [r["batch"] for r in history] == [0, 1]
+    longer = SFTConfig(**{**config.__dict__, "samples": 16})
+    policy, history = train_sft(longer, tmp_path, tasks=["0", "1"], policy=tiny_policy(tokenizer))
+    assert [r["batch"] for r in history] == [0, 1, 2, 3]
+    after, _ = batch_log_probs(policy, [_sample(policy, s) for s in steps[:8]])
+    assert np.mean(after) > np.mean(before) + 0.1
+    saved = json.loads((tmp_path / "lm_policy.json").read_text())
+    assert saved["name"] == "lm-sft-textcraft" and saved["meta"]["n_labelled_states"] == len(steps)
+    with pytest.raises(Exception, match="other settings"):
+        train_sft(SFTConfig(**{**config.__dict__, "eps": 0.1}), tmp_path, tasks=["0", "1"],
+                  policy=tiny_policy(tokenizer))  # fmt: skip

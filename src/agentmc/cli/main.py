@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("agentmc.cli.report", "Write Markdown and HTML reports for a run directory."),
     "export": ("agentmc.cli.export", "Export a run's records as Parquet or CSV tables."),
     "train": ("agentmc.cli.train", "Train a small policy with GRPO / RLOO / G2PO / GiGPO."),
+    "sft": ("agentmc.cli.sft", "Fine-tune the embedded model on an environment's expert."),
     "serve": ("agentmc.cli.serve", "Serve an environment over the AgentGym HTTP protocol."),
 }
 

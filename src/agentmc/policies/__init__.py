@@ -19,6 +19,8 @@ spec                        policy
 ``local:score``             the same distribution, every action scored
 ``local:choose``            the embedded model choosing a valid action token by token
 ``local:generate``          the embedded model writing a free-text action
+``local:MODE,adapter=PATH``  the embedded model with a llama.cpp LoRA adapter (``adapter.gguf``
+                            of ``agentmc sft`` or ``agentmc train --policy lm``); MODE optional
 ``openai:MODEL``            :class:`~agentmc.policies.openai_compat.OpenAIPolicy`
 ``replay:PATH``             :class:`~agentmc.policies.replay.ReplayPolicy` answering from PATH
 ``trained:PATH``            a policy trained by ``agentmc train`` (needs the RL module)
@@ -83,6 +85,7 @@ POLICY_SPECS: tuple[str, ...] = (
     "local:score",
     "local:choose",
     "local:generate",
+    "local:MODE,adapter=PATH",
     "openai:MODEL",
     "replay:PATH",
     "trained:PATH",
@@ -95,6 +98,22 @@ _LOADERS = {"trained": "agentmc.rl.policy:load_trained_policy"}
 """Spec kinds served by packages built on this one, as lazy ``"module:function"``
 loaders called with the argument: named, not imported, so ``agentmc.policies``
 depends on no learner (``agentmc.rl`` builds on it)."""
+
+
+def _local_config(spec: str, argument: str) -> LocalConfig:
+    """``local[:MODE][,adapter=PATH]`` as a config (a bad part is an :class:`UnknownNameError`)."""
+    mode, adapter = DEFAULT_LOCAL_MODE, None
+    for i, part in enumerate(p.strip() for p in argument.split(",") if argument):
+        key, eq, value = part.partition("=")
+        if i == 0 and not eq and part in ("sample", "score", "choose", "generate"):
+            mode = part
+        elif key == "adapter" and eq and value and adapter is None:
+            adapter = value
+        else:
+            raise UnknownNameError(
+                f"unknown policy spec {spec!r}; valid forms: {', '.join(POLICY_SPECS)}"
+            )
+    return LocalConfig(mode=mode, adapter=adapter)  # type: ignore[arg-type]
 
 
 def make_policy(
@@ -142,8 +161,8 @@ def make_policy(
         return NoisyExpertPolicy.from_spec(argument) if sep else NoisyExpertPolicy()
     if kind == "random" and not sep:
         return RandomPolicy()
-    if kind == "local" and (not sep or argument in ("sample", "score", "choose", "generate")):
-        local = LocalConfig(mode=argument or DEFAULT_LOCAL_MODE)  # type: ignore[arg-type]
+    if kind == "local":
+        local = _local_config(spec, argument)
         return LocalPolicy(replace(local, prompt=replace(local.prompt, env_id=env_id)))
     if kind == "openai" and sep:
         from agentmc.policies.openai_compat import ClientLimits, OpenAIConfig, OpenAIPolicy

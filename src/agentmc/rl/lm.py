@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from agentmc.errors import ConfigError, DataError, PolicyError, require
+from agentmc.errors import ConfigError, DataError, MissingExtraError, PolicyError, require
 from agentmc.policies.core import Completion
 from agentmc.policies.prompts import PromptFormat
 from agentmc.types import Message, Usage
@@ -55,6 +56,19 @@ from agentmc.types import Message, Usage
 FORMAT_VERSION = 1
 POLICY_FILE = "lm_policy.json"
 ADAPTER_DIR = "adapter"
+GGUF_ADAPTER = "adapter.gguf"
+"""The adapters as a llama.cpp LoRA file, written beside ``adapter/`` (``local:adapter=``)."""
+
+# transformers' Llama module names -> llama.cpp's tensor names (``blk.N.<name>.weight``)
+_GGUF_TENSORS = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
 
 
 @dataclass(frozen=True)
@@ -415,11 +429,18 @@ class LMPolicy:
             for k, i in enumerate(picks)
         ]
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the adapter (PEFT format) and ``lm_policy.json`` into ``directory``."""
+    def save(self, directory: str | Path, *, gguf: bool = False) -> Path:
+        """Write the adapter (PEFT format) and ``lm_policy.json`` into ``directory``.
+
+        With ``gguf``, also ``adapter.gguf`` (:func:`export_gguf_adapter`), so that
+        ``trained:DIR`` plays through llama.cpp; only for adapters on the embedded
+        GGUF's weights (the default base).
+        """
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(target / ADAPTER_DIR)
+        if gguf:
+            export_gguf_adapter(self.model, target / GGUF_ADAPTER)
         settings = {
             "format": FORMAT_VERSION,
             "kind": "lora-lm",
@@ -446,14 +467,7 @@ class LMPolicy:
             DataError: Missing or incompatible files.
         """
         base = Path(directory)
-        try:
-            settings = json.loads((base / POLICY_FILE).read_text())
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read {base / POLICY_FILE}: {error}") from None
-        if settings.get("format") != FORMAT_VERSION or settings.get("kind") != "lora-lm":
-            raise DataError(
-                f"{base / POLICY_FILE} is not a lora-lm policy of format {FORMAT_VERSION}"
-            )
+        settings = _settings(base)
         if not (base / ADAPTER_DIR / "adapter_config.json").is_file():
             raise DataError(f"no LoRA adapter in {base / ADAPTER_DIR}")
         peft = require("peft", "torch")
@@ -465,6 +479,51 @@ class LMPolicy:
             model, tokenizer, name=settings.get("name", "lm"), prompt=prompt,
             meta=settings.get("meta", {}), **kwargs,
         )  # fmt: skip
+
+
+def load_lm_policy(directory: str | Path) -> Any:
+    """A saved LoRA policy as an agent (``trained:DIR``): through llama.cpp when it can.
+
+    With ``adapter.gguf`` beside the adapter and llama-cpp-python installed, this
+    is the ``local`` policy in ``choose`` mode with that adapter and the saved
+    prompt: the distribution :class:`LMPolicy` samples, up to llama.cpp's
+    rounding, at the batched engine's speed. Otherwise :meth:`LMPolicy.load`
+    (torch).
+
+    Raises:
+        DataError: Missing or incompatible files.
+    """
+    base = Path(directory)
+    try:
+        require("llama_cpp", "local")
+    except MissingExtraError:
+        return LMPolicy.load(base)
+    if not (base / GGUF_ADAPTER).is_file():
+        return LMPolicy.load(base)
+    settings = _settings(base)
+    from agentmc.policies.local import LocalConfig, LocalPolicy
+
+    prompt = PromptFormat(**settings["prompt"]) if "prompt" in settings else LocalConfig().prompt
+    config = LocalConfig(
+        mode="choose",
+        model_path=settings.get("meta", {}).get("model_path"),
+        adapter=str(base / GGUF_ADAPTER),
+        prompt=prompt,
+    )
+    local = LocalPolicy(config)
+    local.name = settings.get("name", "lm")
+    return local
+
+
+def _settings(base: Path) -> dict[str, Any]:
+    """The ``lm_policy.json`` of a saved policy, checked."""
+    try:
+        settings = json.loads((base / POLICY_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read {base / POLICY_FILE}: {error}") from None
+    if settings.get("format") != FORMAT_VERSION or settings.get("kind") != "lora-lm":
+        raise DataError(f"{base / POLICY_FILE} is not a lora-lm policy of format {FORMAT_VERSION}")
+    return settings
 
 
 def _layers(cache: Any) -> list[tuple[Any, Any]]:
@@ -578,3 +637,60 @@ class Recorder:
                        float(completions[0].logprob or 0.0))
         )  # fmt: skip
         return completions
+
+
+def export_gguf_adapter(model: Any, path: str | Path) -> Path:
+    """Write a PEFT Llama model's LoRA adapters as a llama.cpp LoRA adapter (GGUF).
+
+    The file applies to the GGUF the base weights came from: llama.cpp loads it
+    with ``llama_adapter_lora_init`` and scales it by ``alpha / rank`` as PEFT
+    does. llama.cpp stores the query and key projections with their rows
+    interleaved for its rotary embedding (transformers undoes this when it reads
+    a GGUF), so the same permutation is applied here to the rows of their ``B``
+    matrices; ``A`` acts on the input and is written as it is.
+
+    Args:
+        model: A PEFT model over a transformers Llama (``LMPolicy.model``).
+        path: The file to write (written aside, then renamed).
+
+    Raises:
+        MissingExtraError: ``gguf`` or ``peft`` is missing.
+        ConfigError: Adapters with rsLoRA/DoRA, or on layers llama.cpp cannot take.
+    """
+    gguf = require("gguf", "torch")
+    peft = require("peft", "torch")
+    config = model.peft_config[model.active_adapter]
+    if getattr(config, "use_rslora", False) or getattr(config, "use_dora", False):
+        raise ConfigError("only plain LoRA adapters can be exported to llama.cpp")
+    heads = model.config.num_attention_heads
+    kv_heads = getattr(model.config, "num_key_value_heads", None) or heads
+    pattern = re.compile(r"layers\.(\d+)\.(\w+\.\w+)\.lora_([AB])\.weight$")
+    target = Path(path)
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    writer = gguf.GGUFWriter(partial, arch="llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config.lora_alpha))
+    state = peft.get_peft_model_state_dict(model)
+    for key in sorted(state):
+        match = pattern.search(key)
+        if match is None or match[2] not in _GGUF_TENSORS:
+            raise ConfigError(f"cannot export LoRA tensor {key!r} to llama.cpp")
+        weights = state[key].detach().float().numpy()
+        if match[3] == "B" and match[2] in ("self_attn.q_proj", "self_attn.k_proj"):
+            weights = _rope_rows(weights, heads if match[2].endswith("q_proj") else kv_heads)
+        name = f"blk.{match[1]}.{_GGUF_TENSORS[match[2]]}.weight.lora_{match[3].lower()}"
+        writer.add_tensor(name, np.ascontiguousarray(weights, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    partial.replace(target)
+    return target
+
+
+def _rope_rows(weights: np.ndarray, heads: int) -> np.ndarray:
+    """Rows in the order llama.cpp's converter gives query/key projections (per head)."""
+    rows = weights.shape[0]
+    split = weights.reshape(heads, 2, rows // heads // 2, *weights.shape[1:])
+    return split.swapaxes(1, 2).reshape(weights.shape)

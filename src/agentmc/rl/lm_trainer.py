@@ -32,7 +32,7 @@ import resource
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,14 +110,21 @@ class LMRunDirectory:
         self.checkpoint = self.path / "checkpoint"
         self.plot_path = self.path / "learning_curve.png"
 
-    def check_config(self, config: LMTrainConfig, tasks: Sequence[str]) -> None:
+    def check_config(
+        self, config: Any, tasks: Sequence[str], *, may_change: str = "iterations"
+    ) -> None:
         """Write ``config.json``, or check that an existing run has the same settings.
+
+        Args:
+            config: The run's settings (a dataclass).
+            tasks: Its task pool.
+            may_change: The one setting a resumed run may extend.
 
         Raises:
             ConfigError: The directory holds a run with other settings.
         """
-        settings = {"config": asdict(replace(config, iterations=1)), "tasks": list(tasks)}
-        settings["config"].pop("iterations")
+        settings = {"config": asdict(config), "tasks": list(tasks)}
+        settings["config"].pop(may_change)
         target = self.path / "config.json"
         if target.exists():
             try:
@@ -127,7 +134,7 @@ class LMRunDirectory:
             if saved != json.loads(json.dumps(settings)):
                 raise ConfigError(
                     f"{self.path} holds a run with other settings; use another --out "
-                    "(only --iterations may change when resuming)"
+                    f"(only --{may_change} may change when resuming)"
                 )
             return
         self.path.mkdir(parents=True, exist_ok=True)
@@ -256,6 +263,7 @@ def train_lm(
     run = LMRunDirectory(out)
     run.check_config(config, tasks)
     torch.manual_seed(config.seed)
+    embedded = policy is None  # adapters on the GGUF's weights: llama.cpp can serve them
     if policy is None:
         policy = LMPolicy.from_base(config.model_path, config.lora)
     policy.name = f"lm-{config.estimator}"
@@ -352,5 +360,5 @@ def train_lm(
         if on_iteration is not None:
             on_iteration(record)
     policy.meta["history_tail"] = history[-1:]
-    policy.save(run.path)
+    policy.save(run.path, gguf=embedded)
     return policy, history

@@ -200,7 +200,8 @@ def load_trained_policy(path: str | Path) -> Any:
     Args:
         path: A run directory of ``agentmc train`` (holding ``policy.json``, or
             ``lm_policy.json`` and ``adapter/`` for ``--policy lm``: the embedded
-            model with its trained LoRA adapter), or a linear policy's
+            model with its trained LoRA adapter, played through llama.cpp when
+            ``adapter.gguf`` is there), or a linear policy's
             ``.json`` / ``.npz`` file or their common stem.
 
     Returns:
@@ -212,9 +213,9 @@ def load_trained_policy(path: str | Path) -> Any:
     """
     target = Path(path)
     if target.is_dir() and (target / "lm_policy.json").exists():
-        from agentmc.rl.lm import LMPolicy
+        from agentmc.rl.lm import load_lm_policy
 
-        return LMPolicy.load(target)
+        return load_lm_policy(target)
     if target.is_dir():
         target = target / "policy.json"
     if not target.with_suffix(".json").exists():
