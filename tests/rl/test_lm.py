@@ -263,3 +263,37 @@ def test_train_sft_raises_label_likelihood_resumes_and_saves(tokenizer, tmp_path
     with pytest.raises(Exception, match="other settings"):
         train_sft(SFTConfig(**{**config.__dict__, "eps": 0.1}), tmp_path, tasks=["0", "1"],
                   policy=tiny_policy(tokenizer))  # fmt: skip
+
+
+def test_trained_spec_plays_an_embedded_lora_run_through_llama_cpp(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from agentmc.policies import make_policy
+    from agentmc.policies.local import LocalPolicy
+
+    torch.manual_seed(0)
+    trained = LMPolicy.from_base(lora=LoRAConfig(rank=4), threads=1)
+    with torch.no_grad():
+        for name, parameter in trained.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.3)
+    trained.name = "lm-sft-textcraft"
+    trained.save(tmp_path, gguf=True)
+    policy = make_policy(f"trained:{tmp_path}")
+    assert isinstance(policy, LocalPolicy) and policy.name == "lm-sft-textcraft"
+    assert policy.config.mode == "choose"
+    assert policy.config.adapter == str(tmp_path / "adapter.gguf")
+    task = "Goal: craft stick.\nCrafting commands:\ncraft 4 stick using 2 planks"
+    messages = (Message("user", task),)
+    options = ["inventory", "get 2 planks", "craft 4 stick using 2 planks"]
+    got = {c.text: c.logprob for c in asyncio.run(
+        policy.complete(messages, n=64, seed=0, candidates=options))}  # fmt: skip
+    suffix, tokens = trained.encode_step(messages, options)
+    with torch.no_grad():
+        exact = trained.step_log_probs(suffix, tokens, trained._prefix_kv()).numpy()
+        with trained.model.disable_adapter():
+            trained.invalidate()
+            plain = trained.step_log_probs(suffix, tokens, trained._prefix_kv()).numpy()
+    assert np.abs(exact - plain).max() > 1.0, "the random adapter should matter"
+    assert len(got) > 1
+    for text, log_prob in got.items():  # the same trie-constrained distribution, up to rounding
+        assert log_prob == pytest.approx(exact[options.index(text)], abs=0.3), (text, exact)
