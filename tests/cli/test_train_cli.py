@@ -80,3 +80,19 @@ def test_lm_policy_bad_settings_fail_with_one_line(tmp_path, capsys, extra, mess
     assert code != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--samples", "0"], "--samples must be >= 1"),
+        (["--eps", "2"], "--eps must be in [0, 1]"),
+        (["--learning-rate", "0"], "--learning-rate must be > 0"),
+        (["--env", "nosuch"], "unknown environment 'nosuch'"),
+    ],
+)
+def test_sft_bad_settings_fail_with_one_line(tmp_path, capsys, extra, message):
+    pytest.importorskip("torch")
+    assert main(["sft", "--out", str(tmp_path / "run"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -59,6 +59,10 @@ class Config:
                 raise ConfigError(f"{flag} must be >= 1, got {getattr(self, name)}")
         if self.n_tasks is not None and self.n_tasks < 1:
             raise ConfigError(f"--n-tasks must be at least 1, got {self.n_tasks}")
+        if not 0 <= self.eps <= 1:
+            raise ConfigError(f"--eps must be in [0, 1], got {self.eps}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning-rate must be > 0, got {self.learning_rate}")
 
 
 def main(name: str, argv: list[str]) -> int:
