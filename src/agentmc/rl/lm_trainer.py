@@ -148,6 +148,11 @@ class LMRunDirectory:
         except ValueError as error:
             raise DataError(f"{self.history_path} is corrupt: {error}") from None
 
+    def keep(self, history: Sequence[dict[str, Any]]) -> None:
+        """Rewrite ``history.jsonl`` as ``history`` (drops records past the checkpoint)."""
+        self.history_path.parent.mkdir(parents=True, exist_ok=True)
+        self.history_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+
     def append(self, record: dict[str, Any]) -> None:
         with self.history_path.open("a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
@@ -195,8 +200,11 @@ class LMRunDirectory:
         policy.invalidate()
 
 
-def lm_training_tasks(config: LMTrainConfig) -> list[str]:
-    """The task pool: the split's ids in their listed order, cut to ``n_tasks``."""
+def lm_training_tasks(config: LMTrainConfig | Any) -> list[str]:
+    """The task pool: the split's ids in their listed order, cut to ``n_tasks``.
+
+    ``config`` is any settings object with ``env_id``, ``split`` and ``n_tasks``.
+    """
     from agentmc.envs import task_ids
 
     ids = list(task_ids(config.env_id, config.split))
@@ -276,8 +284,7 @@ def train_lm(
     history = run.history()[:done]
     if done:
         run.load_checkpoint(policy, optimizer)
-    run.history_path.parent.mkdir(parents=True, exist_ok=True)
-    run.history_path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+    run.keep(history)
     estimator, loss_fn = get_estimator(config.estimator), get_loss(config.loss)
     env_steps = int(history[-1]["env_steps"]) if history else 0
     cpu_total = float(history[-1]["cpu_seconds_total"]) if history else 0.0

@@ -43,7 +43,7 @@ import numpy as np
 
 from agentmc.errors import ConfigError
 from agentmc.rl.lm import LMPolicy, LoRAConfig, StepSample, batch_log_probs
-from agentmc.rl.lm_trainer import LMRunDirectory
+from agentmc.rl.lm_trainer import LMRunDirectory, lm_training_tasks
 from agentmc.types import Message
 
 
@@ -167,11 +167,8 @@ def train_sft(
     """
     import torch
 
-    from agentmc.rl.lm_trainer import LMTrainConfig, lm_training_tasks
-
     if tasks is None:
-        pool = LMTrainConfig(env_id=config.env_id, split=config.split, n_tasks=config.n_tasks)
-        tasks = lm_training_tasks(pool)
+        tasks = lm_training_tasks(config)
     run = LMRunDirectory(out)
     run.check_config(config, tasks, may_change="samples")
     steps = expert_steps(config, tasks)
@@ -194,7 +191,7 @@ def train_sft(
     history = run.history()[:done]
     if done:
         run.load_checkpoint(policy, optimizer)
-    run.history_path.write_text("".join(_line(r) for r in history))
+    run.keep(history)
     batches = config.n_batches
     cpu_total = float(history[-1]["cpu_seconds_total"]) if history else 0.0
     for batch in range(done, batches):
@@ -238,9 +235,3 @@ def train_sft(
 def _sample(policy: LMPolicy, step: ExpertStep) -> StepSample:
     suffix, options = policy.encode_step(step.messages, step.candidates)
     return StepSample(suffix, options, step.candidates.index(step.action), 0.0)
-
-
-def _line(record: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True) + "\n"
