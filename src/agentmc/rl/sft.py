@@ -196,8 +196,8 @@ def train_sft(
     cpu_total = float(history[-1]["cpu_seconds_total"]) if history else 0.0
     for batch in range(done, batches):
         started, cpu_started = time.perf_counter(), time.process_time()
-        start = batch * config.batch_size
-        chosen = [steps[i] for i in order[start : min(start + config.batch_size, config.samples)]]
+        start, end = batch * config.batch_size, min((batch + 1) * config.batch_size, config.samples)
+        chosen = [steps[i] for i in order[start:end]]
         samples = [_sample(policy, step) for step in chosen]
         weights = []
         for sample in samples:
@@ -212,7 +212,7 @@ def train_sft(
         cpu_total += time.process_time() - cpu_started
         record = {
             "batch": batch,
-            "samples_seen": (batch + 1) * config.batch_size,
+            "samples_seen": end,
             "log_prob": float(np.mean(log_probs)),
             "label_prob": float(np.mean(np.exp(log_probs))),
             "uniform_prob": float(np.mean([1 / len(s.candidates) for s in samples])),
