@@ -66,6 +66,14 @@ def test_log_softmax_normalises():
     assert np.allclose(np.exp(rows).sum(axis=1), 1.0)
 
 
+def test_log_softmax_of_vocabulary_rows_in_float32_matches_float64():
+    logits = np.random.default_rng(0).normal(0.0, 4.0, size=(3, 49152)).astype(np.float32)
+    rows = log_softmax(logits)
+    assert rows.dtype == np.float32
+    exact = log_softmax(logits.astype(np.float64))
+    assert np.abs(rows - exact).max() < 1e-5
+
+
 def test_missing_weights_name_the_install_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(
