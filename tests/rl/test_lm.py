@@ -297,3 +297,51 @@ def test_trained_spec_plays_an_embedded_lora_run_through_llama_cpp(tmp_path):
     assert len(got) > 1
     for text, log_prob in got.items():  # the same trie-constrained distribution, up to rounding
         assert log_prob == pytest.approx(exact[options.index(text)], abs=0.3), (text, exact)
+
+
+def test_train_lm_starts_from_saved_adapters_and_plays_them_in_llama_cpp(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from dataclasses import asdict
+
+    from agentmc.errors import ConfigError
+    from agentmc.policies.local import LocalConfig, LocalPolicy
+    from agentmc.rl.lm import export_gguf_adapter
+
+    torch.manual_seed(0)
+    lora = LoRAConfig(rank=4)
+    start = LMPolicy.from_base(lora=lora, threads=1)
+    with torch.no_grad():
+        for name, parameter in start.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.3)
+    start.meta = {"config": {"lora": asdict(lora)}, "model_path": None}
+    start.save(tmp_path / "sft", gguf=True)
+    config = LMTrainConfig(
+        init=str(tmp_path / "sft"), lora=lora, rollouts="llama", kl_coef=0.1, iterations=1,
+        tasks_per_iteration=1, group_size=2, max_steps=2, n_tasks=1, learning_rate=1e-3,
+    )  # fmt: skip
+    policy, history = train_lm(config, tmp_path / "run")
+    assert history[0]["rollouts"] == "llama" and history[0]["env_steps"] > 0
+    # the KL is to the starting adapters, measured before the update: zero, where the KL to
+    # the plain model would be large (these adapters move log-probabilities by nats)
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    moved = [torch.dist(p, dict(start.model.named_parameters())[n]).item()
+             for n, p in policy.model.named_parameters() if "lora_B" in n]  # fmt: skip
+    assert max(moved) < 0.1, "training continues from the saved adapters, not from zero"
+    with pytest.raises(ConfigError, match="not the ones"):
+        train_lm(LMTrainConfig(**{**config.__dict__, "lora": LoRAConfig(rank=8)}), tmp_path / "x")
+
+    # the trainer rewrites one adapter file per iteration: the engine follows the file
+    target = tmp_path / "rollout.gguf"
+    messages = (Message("user", "Goal: craft stick."),)
+    options = ["inventory", "get 2 planks", "craft 4 stick using 2 planks"]
+    replies = []
+    for model in (start.model, policy.model):
+        export_gguf_adapter(model, tmp_path / "next.gguf").replace(target)
+        local = LocalPolicy(LocalConfig(mode="choose", adapter=str(target), n_threads=1))
+        [reply] = asyncio.run(local.complete(messages, seed=0, candidates=options))
+        replies.append((local.engine, reply.logprob))
+    assert replies[0][0] is not replies[1][0]
+    from agentmc.policies import local as local_module
+
+    assert not any(replies[0][0] is e for e in local_module._ENGINES.values())

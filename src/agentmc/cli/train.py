@@ -69,6 +69,10 @@ class Config:
     """lm only: weight of the KL to the frozen model over each step's candidates."""
     lora_rank: int = 8
     """lm only: rank of the LoRA adapters."""
+    init: Path | None = None
+    """lm only: start from these saved adapters (an `agentmc sft` run directory)."""
+    rollouts: Literal["auto", "llama", "torch"] = "auto"
+    """lm only: who plays the episodes: llama.cpp with the current adapters, or torch."""
     epochs: int = 1
     """Gradient steps per batch."""
     gamma: float = 1.0
@@ -103,6 +107,8 @@ class Config:
             raise ConfigError(f"--learning-rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.gamma <= 1:
             raise ConfigError(f"--gamma must be in [0, 1], got {self.gamma}")
+        if self.init is not None and not (self.init / "lm_policy.json").is_file():
+            raise ConfigError(f"--init {self.init}: no saved LoRA policy (lm_policy.json) there")
 
 
 def main(name: str, argv: list[str]) -> int:
@@ -205,6 +211,8 @@ def _train_lm(config: Config) -> int:
         kl_coef=config.kl_coef,
         lora=LoRAConfig(rank=config.lora_rank, alpha=2.0 * config.lora_rank),
         advantage=EstimatorConfig(gamma=config.gamma, step_weight=config.step_weight),
+        init=None if config.init is None else str(config.init),
+        rollouts=config.rollouts,
         seed=config.seed,
     )
     tasks = _task_pool(config, lm_training_tasks(train_config) if not config.task_ids else [])

@@ -453,7 +453,12 @@ class LMPolicy:
 
     @classmethod
     def load(
-        cls, directory: str | Path, base_model: tuple[Any, Any] | None = None, **kwargs: Any
+        cls,
+        directory: str | Path,
+        base_model: tuple[Any, Any] | None = None,
+        *,
+        trainable: bool = False,
+        **kwargs: Any,
     ) -> LMPolicy:
         """Read a policy written by :meth:`save`.
 
@@ -461,6 +466,7 @@ class LMPolicy:
             directory: The run directory (holding ``lm_policy.json`` and ``adapter/``).
             base_model: ``(model, tokenizer)`` to attach the adapter to (default: the
                 embedded model, or the GGUF recorded at training time).
+            trainable: Leave the adapters trainable (to train on from them).
             **kwargs: Passed to the constructor (e.g. ``threads``).
 
         Raises:
@@ -472,7 +478,7 @@ class LMPolicy:
             raise DataError(f"no LoRA adapter in {base / ADAPTER_DIR}")
         peft = require("peft", "torch")
         model, tokenizer = base_model or load_base(settings.get("meta", {}).get("model_path"))
-        model = peft.PeftModel.from_pretrained(model, base / ADAPTER_DIR)
+        model = peft.PeftModel.from_pretrained(model, base / ADAPTER_DIR, is_trainable=trainable)
         model.eval()
         prompt = PromptFormat(**settings["prompt"]) if "prompt" in settings else None
         return cls(
@@ -605,9 +611,16 @@ def batch_log_probs(
 
 @dataclass
 class Recorder:
-    """Wraps a policy for one episode and keeps every decision as a :class:`StepSample`."""
+    """Wraps a policy for one episode and keeps every decision as a :class:`StepSample`.
 
-    policy: LMPolicy
+    ``policy`` plays; ``encoder`` (default: ``policy``) turns each decision into
+    token ids, so an :class:`LMPolicy` can record what the ``local`` policy
+    played with its adapters in llama.cpp. The log-probability kept is the
+    player's.
+    """
+
+    policy: Any
+    encoder: LMPolicy | None = None
     samples: list[StepSample] = field(default_factory=list)
 
     @property
@@ -631,7 +644,7 @@ class Recorder:
             messages, n=n, temperature=temperature, seed=seed, candidates=candidates
         )
         choices = list(dict.fromkeys(candidates or ()))
-        suffix, options = self.policy.encode_step(messages, choices)
+        suffix, options = (self.encoder or self.policy).encode_step(messages, choices)
         self.samples.append(
             StepSample(suffix, options, choices.index(completions[0].text),
                        float(completions[0].logprob or 0.0))

@@ -2,10 +2,18 @@
 
 Each iteration draws ``tasks_per_iteration`` tasks and plays ``group_size``
 episodes of each through :func:`agentmc.rollout.arollout` with the current
-:class:`~agentmc.rl.lm.LMPolicy` (the ``local`` policy's prompt and
-``choose`` decoding, LoRA on top). Every agent turn is one training sample:
-the prompt as the policy saw it, the candidates' tokens, the action taken and
-its log-probability at sampling time. The estimator (:mod:`agentmc.rl.estimators`)
+adapters (the ``local`` policy's prompt and ``choose`` decoding, LoRA on
+top). By default the episodes are played by llama.cpp: the adapters are
+exported as GGUF (:func:`~agentmc.rl.lm.export_gguf_adapter`) and the
+``local`` policy plays all episodes of the iteration at once in its batched
+engine, several times faster than the torch model playing them one by one
+(``rollouts="torch"``, the fallback without llama-cpp-python). Training may
+start from saved adapters (``init``: an ``agentmc sft`` run), so that the
+first groups already hold successes to learn from. Every agent turn is one
+training sample: the prompt as the policy saw it, the candidates' tokens, the
+action taken and its log-probability at sampling time (recomputed by the
+torch model when a later epoch or the KL needs the ratio, since llama.cpp's
+rounding moves it by about 0.1 nats). The estimator (:mod:`agentmc.rl.estimators`)
 gives each step its advantage; the loss (:mod:`agentmc.rl.losses`, ``ppo_clip``
 by default) gives ``coef[t] = -N dL/dlog pi(a_t|s_t)``, and the gradient of
 ``-(1/N) sum_t coef[t] log pi(a_t | s_t)`` (plus ``kl_coef`` times the exact
@@ -31,17 +39,25 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from agentmc.envs.core import TextEnv
-from agentmc.errors import ConfigError, DataError
+from agentmc.errors import ConfigError, DataError, MissingExtraError, require
 from agentmc.rl.estimators import EstimatorConfig, episode_from_trajectory, get_estimator
-from agentmc.rl.lm import LMPolicy, LoRAConfig, Recorder, StepSample, batch_log_probs
+from agentmc.rl.lm import (
+    LMPolicy,
+    LoRAConfig,
+    Recorder,
+    StepSample,
+    batch_log_probs,
+    export_gguf_adapter,
+)
 from agentmc.rl.losses import get_loss
 from agentmc.rollout import arollout
 
@@ -84,13 +100,24 @@ class LMTrainConfig:
     """Estimator settings."""
     model_path: str | None = None
     """GGUF file of the base model (None: the embedded SmolLM2-135M)."""
+    init: str | None = None
+    """Saved adapters to start from, e.g. an ``agentmc sft`` run directory (None:
+    fresh adapters); they must have the shape ``lora`` asks for. The KL, if on,
+    is then to this starting policy."""
+    rollouts: Literal["auto", "llama", "torch"] = "auto"
+    """Who plays the episodes: llama (llama.cpp with this iteration's adapters),
+    torch (the model being trained) or auto (llama where it can)."""
+    in_flight: int = 16
+    """llama rollouts: episodes played at once (one engine batch serves them all)."""
     seed: int = 0
     """Root seed: task order, episode seeds and adapter initialisation derive from it."""
 
     def __post_init__(self) -> None:
         get_estimator(self.estimator)
         get_loss(self.loss)
-        for name in ("iterations", "tasks_per_iteration", "group_size", "max_steps", "epochs"):
+        for name in (
+            "iterations", "tasks_per_iteration", "group_size", "max_steps", "epochs", "in_flight",
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_tasks is not None and self.n_tasks < 1:
@@ -99,6 +126,8 @@ class LMTrainConfig:
             raise ConfigError("learning_rate and max_grad_norm must be > 0, kl_coef >= 0")
         if not 0 < self.clip < 1:
             raise ConfigError(f"clip must be in (0, 1), got {self.clip}")
+        if self.rollouts not in ("auto", "llama", "torch"):
+            raise ConfigError(f"rollouts must be auto, llama or torch, got {self.rollouts!r}")
 
 
 class LMRunDirectory:
@@ -213,23 +242,93 @@ def lm_training_tasks(config: LMTrainConfig | Any) -> list[str]:
     return ids if config.n_tasks is None else ids[: config.n_tasks]
 
 
-async def _play_group(
-    policy: LMPolicy, make_env: Callable[[str], TextEnv], task: str, seeds: Sequence[int],
+async def _play(
+    player: Any,
+    encoder: LMPolicy,
+    make_env: Callable[[str], TextEnv],
+    jobs: Sequence[tuple[str, int]],
     max_steps: int,
-) -> tuple[list[Any], list[list[StepSample]]]:  # fmt: skip
-    trajectories, samples = [], []
-    env = make_env(task)
+    in_flight: int,
+) -> list[tuple[Any, list[StepSample]]]:
+    """Each ``(task, seed)`` played once, ``in_flight`` at a time: trajectories and samples."""
+    limit = asyncio.Semaphore(in_flight)
+
+    async def one(task: str, seed: int) -> tuple[Any, list[StepSample]]:
+        async with limit:
+            env = make_env(task)
+            try:
+                recorder = Recorder(player, encoder)
+                trajectory = await arollout(
+                    env, recorder, np.random.default_rng(int(seed)), max_steps=max_steps
+                )
+            finally:
+                env.close()
+            return trajectory, recorder.samples[: trajectory.n_steps]
+
+    return await asyncio.gather(*(one(task, seed) for task, seed in jobs))
+
+
+def _initial_policy(config: LMTrainConfig) -> LMPolicy:
+    """Fresh adapters on the base model, or the saved ones of ``config.init``."""
+    if config.init is None:
+        return LMPolicy.from_base(config.model_path, config.lora)
+    policy = LMPolicy.load(config.init, trainable=True)
+    saved = policy.meta.get("config", {})
+    wanted = json.loads(json.dumps(asdict(config.lora)))
+    if saved.get("lora") != wanted or policy.meta.get("model_path") != config.model_path:
+        raise ConfigError(
+            f"init {config.init}: its adapters ({saved.get('lora')}, model "
+            f"{policy.meta.get('model_path') or 'embedded'}) are not the ones this run "
+            f"asks for ({wanted}, model {config.model_path or 'embedded'})"
+        )
+    return policy
+
+
+def _rollout_backend(config: LMTrainConfig, embedded: bool) -> str:
+    """``llama`` or ``torch``: who plays this run's episodes."""
+    if config.rollouts == "torch":
+        return "torch"
     try:
-        for seed in seeds:
-            recorder = Recorder(policy)
-            trajectory = await arollout(
-                env, recorder, np.random.default_rng(int(seed)), max_steps=max_steps
-            )
-            trajectories.append(trajectory)
-            samples.append(recorder.samples[: trajectory.n_steps])
+        require("llama_cpp", "local")
+    except MissingExtraError:
+        if config.rollouts == "llama":
+            raise
+        return "torch"
+    if not embedded:
+        if config.rollouts == "llama":
+            raise ConfigError("llama rollouts need adapters on a GGUF model (the embedded one)")
+        return "torch"
+    return "llama"
+
+
+def _llama_player(policy: LMPolicy, config: LMTrainConfig, run: LMRunDirectory) -> Any:
+    """The ``local`` policy in ``choose`` mode with the adapters as they are now."""
+    from agentmc.policies.local import LocalConfig, LocalPolicy
+
+    target = run.path / "rollout-adapter.gguf"
+    partial = export_gguf_adapter(policy.model, target.with_suffix(".partial"))
+    partial.replace(target)  # a new file: the engine of the previous adapters is dropped
+    local = LocalConfig(
+        mode="choose", model_path=config.model_path, adapter=str(target), prompt=policy.prompt
+    )
+    return LocalPolicy(local)
+
+
+@contextmanager
+def _reference(policy: LMPolicy, state: dict[str, Any] | None) -> Iterator[None]:
+    """The KL's reference model: without adapters, or with the starting ones (``state``)."""
+    if state is None:
+        with policy.model.disable_adapter():
+            yield
+        return
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    now = {k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()}
+    set_peft_model_state_dict(policy.model, state)
+    try:
+        yield
     finally:
-        env.close()
-    return trajectories, samples
+        set_peft_model_state_dict(policy.model, now)
 
 
 def train_lm(
@@ -273,7 +372,15 @@ def train_lm(
     torch.manual_seed(config.seed)
     embedded = policy is None  # adapters on the GGUF's weights: llama.cpp can serve them
     if policy is None:
-        policy = LMPolicy.from_base(config.model_path, config.lora)
+        policy = _initial_policy(config)
+    backend = _rollout_backend(config, embedded)
+    reference_state = None
+    if config.init is not None and config.kl_coef > 0:
+        from peft import get_peft_model_state_dict
+
+        reference_state = {
+            k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()
+        }
     policy.name = f"lm-{config.estimator}"
     policy.meta = {"config": asdict(config), "model_path": config.model_path}
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
@@ -295,30 +402,40 @@ def train_lm(
         chosen = rng.choice(len(tasks), size=config.tasks_per_iteration, replace=replace_)
         seeds = rng.integers(0, 2**31 - 1, size=(config.tasks_per_iteration, config.group_size))
         policy.model.eval()
-        groups, samples, successes = [], [], []
-        for row, index in enumerate(chosen):
-            trajectories, group_samples = asyncio.run(
-                _play_group(policy, make_env, tasks[index], seeds[row], config.max_steps)
-            )
-            groups.append([episode_from_trajectory(t) for t in trajectories])
-            samples += [s for episode in group_samples for s in episode]
-            successes += [t.success for t in trajectories]
+        if backend == "llama":
+            player, in_flight = _llama_player(policy, config, run), config.in_flight
+        else:
+            player, in_flight = policy, 1
+        jobs = [(tasks[index], seed) for row, index in enumerate(chosen) for seed in seeds[row]]
+        played = asyncio.run(_play(player, policy, make_env, jobs, config.max_steps, in_flight))
+        del player
+        groups = [
+            [episode_from_trajectory(t) for t, _ in played[start : start + config.group_size]]
+            for start in range(0, len(played), config.group_size)
+        ]
+        samples = [s for _, episode in played for s in episode]
+        successes = [t.success for t, _ in played]
         rollout_seconds = time.perf_counter() - started
         results = estimator(groups, config.advantage)
         advantages = np.concatenate([a for r in results for a in r.steps])
         old = np.array([s.log_prob for s in samples])
         reference = None
         if config.kl_coef > 0:
-            with policy.model.disable_adapter():
+            with _reference(policy, reference_state):
                 policy.invalidate()
                 _, reference = batch_log_probs(policy, samples)
             policy.invalidate()
+        # llama.cpp's log-probabilities differ from torch's by its rounding: a ratio
+        # against them would be off, so the first epoch recomputes them when one is needed
+        recompute = backend == "llama" and (config.epochs > 1 or reference is not None)
         loss = kl = 0.0
         n = max(len(samples), 1)
         for epoch in range(config.epochs):
             current, full = old, None
-            if epoch > 0 or reference is not None:
+            if epoch > 0 or reference is not None or recompute:
                 current, full = batch_log_probs(policy, samples)
+                if epoch == 0 and recompute:
+                    old = current
             loss, coef = loss_fn(current, old, advantages, config.clip)
             weights = []
             for i, sample in enumerate(samples):
@@ -353,11 +470,13 @@ def train_lm(
             "loss": float(loss),
             "kl": kl,
             "advantage_abs_mean": float(np.mean(np.abs(advantages))) if len(samples) else 0.0,
+            "advantage_nonzero": float(np.mean(advantages != 0)) if len(samples) else 0.0,
             "seconds": time.perf_counter() - started,
             "rollout_seconds": rollout_seconds,
             "cpu_seconds": cpu_seconds,
             "cpu_seconds_total": cpu_total,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rollouts": backend,
             **{k: float(np.mean([s[k] for s in stats])) for k in (stats[0] if stats else {})},
         }
         history.append(record)
