@@ -314,6 +314,13 @@ def _llama_player(policy: LMPolicy, config: LMTrainConfig, run: LMRunDirectory) 
     return LocalPolicy(local)
 
 
+def _adapter_state(policy: LMPolicy) -> dict[str, Any]:
+    """A copy of the adapters' weights."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()}
+
+
 @contextmanager
 def _reference(policy: LMPolicy, state: dict[str, Any] | None) -> Iterator[None]:
     """The KL's reference model: without adapters, or with the starting ones (``state``)."""
@@ -321,9 +328,9 @@ def _reference(policy: LMPolicy, state: dict[str, Any] | None) -> Iterator[None]
         with policy.model.disable_adapter():
             yield
         return
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import set_peft_model_state_dict
 
-    now = {k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()}
+    now = _adapter_state(policy)
     set_peft_model_state_dict(policy.model, state)
     try:
         yield
@@ -374,13 +381,10 @@ def train_lm(
     if policy is None:
         policy = _initial_policy(config)
     backend = _rollout_backend(config, embedded)
+    # the KL's reference: the starting adapters (taken before a checkpoint replaces them)
     reference_state = None
     if config.init is not None and config.kl_coef > 0:
-        from peft import get_peft_model_state_dict
-
-        reference_state = {
-            k: v.detach().clone() for k, v in get_peft_model_state_dict(policy.model).items()
-        }
+        reference_state = _adapter_state(policy)
     policy.name = f"lm-{config.estimator}"
     policy.meta = {"config": asdict(config), "model_path": config.model_path}
     parameters = [p for p in policy.model.parameters() if p.requires_grad]
