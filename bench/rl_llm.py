@@ -224,6 +224,11 @@ def main() -> None:
         "load_avg_start": load_start,
         "load_avg_end": os.getloadavg(),
         "details": details,
+        "notes": (
+            "amc.success is null: AMC-K with the starting model at the trained models' per-task "
+            "CPU needs a critic trained on the starting model's own trajectories, a collection "
+            "of its own; not run here"
+        ),
     }
     write_result("rl_llm_smoke" if args.smoke else "rl_llm", metrics, units, config)
 
