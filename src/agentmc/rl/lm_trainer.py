@@ -214,6 +214,15 @@ class LMRunDirectory:
         partial.rename(self.checkpoint)
         shutil.rmtree(old, ignore_errors=True)
 
+    def resume(self, policy: LMPolicy, optimizer: Any) -> tuple[int, list[dict[str, Any]]]:
+        """Load the checkpoint, if any, and drop history past it: ``(steps done, history)``."""
+        done = self.done()
+        history = self.history()[:done]
+        if done:
+            self.load_checkpoint(policy, optimizer)
+        self.keep(history)
+        return done, history
+
     def load_checkpoint(self, policy: LMPolicy, optimizer: Any) -> None:
         import torch
         from peft import set_peft_model_state_dict
@@ -391,11 +400,7 @@ def train_lm(
     if not parameters:
         raise ConfigError("the policy has no trainable parameters (attach LoRA adapters)")
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
-    done = run.done()
-    history = run.history()[:done]
-    if done:
-        run.load_checkpoint(policy, optimizer)
-    run.keep(history)
+    done, history = run.resume(policy, optimizer)
     estimator, loss_fn = get_estimator(config.estimator), get_loss(config.loss)
     env_steps = int(history[-1]["env_steps"]) if history else 0
     cpu_total = float(history[-1]["cpu_seconds_total"]) if history else 0.0

@@ -187,11 +187,7 @@ def train_sft(
     if not parameters:
         raise ConfigError("the policy has no trainable parameters (attach LoRA adapters)")
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
-    done = run.done()
-    history = run.history()[:done]
-    if done:
-        run.load_checkpoint(policy, optimizer)
-    run.keep(history)
+    done, history = run.resume(policy, optimizer)
     batches = config.n_batches
     cpu_total = float(history[-1]["cpu_seconds_total"]) if history else 0.0
     for batch in range(done, batches):
