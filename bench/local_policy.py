@@ -24,6 +24,9 @@ Fine-tuned prior (``--measure sft``): the same comparison for ``trained:DIR`` of
 ``agentmc sft`` (``--sft-run``, default ``bench/runs/sft/textcraft``: train it
 first with ``agentmc sft --out bench/runs/sft/textcraft --samples 512``), with
 how it was trained (``sft.train_*``); figures of priors not measured are kept.
+``--measure rl`` does the same for a model trained by group RL from that prior
+(``--rl-run``, default ``bench/runs/rl_llm/g2po``, made by ``bench/rl_llm.py``),
+under ``rl.*`` and ``rl_minus_random.*``.
 
 Run: ``.venv/bin/python bench/local_policy.py [--tasks 54 --samples 8]``
 (``--samples 2 --pass-tasks 12``: 2 episodes per task, 8 on the first 12 for pass@8);
@@ -225,6 +228,30 @@ def sft_details(run: str) -> dict:
     }
 
 
+def rl_details(run: str) -> dict:
+    """How the RL-trained prior was trained (from its run directory)."""
+    directory = Path(run)
+    config = json.loads((directory / "config.json").read_text())["config"]
+    history = [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
+    return {
+        "rl.train_iterations": len(history),
+        "rl.train_episodes": history[-1]["episodes"],
+        "rl.train_env_steps": history[-1]["env_steps"],
+        "rl.train_cpu_s": history[-1]["cpu_seconds_total"],
+        "rl.train_max_steps": config["max_steps"],
+    }
+
+
+#: Per prior measured: metric prefix, and the spec (from the arguments).
+PREFIXES = {"local": "local_", "sft": "sft.", "rl": "rl."}
+
+
+def prior_spec(label: str, args: argparse.Namespace) -> str:
+    return {"local": "local", "sft": f"trained:{args.sft_run}", "rl": f"trained:{args.rl_run}"}[
+        label
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=54, help="validation tasks (54 = all)")
@@ -236,10 +263,12 @@ def main() -> None:
     parser.add_argument("--skip-success", action="store_true")
     parser.add_argument("--skip-speed", action="store_true",
                         help="keep the last speed figures (and peak RSS)")
-    parser.add_argument("--measure", nargs="+", choices=("local", "sft"), default=["local"],
+    parser.add_argument("--measure", nargs="+", choices=tuple(PREFIXES), default=["local"],
                         help="priors whose success is (re)measured; the others' figures are kept")
     parser.add_argument("--sft-run", default=str(Path(__file__).parent / "runs/sft/textcraft"),
                         help="run directory of `agentmc sft` (the fine-tuned prior)")
+    parser.add_argument("--rl-run", default=str(Path(__file__).parent / "runs/rl_llm/g2po"),
+                        help="run directory of `agentmc train --policy lm` (bench/rl_llm.py)")
     args = parser.parse_args()
     tasks = task_ids("textcraft", "validation")[: args.tasks]
     load_before = os.getloadavg()
@@ -260,17 +289,20 @@ def main() -> None:
         if "local" in args.measure:
             metrics.update(n_tasks=len(tasks), episodes_per_task=args.samples,
                            pass_at_8_tasks=len(eight))  # fmt: skip
-        else:
-            metrics.update({"sft.n_tasks": len(tasks), "sft.episodes_per_task": args.samples,
-                            "sft.pass_at_8_tasks": len(eight)})
-            units.update({"sft.n_tasks": "tasks", "sft.episodes_per_task": "episodes",
-                          "sft.pass_at_8_tasks": "tasks"})
         for label in args.measure:
-            spec = "local" if label == "local" else f"trained:{args.sft_run}"
+            if label == "local":
+                continue
+            metrics.update({f"{label}.n_tasks": len(tasks),
+                            f"{label}.episodes_per_task": args.samples,
+                            f"{label}.pass_at_8_tasks": len(eight)})  # fmt: skip
+            units.update({f"{label}.n_tasks": "tasks", f"{label}.episodes_per_task": "episodes",
+                          f"{label}.pass_at_8_tasks": "tasks"})  # fmt: skip
+        for label in args.measure:
+            spec = prior_spec(label, args)
             outcomes = asyncio.run(success(spec, tasks, counts))
             rate = np.array([x.mean() for x in outcomes])
             diff = paired_difference(rate, random_rate, np.random.default_rng(0))
-            prefix = "local_" if label == "local" else "sft."
+            prefix = PREFIXES[label]
             metrics.update({
                 f"{prefix}success_rate": float(rate.mean()),
                 f"{label}_minus_random.diff": diff.value,
@@ -288,7 +320,7 @@ def main() -> None:
                 f"fraction of the first {len(eight)} tasks (8 episodes each)"
             )
         # random's figures sit beside the first prior measured (same tasks and episodes)
-        base = "" if args.measure[0] == "local" else "sft."
+        base = "" if args.measure[0] == "local" else PREFIXES[args.measure[0]]
         metrics.update({
             f"{base}random_success_rate": float(random_rate.mean()),
             f"{base}random_pass_at_1": float(random_rate.mean()),
@@ -305,6 +337,9 @@ def main() -> None:
         if "sft" in args.measure:
             metrics.update(sft_details(args.sft_run))
             units.update({k: "see config.sft" for k in metrics if k.startswith("sft.train_")})
+        if "rl" in args.measure:
+            metrics.update(rl_details(args.rl_run))
+            units.update({k: "see config.rl" for k in metrics if k.startswith("rl.train_")})
         print(json.dumps(metrics, indent=1), flush=True)
     if args.skip_speed and path.exists():
         previous = json.loads(path.read_text())
@@ -338,13 +373,24 @@ def main() -> None:
         kept = ("tasks", "episodes_per_task", "pass_at_8_tasks", "episodes_in_flight",
                 "policy", "baseline_rev")  # fmt: skip
         config.update({k: previous_config[k] for k in kept if k in previous_config})
-        config.setdefault("sft", previous_config.get("sft"))
+        for label in ("sft", "rl"):
+            config.setdefault(label, previous_config.get(label))
     if "sft" in args.measure and not args.skip_success:
         config["sft"] = {
             "spec": f"trained:{args.sft_run}",
             "decoding": "local:choose with the run's adapter.gguf (llama.cpp LoRA)",
             "trained_by": "agentmc sft --out bench/runs/sft/textcraft --samples 512",
             "train_split": "train (states of noisy-expert:eps=0.3, labels of the clean expert)",
+            "tasks": tasks,
+            "episodes_per_task": args.samples,
+            "pass_at_8_tasks": args.pass_tasks,
+        }
+    if "rl" in args.measure and not args.skip_success:
+        config["rl"] = {
+            "spec": f"trained:{args.rl_run}",
+            "decoding": "local:choose with the run's adapter.gguf (llama.cpp LoRA)",
+            "trained_by": "bench/rl_llm.py: agentmc train --policy lm --init "
+            "bench/runs/sft/textcraft (group RL from the fine-tuned prior, 10-step episodes)",
             "tasks": tasks,
             "episodes_per_task": args.samples,
             "pass_at_8_tasks": args.pass_tasks,
