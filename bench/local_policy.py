@@ -14,7 +14,8 @@ Speed (one validation task, temperature 1):
   them (one ``asyncio.gather`` of 8 calls per step), and the same with the
   engine before this change (``--baseline-rev``, loaded from git into a
   temporary module) in the same run, so the speed-up is measured on the same
-  machine under the same load;
+  machine under the same load: ``--speed-rounds`` (5) rounds of the two back
+  to back, medians reported, each round's ratio kept;
 - ``raw_llama_tokens_per_s``: llama-cpp-python's own ``Llama.eval`` on the
   same GGUF and threads, over a 512-token prompt (the upper limit) and over
   batches as small as ours (``raw_llama_tokens_per_s_same_batches``); our
@@ -156,7 +157,7 @@ def raw_llama(threads: int, batch: int, n_tokens: int = 512) -> float:
     return n_tokens / seconds
 
 
-def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
+def speed(task_id: str, baseline_rev: str | None, rounds: int = 5) -> tuple[dict, dict]:
     metrics, units = {}, {}
     policy = LocalPolicy(LocalConfig())
     asyncio.run(lockstep(policy, task_id, 1, 1))  # load the model
@@ -183,16 +184,28 @@ def speed(task_id: str, baseline_rev: str | None) -> tuple[dict, dict]:
             units["drawn_by_rejection_fraction"] = "fraction (the rest: full scoring)"
         print(label, metrics[f"actions_per_s_{label}"], "actions/s", flush=True)
     if baseline_rev:
+        # Rounds of (this engine, the old one) back to back, so a change of load on the
+        # shared machine hits both sides of a ratio; the medians are reported.
         old = baseline_policy(baseline_rev)
         asyncio.run(lockstep(old, task_id, 1, 1))
-        out = asyncio.run(lockstep(old, task_id, 8, 3))  # slow: fewer steps, same rate
-        metrics["before_actions_per_s_amc_k8"] = out["actions"] / out["seconds"]
-        units["before_actions_per_s_amc_k8"] = "actions/s"
-        metrics["speedup_amc_k8"] = (
-            metrics["actions_per_s_amc_k8"] / metrics["before_actions_per_s_amc_k8"]
-        )
-        units["speedup_amc_k8"] = "x"
-        print("before", metrics["before_actions_per_s_amc_k8"], "actions/s", flush=True)
+        new_rates, old_rates = [metrics["actions_per_s_amc_k8"]], []
+        for round_ in range(rounds):
+            if round_:
+                out = asyncio.run(lockstep(policy, task_id, 8, 6))
+                new_rates.append(out["actions"] / out["seconds"])
+            out = asyncio.run(lockstep(old, task_id, 8, 3))  # slow: fewer steps, same rate
+            old_rates.append(out["actions"] / out["seconds"])
+            shown = f"{new_rates[-1]:.3f} vs {old_rates[-1]:.3f}"
+            print(f"round {round_}: {shown} actions/s", flush=True)
+        ratios = [n / o for n, o in zip(new_rates, old_rates, strict=True)]
+        metrics["actions_per_s_amc_k8"] = float(np.median(new_rates))
+        metrics["before_actions_per_s_amc_k8"] = float(np.median(old_rates))
+        metrics["speedup_amc_k8"] = float(np.median(ratios))
+        metrics["speedup_amc_k8_rounds"] = ratios
+        units["actions_per_s_amc_k8"] = f"actions/s (median of {rounds} rounds)"
+        units["before_actions_per_s_amc_k8"] = f"actions/s (median of {rounds} rounds)"
+        units["speedup_amc_k8"] = "x (median of the rounds' ratios)"
+        units["speedup_amc_k8_rounds"] = "x, each round's ratio (this engine / the old one)"
     same = max(1, round(metrics["tokens_per_decode_call"]))
     metrics["raw_llama_tokens_per_s"] = raw_llama(threads, 512)
     metrics["raw_llama_tokens_per_s_same_batches"] = raw_llama(threads, same, n_tokens=8 * same)
@@ -261,6 +274,8 @@ def main() -> None:
     parser.add_argument("--baseline-rev", default="7a06759",
                         help="git revision whose engine is the 'before' (empty: skip)")
     parser.add_argument("--skip-success", action="store_true")
+    parser.add_argument("--speed-rounds", type=int, default=5,
+                        help="K=8 measurements of each engine, alternated (medians reported)")
     parser.add_argument("--skip-speed", action="store_true",
                         help="keep the last speed figures (and peak RSS)")
     parser.add_argument("--measure", nargs="+", choices=tuple(PREFIXES), default=["local"],
@@ -346,7 +361,7 @@ def main() -> None:
         metrics.update({k: v for k, v in previous["metrics"].items() if k not in metrics})
         units.update({k: v for k, v in previous["units"].items() if k not in units})
     else:
-        speed_metrics, speed_units = speed(tasks[0], args.baseline_rev or None)
+        speed_metrics, speed_units = speed(tasks[0], args.baseline_rev or None, args.speed_rounds)
         metrics.update(speed_metrics)
         units.update(speed_units)
     if not args.skip_speed:
