@@ -260,9 +260,9 @@ PREFIXES = {"local": "local_", "sft": "sft.", "rl": "rl."}
 
 
 def prior_spec(label: str, args: argparse.Namespace) -> str:
-    return {"local": "local", "sft": f"trained:{args.sft_run}", "rl": f"trained:{args.rl_run}"}[
-        label
-    ]
+    """The policy spec of a prior named in ``--measure``."""
+    runs = {"sft": args.sft_run, "rl": args.rl_run}
+    return "local" if label == "local" else f"trained:{runs[label]}"
 
 
 def main() -> None:
@@ -318,7 +318,7 @@ def main() -> None:
             rate = np.array([x.mean() for x in outcomes])
             diff = paired_difference(rate, random_rate, np.random.default_rng(0))
             prefix = PREFIXES[label]
-            metrics.update({
+            found = {
                 f"{prefix}success_rate": float(rate.mean()),
                 f"{label}_minus_random.diff": diff.value,
                 f"{label}_minus_random.ci_low": diff.low,
@@ -329,8 +329,9 @@ def main() -> None:
                 f"{prefix}pass_at_1_on_pass_at_8_tasks":
                 float(np.mean([outcomes[i][:8].mean() for i in eight]))
                 if eight else None,
-            })
-            units.update({k: "fraction" for k in metrics if k.startswith((prefix, label))})
+            }  # fmt: skip
+            metrics.update(found)
+            units.update(dict.fromkeys(found, "fraction"))
             units[f"{prefix}pass_at_8"] = units[f"{prefix}pass_at_1_on_pass_at_8_tasks"] = (
                 f"fraction of the first {len(eight)} tasks (8 episodes each)"
             )
