@@ -275,6 +275,10 @@ def rl_details(run: str) -> dict:
     }
 
 
+#: Prefixes of the speed figures: all of them come from one run (``--skip-speed`` keeps them).
+SPEED_KEYS = ("actions_per_s", "raw_", "before_", "speedup", "choose.", "engine_", "tokens_",
+              "drawn_", "threads")  # fmt: skip
+
 #: Per prior measured: metric prefix, and the spec (from the arguments).
 PREFIXES = {"local": "local_", "sft": "sft.", "rl": "rl."}
 
@@ -311,7 +315,7 @@ def main() -> None:
     path = RESULTS / "local_policy.json"
     if path.exists():
         previous = json.loads(path.read_text())
-        fresh = ("actions_per_s", "raw_") + (() if args.skip_success else tuple(args.measure))
+        fresh = SPEED_KEYS + (() if args.skip_success else tuple(args.measure))
         keep = [k for k in previous["metrics"] if not k.startswith(fresh)]
         metrics.update({k: previous["metrics"][k] for k in keep})
         units.update({k: previous["units"][k] for k in keep})
