@@ -309,6 +309,8 @@ def main() -> None:
     parser.add_argument("--rl-run", default=str(Path(__file__).parent / "runs/rl_llm/g2po"),
                         help="run directory of `agentmc train --policy lm` (bench/rl_llm.py)")
     args = parser.parse_args()
+    if args.speed_rounds < 1:
+        parser.error(f"--speed-rounds must be at least 1, got {args.speed_rounds}")
     tasks = task_ids("textcraft", "validation")[: args.tasks]
     load_before = os.getloadavg()
     metrics, units = {}, {}

@@ -57,6 +57,7 @@ from common import RESULTS, write_result
 from agentmc.critics.textcraft import TextCraftPlanCritic
 from agentmc.data.store import RunStore
 from agentmc.envs import make, task_ids
+from agentmc.errors import AgentmcError
 from agentmc.eval.harness import Entry, Evaluation, Plan
 from agentmc.eval.metrics import paired_difference
 from agentmc.methods import MethodSpec
@@ -214,6 +215,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "runs/rl_llm"))
     parser.add_argument("--smoke", action="store_true", help="a tiny run of every phase")
     args = parser.parse_args()
+    try:
+        if MethodSpec.parse(args.amc).kind != "amc":
+            parser.error(f"--amc must be an AMC method (amc:K:SELECT...), got {args.amc!r}")
+    except AgentmcError as error:
+        parser.error(f"--amc: {error}")
     if not (Path(args.init) / "lm_policy.json").is_file():
         raise SystemExit(
             f"no fine-tuned prior at {args.init}: run "
