@@ -100,15 +100,28 @@ async def _play(spec: str, tasks: list[str], max_steps: int | None) -> list[dict
     return await asyncio.gather(*(episode(i, t) for i, t in enumerate(tasks)))
 
 
+def kept(target: Path, key: dict) -> dict | None:
+    """The result cached at ``target`` if it was made with ``key``, else ``None``."""
+    if target.exists() and (saved := json.loads(target.read_text()))["key"] == key:
+        print(f"{target.stem}: kept from {target}", flush=True)
+        return saved
+    return None
+
+
+def keep(target: Path, result: dict) -> dict:
+    """Cache ``result`` at ``target`` (a rerun skips its phase) and return it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result))
+    print(f"{target.stem}: success {np.mean(result['outcomes']):.3f}", flush=True)
+    return result
+
+
 def evaluate(label: str, spec: str, tasks: list[str], max_steps: int | None, cache: Path) -> dict:
     """Every task once (seed: its index); kept in ``cache`` so a rerun skips it."""
     target = cache / f"{label}.json"
     key = {"spec": spec, "tasks": tasks, "max_steps": max_steps}
-    if target.exists():
-        saved = json.loads(target.read_text())
-        if saved["key"] == key:
-            print(f"{label}: kept from {target}", flush=True)
-            return saved
+    if (saved := kept(target, key)) is not None:
+        return saved
     print(f"evaluating {label} ({spec}) on {len(tasks)} tasks", flush=True)
     wall, cpu = time.perf_counter(), time.process_time()
     episodes = asyncio.run(_play(spec, tasks, max_steps))
@@ -119,10 +132,7 @@ def evaluate(label: str, spec: str, tasks: list[str], max_steps: int | None, cac
         "cpu_s_per_task": (time.process_time() - cpu) / len(tasks),
         "wall_s": time.perf_counter() - wall,
     }
-    cache.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result))
-    print(f"{label}: success {np.mean(result['outcomes']):.3f}", flush=True)
-    return result
+    return keep(target, result)
 
 
 def steer(spec: str, method: str, tasks: list[str], max_steps: int, root: Path) -> dict:
@@ -130,8 +140,7 @@ def steer(spec: str, method: str, tasks: list[str], max_steps: int, root: Path) 
     amc = MethodSpec.parse(method)
     target = root / f"{amc.label}.json"
     key = {"spec": spec, "method": method, "tasks": tasks, "max_steps": max_steps}
-    if target.exists() and (saved := json.loads(target.read_text()))["key"] == key:
-        print(f"{amc.label}: kept from {target}", flush=True)
+    if (saved := kept(target, key)) is not None:
         return saved
     plan = Plan(
         entries=(Entry(amc),),
@@ -164,13 +173,12 @@ def steer(spec: str, method: str, tasks: list[str], max_steps: int, root: Path) 
         "steps": [records[t]["steps"] for t in tasks],
         "calls_per_task": float(np.mean([records[t]["calls"] for t in tasks])),
         "tokens_per_task": float(np.mean([records[t]["tokens"] for t in tasks])),
-        # CPU of the tasks run by this invocation (a resumed run leaves out the earlier ones)
-        "cpu_s_per_task": cpu / max(1, len(tasks) - done),
+        # CPU of the tasks run by this invocation (a resumed run leaves out the earlier ones;
+        # none run: not measured)
+        "cpu_s_per_task": cpu / (len(tasks) - done) if done < len(tasks) else None,
         "wall_s": time.perf_counter() - wall,
     }
-    target.write_text(json.dumps(result))
-    print(f"{amc.label}: success {np.mean(result['outcomes']):.3f}", flush=True)
-    return result
+    return keep(target, result)
 
 
 def kept_peak_rss(path: Path, train: dict) -> float:
