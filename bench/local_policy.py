@@ -58,6 +58,7 @@ from agentmc.envs.core import valid_actions
 from agentmc.eval.metrics import paired_difference
 from agentmc.policies import make_policy
 from agentmc.policies.local import LocalConfig, LocalPolicy, default_model_path
+from agentmc.rl.lm_trainer import LMRunDirectory
 from agentmc.rollout import act, arollout
 from agentmc.types import Message
 
@@ -246,7 +247,7 @@ def sft_details(run: str) -> dict:
     """How the fine-tuned prior was trained (from its run directory)."""
     directory = Path(run)
     saved = json.loads((directory / "lm_policy.json").read_text())
-    history = [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
+    history = LMRunDirectory(directory).history()
     return {
         "sft.train_samples": saved["meta"]["config"]["samples"],
         "sft.train_labelled_states": saved["meta"]["n_labelled_states"],
@@ -265,7 +266,7 @@ def rl_details(run: str) -> dict:
     """How the RL-trained prior was trained (from its run directory)."""
     directory = Path(run)
     config = json.loads((directory / "config.json").read_text())["config"]
-    history = [json.loads(line) for line in (directory / "history.jsonl").read_text().splitlines()]
+    history = LMRunDirectory(directory).history()
     return {
         "rl.train_iterations": len(history),
         "rl.train_episodes": history[-1]["episodes"],
