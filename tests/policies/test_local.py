@@ -348,8 +348,10 @@ def test_concurrent_particles_are_served_in_one_batch_with_the_replies_they_get_
         complete(p, h, n=16, seed=i, temperature=2.0, candidates=CANDIDATES)
         for i, h in reversed(list(enumerate(histories)))
     ]
+    # batched and one-sequence kernels round differently where llama.cpp's extra buffers
+    # are off (AMX machines): up to 0.6 nat seen on an 8-token candidate
     for a, b in zip(joint, alone[::-1], strict=True):
-        assert_same_distribution(a, b)
+        assert_same_distribution(a, b, atol=1.0)
 
 
 @pytest.mark.local_model
@@ -380,16 +382,19 @@ def test_generate_returns_one_parsed_action_line(model_ready):
     assert parsed and action.split()[0] in ("get", "craft", "inventory")
     usage = replies[0].usage
     assert usage.calls == 1 and 2 <= usage.completion_tokens <= 2 * 48 and usage.prompt_tokens > 300
-    # Same seed, same replies: whether the prompt is cached or not, and whatever the
-    # thread count (CPU flash attention made both change the draws at temperature 1).
+    # Same seed, same replies, whatever the thread count (CPU flash attention made it
+    # change the draws at temperature 1).
     sampled = complete(p, n=3, seed=5, temperature=1.0)
     assert all(r.logprob is not None and r.logprob <= 0 for r in sampled)
     assert_same(sampled, complete(p, n=3, seed=5, temperature=1.0), atol=1e-6)
     no_reuse = LocalPolicy(LocalConfig(mode="generate", reuse_prefix=False))
-    assert_same(complete(no_reuse, n=3, seed=5, temperature=1.0), sampled, atol=1e-6)
+    fresh = complete(no_reuse, n=3, seed=5, temperature=1.0)
     for threads in (1, 3):
         other = LocalPolicy(LocalConfig(mode="generate", n_threads=threads))
-        assert_same(complete(other, n=3, seed=5, temperature=1.0), sampled, atol=1e-6)
+        assert_same(complete(other, n=3, seed=5, temperature=1.0), fresh, atol=1e-6)
+    # A cached prompt continues through llama.cpp's one-token kernels, a fresh one through
+    # its batched ones: on CPUs where they round differently (extra buffers off, e.g. this
+    # project's AMX machines) a temperature-1 draw may move, so compare greedy replies.
     assert_same(complete(no_reuse, n=2, seed=5, temperature=0.0), replies)
 
 
