@@ -419,8 +419,17 @@ def test_bad_calls_are_config_errors(model_ready):
 @pytest.mark.local_model
 def test_make_policy_local_specs(model_ready):
     from agentmc.policies import make_policy
+    from agentmc.policies.adapters import shipped_adapter
 
-    assert make_policy("local").config.mode == "sample"
+    # TextCraft ships a trained adapter: plain `local` is that agent, in its training mode
+    agent = make_policy("local")
+    assert agent.config.mode == "choose"
+    assert agent.config.adapter == str(shipped_adapter("textcraft").path)
+    assert agent.name == "local:choose+lora:textcraft-g2po"
+    bare = make_policy("local", env_id="webshop")  # no adapter shipped: the bare model
+    assert bare.config.mode == "sample" and bare.config.adapter is None
+    assert bare.config.prompt.env_id == "webshop"
+    assert make_policy("local:sample").config.adapter is None  # a named mode: the bare model
     assert make_policy("local:sample").config.mode == "sample"
     assert make_policy("local:choose").config.mode == "choose"
     assert make_policy("local:score").config.mode == "score"

@@ -356,8 +356,9 @@ class PolicyOptions:
 
     policy: str = "noisy-expert"
     """Policy spec: `noisy-expert` or `noisy-expert:eps=0.3` (synthetic; eps: per-step chance
-    of a uniformly random valid action), `local` / `local:choose` / `local:generate`
-    (embedded SmolLM2-135M), `openai:MODEL` (any OpenAI-compatible server)."""
+    of a uniformly random valid action), `local` (the embedded agent: SmolLM2-135M with the
+    adapter shipped for the environment, if any) / `local:sample` / `local:choose` /
+    `local:generate` (the bare model), `openai:MODEL` (any OpenAI-compatible server)."""
     base_url: str | None = None
     """Server URL for `openai:` policies (vLLM, llama.cpp, Ollama, ...)."""
     api_key_env: str = "OPENAI_API_KEY"

