@@ -4,8 +4,13 @@ For each prior (the agent AMC steers) and each cell K x selection:
 
 - ``expert``: the synthetic noisy expert ``noisy-expert:eps=EPS`` (a uniformly
   random valid action with probability EPS per step; labelled synthetic);
-- ``local``: the embedded SmolLM2 (``--prior local``; slow on CPU, so its
-  defaults are K = 4 on 50 test tasks, and every phase resumes).
+- ``local``: the embedded agent (``--prior local``: SmolLM2-135M with the
+  shipped ``textcraft-g2po`` adapter; slow on CPU, so its defaults are K = 4
+  on 50 test tasks, and every phase resumes). The adapter was trained on
+  agentmc's own TextCraft training split, which holds many of the paper's test
+  goals: ``config.local.test_tasks_in_prior_training`` lists them. Both methods
+  steer that same prior, so AMC minus Best-of-N is a fair comparison; the
+  absolute rates are not held-out figures.
 
 Protocol, all on the AMC paper's TextCraft tables (``../shared/data/amc-splits``,
 read at run time; the 374 training ids are shuffled with the recorded seed and
@@ -80,6 +85,7 @@ from agentmc.data.store import RunStore
 from agentmc.data.trajectory import Trajectory
 from agentmc.envs import make, task_ids
 from agentmc.envs.textcraft import TaskTable
+from agentmc.envs.textcraft.tasks import default_table
 from agentmc.errors import DataError
 from agentmc.eval.harness import Entry, Evaluation, Plan, guard_decision
 from agentmc.eval.metrics import bootstrap_mean, paired_difference
@@ -87,6 +93,7 @@ from agentmc.eval.runner import Unit, run_units
 from agentmc.eval.tune import TuneGrid, choose, tune_specs
 from agentmc.methods import MethodSpec
 from agentmc.policies import make_policy
+from agentmc.policies.adapters import shipped_adapter
 from agentmc.rollout import arollout
 from agentmc.seeding import task_rng
 from agentmc.smc import Budget
@@ -512,6 +519,23 @@ def main() -> None:
     merge_and_write(prior, args, split, critic_config, variants, metrics, units, sweep)
 
 
+def seen_in_training(prior: str, test: list[str]) -> dict[str, Any] | None:
+    """Which test goals the prior's shipped adapter was trained on (``None``: no adapter).
+
+    The adapter learned on agentmc's own TextCraft training split, which is not the
+    paper's: many of the paper's test goals are among its training goals. AMC and
+    Best-of-N steer the same prior, so their difference stays fair; absolute success
+    rates are not held-out figures.
+    """
+    adapter = shipped_adapter("textcraft") if prior == "local" else None
+    if adapter is None:
+        return None
+    ours, paper = default_table(), TaskTable.from_amc_splits(SPLITS)
+    trained = {ours.goals[i] for i in ours.splits["train"]}
+    seen = [t for t in test if paper.goals[int(t)] in trained]
+    return {"adapter": adapter.name, "n_seen": len(seen), "n_test": len(test), "seen": seen}
+
+
 def merge_and_write(prior, args, split, critic_info, variants, metrics, units, sweep) -> None:
     """Keep the other prior's keys from an earlier run; replace this prior's."""
     path = RESULTS / f"{NAME}.json"
@@ -541,6 +565,7 @@ def merge_and_write(prior, args, split, critic_info, variants, metrics, units, s
         "critics": critic_info,
         "variants": variants,
         "eps_sweep": sweep,
+        "test_tasks_in_prior_training": seen_in_training(prior, split["test"]),
     }
     write_result(NAME, keep | metrics, keep_units | units, config)
 

