@@ -13,9 +13,9 @@ Three stages, each resumable (run the command again after an interruption):
    ``critic`` selection by default (no true reward used to pick the answer);
    the table is printed and ``OUT/eval/report.html`` written.
 
-The defaults take about 7 minutes on an idle 2-core CPU (30 tasks took 8.4);
-the end of the output says how to scale up (more tasks and particles, or your own model behind an
-OpenAI-compatible server with ``--model``/``--base-url``).
+The defaults take about 8 minutes on an idle 2-core CPU; the end of the
+output says how to scale up (more tasks and particles, or your own model
+behind an OpenAI-compatible server with ``--model``/``--base-url``).
 """
 
 from __future__ import annotations
