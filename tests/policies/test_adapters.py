@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from agentmc.envs import make, task_ids
 from agentmc.errors import DataError
-from agentmc.policies.adapters import ShippedAdapter, shipped_adapter
+from agentmc.policies.adapters import shipped_adapter
 from agentmc.policies.expert import expert_plan
 from agentmc.types import Message
 
@@ -30,9 +31,8 @@ def test_verify_catches_a_changed_file(tmp_path):
     shipped = shipped_adapter("textcraft")
     copy = tmp_path / "a.gguf"
     copy.write_bytes(shipped.path.read_bytes()[:-1] + b"\0")
-    changed = ShippedAdapter(**{**shipped.__dict__, "path": copy})
     with pytest.raises(DataError, match="does not match its manifest"):
-        changed.verify()
+        replace(shipped, path=copy).verify()
 
 
 @pytest.mark.local_model
