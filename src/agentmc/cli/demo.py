@@ -178,7 +178,7 @@ def main(name: str, argv: list[str]) -> int:
         f"wall time {seconds / 60:.1f} min, peak memory {peak_mib:.0f} MiB\n"
         f"{config.tasks} test tasks give wide intervals; to scale up:\n"
         "  agentmc demo --tasks 100 --particles 8 --train-tasks 100"
-        "     # about an hour on 2 cores\n"
+        "     # hours on a CPU\n"
         "  agentmc demo --model MODEL --base-url http://localhost:8000/v1"
         "     # your model (vLLM, llama.cpp, Ollama)"
     )
