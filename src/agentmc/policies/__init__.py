@@ -171,7 +171,6 @@ def make_policy(
         return RandomPolicy()
     if kind == "local":
         if not sep and (shipped := shipped_adapter(env_id)) is not None:
-            shipped.verify()
             policy = LocalPolicy(
                 LocalConfig(
                     mode=shipped.mode,  # type: ignore[arg-type]

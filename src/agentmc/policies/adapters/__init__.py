@@ -80,8 +80,11 @@ class ShippedAdapter:
 def shipped_adapter(env_id: str) -> ShippedAdapter | None:
     """The adapter shipped for ``env_id``, or ``None`` if there is none.
 
+    The file is checked against the manifest's SHA-256 once per process.
+
     Raises:
-        DataError: The manifest exists but is unreadable or names no file.
+        DataError: The manifest exists but is unreadable or names no file, or the
+            file does not match it.
     """
     manifest_path = HERE / f"{env_id}.json"
     if not manifest_path.is_file():
@@ -100,4 +103,5 @@ def shipped_adapter(env_id: str) -> ShippedAdapter | None:
         raise DataError(f"cannot read the adapter manifest {manifest_path}: {error}") from None
     if not adapter.path.is_file():
         raise DataError(f"the shipped adapter {adapter.path} is missing (a partial install?)")
+    adapter.verify()
     return adapter
