@@ -27,8 +27,9 @@ cut into critic / tune / guard tasks, the 100 test ids are used in order):
    read from the conversation; ``FitConfig`` recorded); its keys are
    ``<prior>.learned.*``.
 3. *Tune* (per cell): every grid point (beta x schedule x selection; deployable
-   cells try ``critic`` and ``weight`` selection) on the tune tasks at the
-   cell's budget; the most successful point is the cell's AMC
+   cells try ``--deployable-selects``: ``critic`` and ``weight`` for the expert,
+   ``critic`` alone for the slow local prior) on the tune tasks at the cell's
+   budget; the most successful point is the cell's AMC
    (:mod:`agentmc.eval.tune`). Each grid point's resampling statistics are
    recorded (the ESS-vs-fixed-schedule analysis).
 4. *Guard* (deployable cells): the chosen AMC against Best-of-K (critic
@@ -36,10 +37,13 @@ cut into critic / tune / guard tasks, the 100 test ids are used in order):
    (:func:`agentmc.eval.harness.guard_decision`); reported beside, never
    substituted into, the ``amc`` figures.
 5. *Test*: ``single``, ``bon:K`` (reward), ``bon:K:critic`` and the tuned AMC
-   per selection on the test tasks. Every method of a K gets the same per-task
-   cap of ``K x 20`` policy calls (20 = TextCraft's step cap, so Best-of-K is
-   never cut short) and the same per-task seeds (common random numbers); the
-   mean calls actually spent are reported.
+   per selection on the test tasks. ``bon:K:critic`` chooses among ``bon:K``'s
+   own K samples (:func:`agentmc.methods.critic_choice`: the same draws a
+   separate run would make), so Best-of-K is sampled once per K. Every
+   method of a K gets the same per-task cap of ``K x 20`` policy calls (20 =
+   TextCraft's step cap, so Best-of-K is never cut short) and the same
+   per-task seeds (common random numbers); the mean calls actually spent are
+   reported.
 
 Metrics (``<prior>`` in {expert, local}, ``<select>`` in {reward, critic}):
 ``<prior>.<select>.k<K>.<method>.success`` (+ ``.ci_low``/``.ci_high``/``.calls``)
@@ -91,7 +95,7 @@ from agentmc.eval.harness import Entry, Evaluation, Plan, guard_decision
 from agentmc.eval.metrics import bootstrap_mean, paired_difference
 from agentmc.eval.runner import Unit, run_units
 from agentmc.eval.tune import TuneGrid, choose, tune_specs
-from agentmc.methods import MethodSpec
+from agentmc.methods import EpisodeResult, MethodSpec, critic_choice
 from agentmc.policies import make_policy
 from agentmc.policies.adapters import shipped_adapter
 from agentmc.rollout import arollout
@@ -125,6 +129,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_guard": 60,
         "betas": (0.03, 0.1, 0.3),
         "schedules": ("every", "steps:4", "steps:3,6,9,12", "ess:0.5"),
+        "deployable_selects": ("critic", "weight"),
         "workers": 8,
     },
     "local": {
@@ -136,7 +141,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_guard": 30,
         "betas": (0.1,),
         "schedules": ("every", "steps:4"),
-        "workers": 4,
+        "deployable_selects": ("critic",),
+        # 8 histories in flight: at 16 the engine made half the actions/s (1.4 vs 3)
+        "workers": 2,
     },
 }
 
@@ -153,6 +160,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--n-guard", type=int)
     parser.add_argument("--betas", type=float, nargs="+")
     parser.add_argument("--schedules", nargs="+")
+    parser.add_argument("--deployable-selects", nargs="+", choices=("critic", "weight"))
     parser.add_argument("--workers", type=int)
     parser.add_argument("--critics", nargs="+", choices=("plan", "learned"))
     args = parser.parse_args()
@@ -304,6 +312,28 @@ def calls(records, label: str, tasks: list[str]) -> float:
     return float(np.mean([records[(label, t)]["calls"] for t in tasks]))
 
 
+def critic_selected(records, label: str, tasks: list[str]) -> dict[tuple[str, str], Any]:
+    """Best-of-K judged by the critic, chosen among the samples of Best-of-K ``label``.
+
+    :func:`agentmc.methods.critic_choice`: the same draws a ``bon:K:critic`` run
+    would make, so Best-of-K is sampled once per K.
+    """
+    out = {}
+    for t in tasks:
+        record = records[(label, t)]
+        episode = record["episode"]
+        index = critic_choice(EpisodeResult.from_dict(episode))
+        critic_label = label.replace("@reward-", "@critic-")
+        out[(critic_label, t)] = {
+            "method": critic_label,
+            "task_id": t,
+            "success": episode["candidates_rewards"][index] > 0,
+            "calls": record["calls"],
+            "chosen_from": label,
+        }
+    return out
+
+
 def within_task_auroc(records, label: str, tasks: list[str]) -> float | None:
     """P(critic scores a successful attempt above a failed one of the same task); ties 1/2."""
     wins = pairs = 0.0
@@ -353,7 +383,14 @@ def run_variant(
     metrics: dict[str, Any] = {}
     units: dict[str, str] = {}
     choices: dict[str, Any] = {}
-    grid = TuneGrid(tuple(args.betas), tuple(args.schedules))
+    grids = {
+        select: TuneGrid(
+            tuple(args.betas),
+            tuple(args.schedules),
+            () if select == "reward" else tuple(args.deployable_selects),
+        )
+        for select in args.selects
+    }
     run = functools.partial(
         evaluate,
         table=table,
@@ -367,7 +404,7 @@ def run_variant(
         chosen: dict[str, MethodSpec] = {}
         for select in args.selects:
             base = MethodSpec("amc", k, select)  # type: ignore[arg-type]
-            specs = tune_specs(base, grid)
+            specs = tune_specs(base, grids[select])
             tune_ids = split["tune"]
             tuned = run(root / f"tune-k{k}-{select}", specs, tune_ids, split="validation", k=k)
             success = {s.label: outcomes(tuned, s.label, tune_ids) for s in specs}
@@ -392,10 +429,11 @@ def run_variant(
                     baseline_label=bon.label,
                 )
                 record["guard"] = dataclasses.asdict(decision) | {"reason": decision.reason}
-        specs = [MethodSpec("bon", k), MethodSpec("bon", k, "critic"), *chosen.values()]
+        specs = [MethodSpec("bon", k), *chosen.values()]
         if single is None:
             specs.insert(0, MethodSpec("single"))
         results = run(root / f"test-k{k}", specs, test, split="test", k=k)
+        results |= critic_selected(results, MethodSpec("bon", k).label, test)
         if single is None:
             single = (outcomes(results, "single", test), calls(results, "single", test))
         bon_reward = f"bon@reward-k{k}"
@@ -559,7 +597,11 @@ def merge_and_write(prior, args, split, critic_info, variants, metrics, units, s
         "synthetic": prior == "expert",
         "ks": list(args.ks),
         "selects": list(args.selects),
-        "grid": {"betas": list(args.betas), "schedules": list(args.schedules)},
+        "grid": {
+            "betas": list(args.betas),
+            "schedules": list(args.schedules),
+            "deployable_selects": list(args.deployable_selects),
+        },
         "n_tasks": {name: len(ids) for name, ids in split.items()},
         "rollouts_per_critic_task": args.rollouts,
         "critics": critic_info,

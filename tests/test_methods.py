@@ -11,7 +11,14 @@ import pytest
 
 from agentmc.envs import make
 from agentmc.errors import ConfigError, DataError, PolicyError, UnknownNameError
-from agentmc.methods import Budget, EpisodeResult, MethodSpec, arun_method, run_method
+from agentmc.methods import (
+    Budget,
+    EpisodeResult,
+    MethodSpec,
+    arun_method,
+    critic_choice,
+    run_method,
+)
 from agentmc.policies.core import Completion
 from agentmc.policies.expert import NoisyExpertPolicy
 from agentmc.rollout import rollout
@@ -30,8 +37,11 @@ class StepCritic:
 
     name = "steps"
 
+    def __init__(self, per_turn: float = 0.1) -> None:
+        self.per_turn = per_turn
+
     def values(self, histories):
-        return np.array([0.1 * h.n_turns for h in histories])
+        return np.array([self.per_turn * h.n_turns for h in histories])
 
 
 class NaNCritic:
@@ -207,6 +217,40 @@ def test_critic_selection_picks_the_highest_critic_score_without_the_reward():
     assert values is not None
     assert values[result.trajectory.meta["particle"]] == max(values)
     assert result.diagnostics["observe_reward"] is False
+
+
+def test_critic_choice_among_best_of_n_samples_equals_a_critic_selected_run():
+    """``bon:K:critic`` needs no samples of its own: Best-of-K's draws, chosen by score."""
+    runs = [(textcraft(t), NoisyExpertPolicy(mistake_prob=0.5), 4, 0.1) for t in TASKS * 3]
+    # failed particles stop early: the critic that prefers short histories ranks them first
+    runs += [(lambda: ClimbEnv(height=2, max_steps=4), FlakyClimber(), 6, -0.1)] * 6
+    differs = ties = failed = 0
+    for seed, (env, policy, k, per_turn) in enumerate(runs):
+        by_reward, by_critic = (
+            run_method(
+                MethodSpec("bon", k, select),
+                env,
+                policy,
+                np.random.default_rng(seed),
+                critic=StepCritic(per_turn),
+            )
+            for select in ("reward", "critic")
+        )
+        assert by_reward.candidates_rewards == by_critic.candidates_rewards
+        index = critic_choice(by_reward)
+        assert index == by_critic.trajectory.meta["particle"]
+        differs += index != by_reward.trajectory.meta["particle"]
+        values = np.asarray(by_reward.candidate_values)
+        ties += int(np.sum(values == values.max()) > 1)
+        failed += by_reward.diagnostics["failed_particles"] > 0
+    assert differs and ties and failed  # the runs exercise selection, tie-breaks, failures
+
+
+def test_critic_choice_needs_a_scored_best_of_n_run():
+    rng = np.random.default_rng(0)
+    unscored = run_method(MethodSpec.parse("bon:2"), textcraft("2"), NoisyExpertPolicy(), rng)
+    with pytest.raises(ConfigError, match="without critic scores"):
+        critic_choice(unscored)
 
 
 def test_critic_selection_without_a_critic_is_a_config_error():

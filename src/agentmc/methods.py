@@ -90,7 +90,7 @@ import numpy as np
 
 from agentmc.critics.core import Critic
 from agentmc.critics.meter import MeteredCritic
-from agentmc.data.particles import pack
+from agentmc.data.particles import pack, unpack
 from agentmc.data.trajectory import Trajectory
 from agentmc.envs.core import TextEnv
 from agentmc.errors import ConfigError, UnknownNameError
@@ -100,6 +100,7 @@ from agentmc.smc.budget import Budget
 from agentmc.smc.resampling import DEFAULT_RESAMPLER, RESAMPLERS
 from agentmc.smc.sampler import SMC, SMCConfig, SMCState
 from agentmc.smc.selection import SELECTION_MODES, SelectionMode, select_particle
+from agentmc.smc.weights import LogWeights
 from agentmc.steer import AgentModel, HiddenReward
 
 __all__ = [
@@ -111,6 +112,7 @@ __all__ = [
     "MethodSpec",
     "Select",
     "arun_method",
+    "critic_choice",
     "run_method",
 ]
 
@@ -677,3 +679,32 @@ def run_method(
     import asyncio
 
     return asyncio.run(arun_method(spec, make_env, policy, rng, **kwargs))
+
+
+def critic_choice(result: EpisodeResult) -> int:
+    """The particle ``bon:K:critic`` keeps, chosen among the samples of a ``bon:K`` run.
+
+    Best-of-K draws the same K samples whichever selection it reports (same seed,
+    no resampling, no step depends on the reward), so its critic-selected answer
+    needs no second run: the highest critic score among the particles that did not
+    fail, ties to the lower index (the final weights of a hidden-reward Best-of-K
+    are the scores themselves, so the weight tie-break adds nothing).
+
+    Raises:
+        ConfigError: ``result`` is not a Best-of-K run with critic scores.
+    """
+    if not result.method.startswith("bon@") or result.candidate_values is None:
+        raise ConfigError(
+            f"critic_choice needs a Best-of-K run scored by a critic, got {result.method!r}"
+            + (" without critic scores" if result.candidate_values is None else "")
+        )
+    k = len(result.candidates_rewards)
+    trajectories = [result.trajectory] if result.particles is None else unpack(result.particles)
+    failed = np.array([trajectory.error is not None for trajectory in trajectories])
+    return select_particle(
+        "critic",
+        log_weights=LogWeights(np.zeros(k)),
+        rng=np.random.default_rng(0),  # not used by critic selection
+        scores=np.asarray(result.candidate_values, dtype=np.float64),
+        eligible=~failed,
+    )
