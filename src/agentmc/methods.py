@@ -687,8 +687,10 @@ def critic_choice(result: EpisodeResult) -> int:
     Best-of-K draws the same K samples whichever selection it reports (same seed,
     no resampling, no step depends on the reward), so its critic-selected answer
     needs no second run: the highest critic score among the particles that did not
-    fail, ties to the lower index (the final weights of a hidden-reward Best-of-K
-    are the scores themselves, so the weight tie-break adds nothing).
+    fail, ties to the lower index. That is the separate run's choice whenever the
+    tied particles' final weights are equal, as they are when every particle
+    finished (a hidden-reward weight is then the score); a budget that stops
+    particles mid-episode can break such a tie the other way.
 
     Raises:
         ConfigError: ``result`` is not a Best-of-K run with critic scores.
