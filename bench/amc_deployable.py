@@ -316,18 +316,18 @@ def calls(records, label: str, tasks: list[str]) -> float:
     return float(np.mean([records[(label, t)]["calls"] for t in tasks]))
 
 
-def critic_selected(records, label: str, tasks: list[str]) -> dict[tuple[str, str], Any]:
-    """Best-of-K judged by the critic, chosen among the samples of Best-of-K ``label``.
+def critic_selected(records, k: int, tasks: list[str]) -> dict[tuple[str, str], Any]:
+    """Best-of-K judged by the critic, chosen among the samples of ``bon:K`` (by reward).
 
     :func:`agentmc.methods.critic_choice`: the same draws a ``bon:K:critic`` run
     would make, so Best-of-K is sampled once per K.
     """
+    label, critic_label = MethodSpec("bon", k).label, MethodSpec("bon", k, "critic").label
     out = {}
     for t in tasks:
         record = records[(label, t)]
         episode = record["episode"]
         index = critic_choice(EpisodeResult.from_dict(episode))
-        critic_label = label.replace("@reward-", "@critic-")
         out[(critic_label, t)] = {
             "method": critic_label,
             "task_id": t,
@@ -437,7 +437,7 @@ def run_variant(
         if single is None:
             specs.insert(0, MethodSpec("single"))
         results = run(root / f"test-k{k}", specs, test, split="test", k=k)
-        results |= critic_selected(results, MethodSpec("bon", k).label, test)
+        results |= critic_selected(results, k, test)
         if single is None:
             single = (outcomes(results, "single", test), calls(results, "single", test))
         bon_reward = f"bon@reward-k{k}"
